@@ -1,0 +1,58 @@
+//! Per-node counters, shared between a node's thread and whoever reports progress.
+
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
+use std::sync::Mutex;
+
+/// How many reasons of dropped records each node keeps for the run summary.
+pub const KEPT_REASONS: usize = 5;
+
+/// Counters of one node. All fields only grow, except `watermark`.
+#[derive(Debug, Default)]
+pub struct NodeMetrics {
+    /// Bytes read (sources).
+    pub bytes_in: AtomicU64,
+    /// Records that entered the node (for sources: lines or messages read).
+    pub records_in: AtomicU64,
+    /// Records that left on the main output.
+    pub records_out: AtomicU64,
+    /// Records that could not be parsed or used (sent to the errors port).
+    pub malformed: AtomicU64,
+    /// Records that arrived after their window closed (sent to the late port).
+    pub late: AtomicU64,
+    /// Batches or windows emitted.
+    pub emitted: AtomicU64,
+    /// Last watermark seen, `i64::MIN` before the first.
+    pub watermark: AtomicI64,
+    /// The first few reasons for malformed or dropped records.
+    pub first_reasons: Mutex<Vec<String>>,
+}
+
+impl NodeMetrics {
+    /// New zeroed counters.
+    pub fn new() -> Self {
+        NodeMetrics { watermark: AtomicI64::new(i64::MIN), ..Default::default() }
+    }
+
+    /// Adds `n` to a counter.
+    pub fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Relaxed);
+    }
+
+    /// Reads a counter.
+    pub fn get(counter: &AtomicU64) -> u64 {
+        counter.load(Relaxed)
+    }
+
+    /// Remembers `reason` if fewer than [`KEPT_REASONS`] are kept.
+    pub fn note_reason(&self, reason: impl FnOnce() -> String) {
+        let mut r = self.first_reasons.lock().unwrap_or_else(|p| p.into_inner());
+        if r.len() < KEPT_REASONS {
+            r.push(reason());
+        }
+    }
+
+    /// The kept reasons.
+    pub fn reasons(&self) -> Vec<String> {
+        self.first_reasons.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}

@@ -1,0 +1,45 @@
+//! The source trait: a producer of bytes with a position it can resume from.
+
+use serde::{Deserialize, Serialize};
+
+use crate::Result;
+
+/// What one [`Source::read`] call produced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadOutcome {
+    /// Bytes were appended to the buffer.
+    Data,
+    /// Nothing arrived within the wait; the source is still live (a followed file, stdin).
+    Idle,
+    /// The input is finished and nothing more will come.
+    Eof,
+}
+
+/// Where a source stands, enough to resume after a restart.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourcePosition {
+    /// Path of the file being read, if the source is a file.
+    pub path: Option<String>,
+    /// Identity of the file (device, inode) so that a rotated file is not mistaken for it.
+    pub file_id: Option<(u64, u64)>,
+    /// Bytes consumed from the start of the input (of the decompressed stream for `.gz`).
+    pub offset: u64,
+}
+
+/// A producer of raw bytes. Framing into lines and parsing happen downstream of it, in the
+/// source node the runtime builds around it.
+pub trait Source: Send {
+    /// Appends the next bytes to `buf`, waiting at most `wait` for some to arrive.
+    fn read(&mut self, buf: &mut Vec<u8>, wait: std::time::Duration) -> Result<ReadOutcome>;
+
+    /// The position after the last byte returned by [`Source::read`].
+    fn position(&self) -> SourcePosition;
+
+    /// Continues from `pos`, a position this kind of source returned earlier.
+    fn seek(&mut self, pos: &SourcePosition) -> Result<()>;
+
+    /// Total bytes the source will produce, when known (for progress bars).
+    fn size_hint(&self) -> Option<u64> {
+        None
+    }
+}
