@@ -1,0 +1,183 @@
+//! CSV: one record per line, RFC 4180 quoting (`"a ""quoted"" value"`), a configurable
+//! delimiter. Columns come from a header line or from the declared field list.
+//!
+//! The fields are always declared, so the schema is known before the first byte arrives. With
+//! `header = true` the first line names the columns and declared fields are matched by name
+//! (other columns are ignored); with `header = false` the declared fields are the columns in
+//! order. A record with
+//! the wrong number of columns or a value of the wrong type is a dead letter. A quoted value
+//! cannot span lines: such a record is dead-lettered, never glued to the next line.
+
+use arrow_array::RecordBatch;
+use arrow_schema::SchemaRef;
+use serde::Deserialize;
+use weir_core::deadletter::DeadLetters;
+use weir_core::parse::for_each_line;
+use weir_core::{Error, Parser, Result};
+
+use crate::typed::{from_text, projection_mask, validate_fields, FieldSpec, RowWriter};
+
+const fn default_true() -> bool {
+    true
+}
+const fn default_delimiter() -> char {
+    ','
+}
+
+/// Options of the CSV parser.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CsvConfig {
+    /// The first line names the columns (default true).
+    #[serde(default = "default_true")]
+    pub header: bool,
+    /// Field delimiter, one ASCII character (default `,`).
+    #[serde(default = "default_delimiter")]
+    pub delimiter: char,
+    /// The fields to read: `[{ name = "status", type = "uint" }, …]`.
+    pub fields: Vec<FieldSpec>,
+}
+
+impl CsvConfig {
+    pub(crate) fn validate(&self, path: &str) -> Vec<Error> {
+        let mut errors = Vec::new();
+        if !self.delimiter.is_ascii() {
+            errors.push(Error::config(
+                format!("{path}.delimiter"),
+                format!("expected one ASCII character, got {:?}", self.delimiter),
+            ));
+        }
+        errors.extend(validate_fields(&self.fields, &format!("{path}.fields")));
+        errors
+    }
+}
+
+/// The CSV parser.
+pub struct CsvParser {
+    cfg: CsvConfig,
+    writer: RowWriter,
+    header_seen: bool,
+    /// For each declared field, its column index in a record.
+    columns: Vec<usize>,
+    /// Number of columns a record must have.
+    width: usize,
+    cells: Vec<String>,
+    scratch: Vec<u8>,
+    ends: Vec<usize>,
+}
+
+impl CsvParser {
+    /// A parser producing the fields in `projection` (all declared when `None`).
+    pub fn new(cfg: &CsvConfig, projection: Option<&[String]>) -> Result<Self> {
+        let keep = projection_mask(&cfg.fields, projection, "csv")?;
+        Ok(CsvParser {
+            cfg: cfg.clone(),
+            writer: RowWriter::new(cfg.fields.clone(), keep),
+            header_seen: !cfg.header,
+            columns: (0..cfg.fields.len()).collect(),
+            width: cfg.fields.len(),
+            cells: Vec::new(),
+            scratch: vec![0; 4096],
+            ends: vec![0; 64],
+        })
+    }
+
+    /// Splits one line into cells; `Err` when the quoting is broken.
+    fn split(&mut self, line: &[u8]) -> std::result::Result<(), String> {
+        use csv_core::ReadRecordResult as R;
+        // Every quote is either an opening, a closing or half of an escaped `""`, so a line
+        // with an odd number of quotes has an unterminated quoted value (or one spanning lines).
+        if memchr::memchr_iter(b'"', line).count() % 2 == 1 {
+            return Err("unterminated quoted value (a value cannot span lines)".into());
+        }
+        let mut rdr = csv_core::ReaderBuilder::new().delimiter(self.cfg.delimiter as u8).build();
+        // Output is never longer than input, and a line has at most len + 1 fields.
+        self.scratch.resize(self.scratch.len().max(line.len() + 1), 0);
+        self.ends.resize(self.ends.len().max(line.len() + 2), 0);
+        let (mut input, mut nout, mut nend) = (line, 0, 0);
+        loop {
+            let (res, nin, o, e) =
+                rdr.read_record(input, &mut self.scratch[nout..], &mut self.ends[nend..]);
+            // `ends` are relative to the output slice of this call.
+            for end in &mut self.ends[nend..nend + e] {
+                *end += nout;
+            }
+            input = &input[nin..];
+            nout += o;
+            nend += e;
+            match res {
+                R::Record | R::End => break,
+                R::InputEmpty => {}
+                R::OutputFull | R::OutputEndsFull => return Err("record too large".into()),
+            }
+        }
+        self.cells.clear();
+        let mut start = 0;
+        for &end in &self.ends[..nend] {
+            let cell = &self.scratch[start..end];
+            self.cells.push(String::from_utf8_lossy(cell).into_owned());
+            start = end;
+        }
+        Ok(())
+    }
+
+    fn header(&mut self, no: u64, line: &[u8], dead: &mut DeadLetters) {
+        if let Err(reason) = self.split(line) {
+            dead.push(Some(no), &format!("header: {reason}"), line);
+            return;
+        }
+        let mut cols = Vec::new();
+        for f in &self.cfg.fields {
+            match self.cells.iter().position(|n| n == &f.name) {
+                Some(i) => cols.push(i),
+                None => {
+                    let reason = format!("header has no column {:?} (declared in fields)", f.name);
+                    dead.push(Some(no), &reason, line);
+                    return;
+                }
+            }
+        }
+        self.columns = cols;
+        self.width = self.cells.len();
+        self.header_seen = true;
+    }
+}
+
+impl Parser for CsvParser {
+    fn schema(&self) -> SchemaRef {
+        self.writer.schema()
+    }
+
+    fn parse_chunk(&mut self, chunk: &[u8], first_line: u64, dead: &mut DeadLetters) -> u64 {
+        for_each_line(chunk, first_line, |no, line| {
+            if line.is_empty() {
+                return;
+            }
+            if !self.header_seen {
+                self.header(no, line, dead);
+                return;
+            }
+            if let Err(reason) = self.split(line) {
+                dead.push(Some(no), &reason, line);
+                return;
+            }
+            if self.cells.len() != self.width {
+                let reason = format!("expected {} columns, got {}", self.width, self.cells.len());
+                dead.push(Some(no), &reason, line);
+                return;
+            }
+            let (cells, columns) = (&self.cells, &self.columns);
+            if let Err(reason) = self.writer.write(|i, spec| from_text(spec.ty, &cells[columns[i]])) {
+                dead.push(Some(no), &reason, line);
+            }
+        })
+    }
+
+    fn pending_rows(&self) -> usize {
+        self.writer.rows()
+    }
+
+    fn finish(&mut self) -> RecordBatch {
+        self.writer.finish()
+    }
+}

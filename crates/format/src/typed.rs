@@ -1,0 +1,366 @@
+//! Declared fields for self-describing formats (JSON lines, CSV): their types, and builders
+//! that convert text or JSON values into typed columns.
+
+use std::sync::Arc;
+
+use arrow_array::builder::{
+    BooleanBuilder, Float64Builder, Int64Builder, StringBuilder, TimestampMillisecondBuilder,
+    UInt64Builder,
+};
+use arrow_array::ArrayRef;
+use arrow_schema::{DataType, Field, TimeUnit};
+use serde::Deserialize;
+use weir_core::time::parse_rfc3339_ms;
+use weir_core::Error;
+
+/// The type of a declared field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FieldType {
+    /// UTF-8 text.
+    String,
+    /// Signed 64-bit integer.
+    Int,
+    /// Unsigned 64-bit integer.
+    Uint,
+    /// 64-bit float.
+    Float,
+    /// `true` / `false`.
+    Bool,
+    /// A point in time: an RFC 3339 string, or an integer of epoch milliseconds.
+    Timestamp,
+    /// A point in time given as integer (or fractional) epoch seconds, or an RFC 3339 string.
+    TimestampS,
+}
+
+impl FieldType {
+    /// The Arrow type of a column of this field type.
+    pub fn data_type(self) -> DataType {
+        match self {
+            FieldType::String => DataType::Utf8,
+            FieldType::Int => DataType::Int64,
+            FieldType::Uint => DataType::UInt64,
+            FieldType::Float => DataType::Float64,
+            FieldType::Bool => DataType::Boolean,
+            FieldType::Timestamp | FieldType::TimestampS => {
+                DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into()))
+            }
+        }
+    }
+}
+
+/// One declared field: `{ name = "target_ip", type = "string", required = true }`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FieldSpec {
+    /// Column name (for JSON: the key in the object; for CSV: the header name).
+    pub name: String,
+    /// Column type.
+    #[serde(rename = "type")]
+    pub ty: FieldType,
+    /// A record without this field (or with null) is a dead letter instead of a row.
+    #[serde(default)]
+    pub required: bool,
+}
+
+impl FieldSpec {
+    /// The Arrow field.
+    pub fn arrow_field(&self) -> Field {
+        Field::new(&self.name, self.ty.data_type(), !self.required)
+    }
+}
+
+/// Checks names are present and distinct.
+pub fn validate_fields(fields: &[FieldSpec], path: &str) -> Vec<Error> {
+    let mut errors = Vec::new();
+    if fields.is_empty() {
+        errors.push(Error::config(path, "expected at least one field"));
+    }
+    for (i, f) in fields.iter().enumerate() {
+        if f.name.is_empty() {
+            errors.push(Error::config(format!("{path}[{i}].name"), "expected a non-empty name"));
+        }
+        if fields[..i].iter().any(|g| g.name == f.name) {
+            errors.push(Error::config(
+                format!("{path}[{i}].name"),
+                format!("field {:?} is declared twice", f.name),
+            ));
+        }
+    }
+    errors
+}
+
+/// A value converted for one field, held until the whole record has converted.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    /// Missing or null.
+    Null,
+    /// Text.
+    Str(String),
+    /// Signed integer (also timestamps in ms).
+    Int(i64),
+    /// Unsigned integer.
+    Uint(u64),
+    /// Float.
+    Float(f64),
+    /// Boolean.
+    Bool(bool),
+}
+
+fn seconds_to_ms(s: f64) -> Option<i64> {
+    let ms = (s * 1000.0).round();
+    (ms.is_finite() && ms.abs() < 9.0e15).then_some(ms as i64)
+}
+
+/// Converts text (CSV cells) to a value of type `ty`. Empty text is null.
+pub fn from_text(ty: FieldType, s: &str) -> Result<Value, String> {
+    if s.is_empty() {
+        return Ok(Value::Null);
+    }
+    let t = s.trim();
+    let bad = |what: &str| format!("expected {what}, got {s:?}");
+    Ok(match ty {
+        FieldType::String => Value::Str(s.to_owned()),
+        FieldType::Int => Value::Int(t.parse().map_err(|_| bad("an integer"))?),
+        FieldType::Uint => Value::Uint(t.parse().map_err(|_| bad("a non-negative integer"))?),
+        FieldType::Float => Value::Float(t.parse().map_err(|_| bad("a number"))?),
+        FieldType::Bool => match t {
+            "true" | "TRUE" | "True" | "1" => Value::Bool(true),
+            "false" | "FALSE" | "False" | "0" => Value::Bool(false),
+            _ => return Err(bad("true or false")),
+        },
+        FieldType::Timestamp => match t.parse::<i64>() {
+            Ok(ms) => Value::Int(ms),
+            Err(_) => Value::Int(
+                parse_rfc3339_ms(t).ok_or_else(|| bad("an RFC 3339 time or epoch milliseconds"))?,
+            ),
+        },
+        FieldType::TimestampS => match t.parse::<f64>() {
+            Ok(s) => Value::Int(seconds_to_ms(s).ok_or_else(|| bad("epoch seconds in range"))?),
+            Err(_) => Value::Int(
+                parse_rfc3339_ms(t).ok_or_else(|| bad("an RFC 3339 time or epoch seconds"))?,
+            ),
+        },
+    })
+}
+
+/// Converts a JSON value to a value of type `ty`. Numbers are not silently truncated:
+/// `1.5` is not an integer.
+pub fn from_json(ty: FieldType, v: &serde_json::Value) -> Result<Value, String> {
+    use serde_json::Value as J;
+    let kind = |v: &J| match v {
+        J::Null => "null",
+        J::Bool(_) => "a boolean",
+        J::Number(_) => "a number",
+        J::String(_) => "a string",
+        J::Array(_) => "an array",
+        J::Object(_) => "an object",
+    };
+    let bad = |what: &str| format!("expected {what}, got {}", kind(v));
+    if v.is_null() {
+        return Ok(Value::Null);
+    }
+    Ok(match (ty, v) {
+        (FieldType::String, J::String(s)) => Value::Str(s.clone()),
+        (FieldType::String, J::Number(n)) => Value::Str(n.to_string()),
+        (FieldType::String, J::Bool(b)) => Value::Str(b.to_string()),
+        (FieldType::Int, J::Number(n)) => Value::Int(n.as_i64().ok_or_else(|| {
+            format!("expected an integer in 64 bits, got {n}")
+        })?),
+        (FieldType::Uint, J::Number(n)) => Value::Uint(n.as_u64().ok_or_else(|| {
+            format!("expected a non-negative integer in 64 bits, got {n}")
+        })?),
+        (FieldType::Float, J::Number(n)) => Value::Float(n.as_f64().unwrap_or(f64::NAN)),
+        (FieldType::Bool, J::Bool(b)) => Value::Bool(*b),
+        (FieldType::Timestamp, J::Number(n)) => Value::Int(
+            n.as_i64().ok_or_else(|| format!("expected epoch milliseconds as an integer, got {n}"))?,
+        ),
+        (FieldType::TimestampS, J::Number(n)) => Value::Int(
+            n.as_f64()
+                .and_then(seconds_to_ms)
+                .ok_or_else(|| format!("expected epoch seconds in range, got {n}"))?,
+        ),
+        (FieldType::Timestamp | FieldType::TimestampS, J::String(s)) => Value::Int(
+            parse_rfc3339_ms(s).ok_or_else(|| format!("expected an RFC 3339 time, got {s:?}"))?,
+        ),
+        (FieldType::String, _) => return Err(bad("a string")),
+        (FieldType::Int | FieldType::Uint | FieldType::Float, _) => return Err(bad("a number")),
+        (FieldType::Bool, _) => return Err(bad("a boolean")),
+        (FieldType::Timestamp | FieldType::TimestampS, _) => {
+            return Err(bad("an RFC 3339 time or an epoch number"))
+        }
+    })
+}
+
+/// A column builder for a declared field.
+#[derive(Debug)]
+pub enum ColumnBuilder {
+    /// Text.
+    Str(StringBuilder),
+    /// Signed integers.
+    Int(Int64Builder),
+    /// Unsigned integers.
+    Uint(UInt64Builder),
+    /// Floats.
+    Float(Float64Builder),
+    /// Booleans.
+    Bool(BooleanBuilder),
+    /// Timestamps in ms, UTC.
+    Time(TimestampMillisecondBuilder),
+}
+
+impl ColumnBuilder {
+    /// An empty builder for `ty`.
+    pub fn new(ty: FieldType) -> Self {
+        match ty {
+            FieldType::String => ColumnBuilder::Str(StringBuilder::new()),
+            FieldType::Int => ColumnBuilder::Int(Int64Builder::new()),
+            FieldType::Uint => ColumnBuilder::Uint(UInt64Builder::new()),
+            FieldType::Float => ColumnBuilder::Float(Float64Builder::new()),
+            FieldType::Bool => ColumnBuilder::Bool(BooleanBuilder::new()),
+            FieldType::Timestamp | FieldType::TimestampS => {
+                ColumnBuilder::Time(TimestampMillisecondBuilder::new().with_timezone("UTC"))
+            }
+        }
+    }
+
+    /// Appends a converted value (it must be of this builder's type, as `from_*` make it).
+    pub fn append(&mut self, v: Value) {
+        match (self, v) {
+            (ColumnBuilder::Str(b), Value::Str(s)) => b.append_value(s),
+            (ColumnBuilder::Int(b), Value::Int(x)) => b.append_value(x),
+            (ColumnBuilder::Uint(b), Value::Uint(x)) => b.append_value(x),
+            (ColumnBuilder::Float(b), Value::Float(x)) => b.append_value(x),
+            (ColumnBuilder::Bool(b), Value::Bool(x)) => b.append_value(x),
+            (ColumnBuilder::Time(b), Value::Int(x)) => b.append_value(x),
+            (b, _) => b.append_null(),
+        }
+    }
+
+    fn append_null(&mut self) {
+        match self {
+            ColumnBuilder::Str(b) => b.append_null(),
+            ColumnBuilder::Int(b) => b.append_null(),
+            ColumnBuilder::Uint(b) => b.append_null(),
+            ColumnBuilder::Float(b) => b.append_null(),
+            ColumnBuilder::Bool(b) => b.append_null(),
+            ColumnBuilder::Time(b) => b.append_null(),
+        }
+    }
+
+    /// Takes the column built so far.
+    pub fn finish(&mut self) -> ArrayRef {
+        match self {
+            ColumnBuilder::Str(b) => Arc::new(b.finish()),
+            ColumnBuilder::Int(b) => Arc::new(b.finish()),
+            ColumnBuilder::Uint(b) => Arc::new(b.finish()),
+            ColumnBuilder::Float(b) => Arc::new(b.finish()),
+            ColumnBuilder::Bool(b) => Arc::new(b.finish()),
+            ColumnBuilder::Time(b) => Arc::new(b.finish()),
+        }
+    }
+}
+
+/// Which declared fields to materialise: all are still converted and checked, so a record
+/// with a bad value in an unused field is still a dead letter.
+pub fn projection_mask(
+    fields: &[FieldSpec],
+    projection: Option<&[String]>,
+    format: &str,
+) -> weir_core::Result<Vec<bool>> {
+    if let Some(p) = projection {
+        for name in p {
+            if !fields.iter().any(|f| &f.name == name) {
+                let names: Vec<&str> = fields.iter().map(|f| f.name.as_str()).collect();
+                return Err(Error::Schema(format!(
+                    "{format} declares no field {name:?}; declared: {}",
+                    names.join(", ")
+                )));
+            }
+        }
+    }
+    Ok(fields.iter().map(|f| projection.is_none_or(|p| p.contains(&f.name))).collect())
+}
+
+/// Converted values of one record, appended to the kept columns only when all converted.
+#[derive(Debug)]
+pub struct RowWriter {
+    specs: Vec<FieldSpec>,
+    keep: Vec<bool>,
+    builders: Vec<ColumnBuilder>,
+    schema: arrow_schema::SchemaRef,
+    row: Vec<Value>,
+    rows: usize,
+}
+
+impl RowWriter {
+    /// A writer for `specs`, materialising the fields where `keep` is true.
+    pub fn new(specs: Vec<FieldSpec>, keep: Vec<bool>) -> Self {
+        let fields: Vec<Field> =
+            specs.iter().zip(&keep).filter(|(_, k)| **k).map(|(f, _)| f.arrow_field()).collect();
+        let builders =
+            specs.iter().zip(&keep).filter(|(_, k)| **k).map(|(f, _)| ColumnBuilder::new(f.ty)).collect();
+        RowWriter {
+            row: Vec::with_capacity(specs.len()),
+            specs,
+            keep,
+            builders,
+            schema: Arc::new(arrow_schema::Schema::new(fields)),
+            rows: 0,
+        }
+    }
+
+    /// The declared fields.
+    pub fn specs(&self) -> &[FieldSpec] {
+        &self.specs
+    }
+
+    /// Schema of the kept fields.
+    pub fn schema(&self) -> arrow_schema::SchemaRef {
+        self.schema.clone()
+    }
+
+    /// Rows written since the last finish.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Converts the values of one record, `get(i, spec)` giving field `i`'s value. Returns
+    /// the reason when a value does not convert or a required field is missing; then nothing
+    /// is appended.
+    pub fn write<F>(&mut self, mut get: F) -> Result<(), String>
+    where
+        F: FnMut(usize, &FieldSpec) -> Result<Value, String>,
+    {
+        self.row.clear();
+        for (i, spec) in self.specs.iter().enumerate() {
+            let v = get(i, spec).map_err(|e| format!("field {:?}: {e}", spec.name))?;
+            if spec.required && v == Value::Null {
+                return Err(format!("field {:?} is required but missing or null", spec.name));
+            }
+            self.row.push(v);
+        }
+        let mut b = self.builders.iter_mut();
+        for (v, keep) in self.row.drain(..).zip(&self.keep) {
+            if *keep {
+                if let Some(b) = b.next() {
+                    b.append(v);
+                }
+            }
+        }
+        self.rows += 1;
+        Ok(())
+    }
+
+    /// Takes the rows as a batch.
+    pub fn finish(&mut self) -> arrow_array::RecordBatch {
+        let rows = std::mem::take(&mut self.rows);
+        let cols: Vec<ArrayRef> = self.builders.iter_mut().map(|b| b.finish()).collect();
+        arrow_array::RecordBatch::try_new_with_options(
+            self.schema.clone(),
+            cols,
+            &arrow_array::RecordBatchOptions::new().with_row_count(Some(rows)),
+        )
+        .expect("builders follow the declared schema")
+    }
+}
