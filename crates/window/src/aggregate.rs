@@ -1,0 +1,599 @@
+//! Keyed aggregation over tumbling and sliding event-time (or processing-time) windows.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use arrow_array::builder::{Float64Builder, Int64Builder, TimestampMillisecondBuilder};
+use arrow_array::{ArrayRef, RecordBatch, UInt32Array};
+use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use hashbrown::HashMap;
+use serde::{Deserialize, Serialize};
+use weir_core::config::Duration;
+use weir_core::fields::{WINDOW_END, WINDOW_START};
+use weir_core::message::Port;
+use weir_core::time::{Millis, MAX_TIME, MIN_TIME};
+use weir_core::value::{is_supported, Scalar};
+use weir_core::{Emitter, Error, Operator, Result};
+
+use crate::acc::{pane_result, run_result, AggFn, Input, NumKind, Out, PaneAcc, RunAcc};
+use crate::column::{array_from_scalars, decode, Col};
+
+/// The window shape (`window = { type = "sliding", size = "5m", slide = "1s" }`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum WindowSpec {
+    /// Fixed, non-overlapping windows of `size`, aligned to the Unix epoch.
+    Tumbling {
+        /// Window length.
+        size: Duration,
+    },
+    /// Windows of `size` starting every `slide` (hopping), aligned to the Unix epoch.
+    Sliding {
+        /// Window length.
+        size: Duration,
+        /// Distance between window starts; at most `size`.
+        slide: Duration,
+    },
+}
+
+impl WindowSpec {
+    /// (size, slide) in milliseconds.
+    pub fn size_slide(&self) -> (i64, i64) {
+        match *self {
+            WindowSpec::Tumbling { size } => (size.ms, size.ms),
+            WindowSpec::Sliding { size, slide } => (size.ms, slide.ms),
+        }
+    }
+}
+
+/// One aggregate: `{ fn = "sum", field = "bytes", as = "total_bytes" }`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AggSpec {
+    /// What to compute.
+    #[serde(rename = "fn")]
+    pub func: AggFn,
+    /// The input field; `count` without a field counts rows.
+    #[serde(default)]
+    pub field: Option<String>,
+    /// Output column name; default `count`, `sum_<field>`, `min_<field>`, ….
+    #[serde(default, rename = "as")]
+    pub name: Option<String>,
+}
+
+impl AggSpec {
+    /// The output column name.
+    pub fn output_name(&self) -> String {
+        if let Some(n) = &self.name {
+            return n.clone();
+        }
+        let f = match self.func {
+            AggFn::Count => "count",
+            AggFn::Sum => "sum",
+            AggFn::Min => "min",
+            AggFn::Max => "max",
+            AggFn::Avg => "avg",
+            AggFn::CountDistinct => "count_distinct",
+        };
+        match &self.field {
+            Some(field) if self.func != AggFn::Count => format!("{f}_{field}"),
+            Some(field) => format!("count_{field}"),
+            None => f.to_string(),
+        }
+    }
+}
+
+const fn default_lateness() -> Duration {
+    Duration::from_ms(0)
+}
+
+/// Config of an `aggregate` stage.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AggregateConfig {
+    /// The event-time field (a timestamp). Omit it to aggregate in processing time: records
+    /// are placed by the wall clock when they reach the stage.
+    #[serde(default)]
+    pub time_field: Option<String>,
+    /// Tumbling or sliding window.
+    pub window: WindowSpec,
+    /// How long after the watermark passes a window's end it stays open for stragglers
+    /// (default `"0s"`).
+    #[serde(default = "default_lateness")]
+    pub allowed_lateness: Duration,
+    /// Fields to group by (none: one group).
+    #[serde(default)]
+    pub group_by: Vec<String>,
+    /// What to compute per window and group.
+    pub aggregates: Vec<AggSpec>,
+}
+
+impl AggregateConfig {
+    /// Checks the config alone; returns every problem with its key path below `path`.
+    pub fn validate(&self, path: &str) -> Vec<Error> {
+        let mut errors = Vec::new();
+        let (size, slide) = self.window.size_slide();
+        if size <= 0 {
+            errors.push(Error::config(format!("{path}.window.size"), "expected a duration above 0"));
+        }
+        if slide <= 0 {
+            errors.push(Error::config(format!("{path}.window.slide"), "expected a duration above 0"));
+        } else if slide > size {
+            errors.push(Error::config(
+                format!("{path}.window.slide"),
+                format!("slide {} is longer than size {}; windows would leave gaps", Duration::from_ms(slide), Duration::from_ms(size)),
+            ));
+        }
+        if self.allowed_lateness.ms < 0 {
+            errors.push(Error::config(format!("{path}.allowed_lateness"), "expected a duration"));
+        }
+        if self.aggregates.is_empty() {
+            errors.push(Error::config(format!("{path}.aggregates"), "expected at least one aggregate, e.g. { fn = \"count\" }"));
+        }
+        let mut names: Vec<String> = vec![WINDOW_START.into(), WINDOW_END.into()];
+        names.extend(self.group_by.iter().cloned());
+        for (i, a) in self.aggregates.iter().enumerate() {
+            if a.field.is_none() && a.func != AggFn::Count {
+                errors.push(Error::config(
+                    format!("{path}.aggregates[{i}].field"),
+                    format!("{:?} needs a field", a.func),
+                ));
+            }
+            let n = a.output_name();
+            if names.contains(&n) {
+                errors.push(Error::config(
+                    format!("{path}.aggregates[{i}].as"),
+                    format!("output column {n:?} already exists; name it with `as`"),
+                ));
+            }
+            names.push(n);
+        }
+        errors
+    }
+
+    /// Input fields the stage reads (for projection pushdown into parsers).
+    pub fn required_fields(&self) -> Vec<String> {
+        let mut f: Vec<String> = self.time_field.iter().cloned().collect();
+        f.extend(self.group_by.iter().cloned());
+        f.extend(self.aggregates.iter().filter_map(|a| a.field.clone()));
+        f.sort();
+        f.dedup();
+        f
+    }
+}
+
+/// How one aggregate reads its input column.
+#[derive(Debug, Clone)]
+struct AggPlan {
+    func: AggFn,
+    col: Option<usize>,
+    kind: NumKind,
+    out_type: DataType,
+}
+
+/// A pane that has not closed yet: per key, the accumulators of each aggregate.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct OpenPane {
+    idx: i64,
+    keys: HashMap<Vec<u8>, Box<[PaneAcc]>>,
+}
+
+/// A key's closed panes inside the current sliding window, and their running aggregate.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct KeyWindow {
+    panes: VecDeque<(i64, Box<[PaneAcc]>)>,
+    running: Box<[RunAcc]>,
+}
+
+/// Everything an [`Aggregate`] must keep across a restart.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct State {
+    version: u32,
+    open: VecDeque<OpenPane>,
+    windows: HashMap<Vec<u8>, KeyWindow>,
+    closed_upto: Millis,
+    last_end: Option<Millis>,
+}
+
+const STATE_VERSION: u32 = 1;
+
+/// The windowed keyed aggregation operator (see the crate docs for semantics).
+pub struct Aggregate {
+    out_schema: SchemaRef,
+    in_schema: SchemaRef,
+    time_col: Option<usize>,
+    key_cols: Vec<usize>,
+    key_types: Vec<DataType>,
+    aggs: Vec<AggPlan>,
+    size: i64,
+    slide: i64,
+    pane: i64,
+    lateness: i64,
+    state: State,
+    key_buf: Vec<u8>,
+    val_buf: Vec<u8>,
+    late_rows: Vec<u32>,
+    /// Latest wall-clock time seen in processing-time mode.
+    now: Millis,
+}
+
+const fn gcd(a: i64, b: i64) -> i64 {
+    if b == 0 {
+        a
+    } else {
+        gcd(b, a % b)
+    }
+}
+
+impl Aggregate {
+    /// Builds the operator for input `schema`; returns every problem found, with paths below
+    /// `path`.
+    pub fn new(cfg: &AggregateConfig, schema: SchemaRef, path: &str) -> Result<Self, Vec<Error>> {
+        let mut errors = cfg.validate(path);
+        let find = |name: &str, at: String, errors: &mut Vec<Error>| -> Option<usize> {
+            match schema.index_of(name) {
+                Ok(i) if is_supported(schema.field(i).data_type()) => Some(i),
+                Ok(i) => {
+                    errors.push(Error::config(at, format!("field {name:?} has unsupported type {}", schema.field(i).data_type())));
+                    None
+                }
+                Err(_) => {
+                    let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+                    errors.push(Error::config(at, format!("no field {name:?} in the input; it has {}", names.join(", "))));
+                    None
+                }
+            }
+        };
+        let time_col = match &cfg.time_field {
+            None => None,
+            Some(t) => {
+                let i = find(t, format!("{path}.time_field"), &mut errors);
+                if let Some(i) = i {
+                    if !matches!(schema.field(i).data_type(), DataType::Timestamp(TimeUnit::Millisecond, _)) {
+                        errors.push(Error::config(
+                            format!("{path}.time_field"),
+                            format!("field {t:?} is {}, expected a timestamp", schema.field(i).data_type()),
+                        ));
+                    }
+                }
+                i
+            }
+        };
+        let mut key_cols = Vec::new();
+        for (i, k) in cfg.group_by.iter().enumerate() {
+            if let Some(c) = find(k, format!("{path}.group_by[{i}]"), &mut errors) {
+                key_cols.push(c);
+            }
+        }
+        let mut aggs = Vec::new();
+        for (i, a) in cfg.aggregates.iter().enumerate() {
+            let col = a.field.as_ref().and_then(|f| find(f, format!("{path}.aggregates[{i}].field"), &mut errors));
+            let dt = col.map(|c| schema.field(c).data_type().clone());
+            let kind = match &dt {
+                Some(DataType::Float32 | DataType::Float64) => NumKind::Float,
+                _ => NumKind::Int,
+            };
+            let numeric = matches!(&dt, Some(d) if d.is_numeric() || matches!(d, DataType::Timestamp(..)));
+            if matches!(a.func, AggFn::Sum | AggFn::Avg | AggFn::Min | AggFn::Max) && dt.is_some() && !numeric {
+                errors.push(Error::config(
+                    format!("{path}.aggregates[{i}].field"),
+                    format!("{:?} needs a numeric or timestamp field, {:?} is {}", a.func, a.field.as_deref().unwrap_or(""), dt.as_ref().map(|d| d.to_string()).unwrap_or_default()),
+                ));
+            }
+            if a.func == AggFn::Sum && matches!(dt, Some(DataType::Timestamp(..))) {
+                errors.push(Error::config(format!("{path}.aggregates[{i}].field"), "cannot sum timestamps"));
+            }
+            let out_type = match (a.func, kind, &dt) {
+                (AggFn::Count | AggFn::CountDistinct, _, _) => DataType::Int64,
+                (AggFn::Avg, _, _) | (_, NumKind::Float, _) => DataType::Float64,
+                (AggFn::Min | AggFn::Max, _, Some(t @ DataType::Timestamp(..))) => t.clone(),
+                _ => DataType::Int64,
+            };
+            aggs.push(AggPlan { func: a.func, col, kind, out_type });
+        }
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        let ts_type = DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into()));
+        let mut fields = vec![Field::new(WINDOW_START, ts_type.clone(), false), Field::new(WINDOW_END, ts_type, false)];
+        for &c in &key_cols {
+            fields.push(schema.field(c).as_ref().clone().with_nullable(true));
+        }
+        for (a, p) in cfg.aggregates.iter().zip(&aggs) {
+            fields.push(Field::new(a.output_name(), p.out_type.clone(), p.func != AggFn::Count && p.func != AggFn::CountDistinct));
+        }
+        let (size, slide) = cfg.window.size_slide();
+        Ok(Aggregate {
+            out_schema: Arc::new(Schema::new(fields)),
+            key_types: key_cols.iter().map(|&c| schema.field(c).data_type().clone()).collect(),
+            in_schema: schema,
+            time_col,
+            key_cols,
+            aggs,
+            size,
+            slide,
+            pane: gcd(size, slide),
+            lateness: cfg.allowed_lateness.ms,
+            state: State { version: STATE_VERSION, open: VecDeque::new(), windows: HashMap::new(), closed_upto: MIN_TIME, last_end: None },
+            key_buf: Vec::new(),
+            val_buf: Vec::new(),
+            late_rows: Vec::new(),
+            now: MIN_TIME,
+        })
+    }
+
+    /// The window end at which the pane `idx` closes: the first window end at or after the
+    /// pane's end.
+    #[inline]
+    fn close_end(&self, idx: i64) -> Millis {
+        let pane_end = idx.saturating_add(1).saturating_mul(self.pane);
+        pane_end.div_euclid(self.slide).saturating_add(i64::from(pane_end.rem_euclid(self.slide) != 0)).saturating_mul(self.slide)
+    }
+
+    /// Number of keys with state (open panes and sliding windows), for metrics and tests.
+    pub fn state_keys(&self) -> usize {
+        self.state.open.iter().map(|p| p.keys.len()).sum::<usize>() + self.state.windows.len()
+    }
+
+    fn add_rows(&mut self, batch: &RecordBatch, out: &mut Emitter) {
+        let n = batch.num_rows();
+        let times = self.time_col.map(|c| Col::new(batch.column(c)).expect("checked at build"));
+        let keys: Vec<Col<'_>> = self.key_cols.iter().map(|&c| Col::new(batch.column(c)).expect("checked at build")).collect();
+        let vals: Vec<Option<Col<'_>>> = self.aggs.iter().map(|a| a.col.map(|c| Col::new(batch.column(c)).expect("checked at build"))).collect();
+        self.late_rows.clear();
+        // The open pane last written to: consecutive records usually share it.
+        let mut cursor = usize::MAX;
+        for row in 0..n {
+            let ts = match &times {
+                Some(t) => match t.int(row) {
+                    Some(ts) => ts,
+                    None => {
+                        // A record without event time cannot be placed in any window: it
+                        // goes out with the late ones rather than vanish.
+                        self.late_rows.push(row as u32);
+                        continue;
+                    }
+                },
+                None => self.now,
+            };
+            let idx = ts.div_euclid(self.pane);
+            if self.close_end(idx) <= self.state.closed_upto {
+                self.late_rows.push(row as u32);
+                continue;
+            }
+            if cursor >= self.state.open.len() || self.state.open[cursor].idx != idx {
+                cursor = match self.state.open.binary_search_by_key(&idx, |p| p.idx) {
+                    Ok(i) => i,
+                    Err(i) => {
+                        self.state.open.insert(i, OpenPane { idx, keys: HashMap::new() });
+                        i
+                    }
+                };
+            }
+            self.key_buf.clear();
+            for k in &keys {
+                k.encode(row, &mut self.key_buf);
+            }
+            let pane = &mut self.state.open[cursor];
+            let aggs = &self.aggs;
+            let accs = pane
+                .keys
+                .entry_ref(self.key_buf.as_slice())
+                .or_insert_with(|| aggs.iter().map(|a| PaneAcc::new(a.func, a.kind)).collect());
+            for ((acc, plan), col) in accs.iter_mut().zip(&self.aggs).zip(&vals) {
+                let input = match (col, plan.func) {
+                    (None, _) => Input::Null,
+                    (Some(c), AggFn::CountDistinct) => {
+                        if c.is_null(row) {
+                            Input::Null
+                        } else {
+                            self.val_buf.clear();
+                            c.encode(row, &mut self.val_buf);
+                            Input::Bytes(&self.val_buf)
+                        }
+                    }
+                    (Some(c), _) => match plan.kind {
+                        NumKind::Int => c.int(row).map_or(Input::Null, Input::Int),
+                        NumKind::Float => c.float(row).map_or(Input::Null, Input::Float),
+                    },
+                };
+                acc.update(plan.func, input, col.is_none());
+            }
+        }
+        if !self.late_rows.is_empty() {
+            let idx = UInt32Array::from(std::mem::take(&mut self.late_rows));
+            if let Ok(late) = arrow_select::take::take_record_batch(batch, &idx) {
+                out.side(Port::Late, late);
+            }
+        }
+    }
+
+    /// The next window end that has data to emit, if any.
+    fn next_end(&self) -> Option<Millis> {
+        let from_open = self.state.open.front().map(|p| self.close_end(p.idx));
+        let from_windows = match (self.state.windows.is_empty(), self.state.last_end) {
+            (false, Some(e)) => Some(e.saturating_add(self.slide)),
+            _ => None,
+        };
+        match (from_open, from_windows) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Closes and emits every window whose end is at or before `t`.
+    fn advance(&mut self, t: Millis, out: &mut Emitter) {
+        while let Some(end) = self.next_end() {
+            if end > t {
+                break;
+            }
+            self.close_window(end, out);
+        }
+        self.state.closed_upto = self.state.closed_upto.max(t);
+    }
+
+    fn close_window(&mut self, end: Millis, out: &mut Emitter) {
+        let start = end.saturating_sub(self.size);
+        let mut rows: Vec<(Vec<u8>, Vec<Out>)> = Vec::new();
+        let tumbling = self.size == self.slide;
+        while self.state.open.front().is_some_and(|p| self.close_end(p.idx) <= end) {
+            let pane = self.state.open.pop_front().expect("checked non-empty");
+            for (key, accs) in pane.keys {
+                if tumbling {
+                    let res = self.aggs.iter().zip(accs.iter()).map(|(a, acc)| pane_result(a.func, acc)).collect();
+                    rows.push((key, res));
+                } else {
+                    let aggs = &self.aggs;
+                    let w = self.state.windows.entry(key).or_insert_with(|| KeyWindow {
+                        panes: VecDeque::new(),
+                        running: aggs.iter().zip(accs.iter()).map(|(a, acc)| RunAcc::new(a.func, acc)).collect(),
+                    });
+                    for (r, acc) in w.running.iter_mut().zip(accs.iter()) {
+                        r.add(acc);
+                    }
+                    w.panes.push_back((pane.idx, accs));
+                }
+            }
+        }
+        if !tumbling {
+            let first_idx = start.div_euclid(self.pane);
+            let aggs = &self.aggs;
+            self.state.windows.retain(|key, w| {
+                while w.panes.front().is_some_and(|(idx, _)| *idx < first_idx) {
+                    let (_, accs) = w.panes.pop_front().expect("checked non-empty");
+                    for (r, acc) in w.running.iter_mut().zip(accs.iter()) {
+                        r.sub(acc);
+                    }
+                }
+                if w.panes.is_empty() {
+                    return false;
+                }
+                rows.push((key.clone(), aggs.iter().zip(w.running.iter()).map(|(a, r)| run_result(a.func, r)).collect()));
+                true
+            });
+        }
+        self.state.last_end = Some(end);
+        self.state.closed_upto = self.state.closed_upto.max(end);
+        if !rows.is_empty() {
+            out.data(self.build_output(start, end, rows));
+        }
+    }
+
+    fn build_output(&self, start: Millis, end: Millis, rows: Vec<(Vec<u8>, Vec<Out>)>) -> RecordBatch {
+        let mut decoded: Vec<(Vec<Scalar>, Vec<Out>)> = rows
+            .into_iter()
+            .map(|(key, res)| {
+                let mut pos = 0;
+                let k = self.key_types.iter().map(|dt| decode(dt, &key, &mut pos)).collect();
+                (k, res)
+            })
+            .collect();
+        decoded.sort_by(|a, b| {
+            a.0.iter().zip(&b.0).map(|(x, y)| x.total_cmp(y)).find(|o| o.is_ne()).unwrap_or(std::cmp::Ordering::Equal)
+        });
+        let n = decoded.len();
+        let ts = |v: Millis| {
+            let mut b = TimestampMillisecondBuilder::with_capacity(n).with_timezone("UTC");
+            b.append_value_n(v, n);
+            Arc::new(b.finish()) as ArrayRef
+        };
+        let mut cols: Vec<ArrayRef> = vec![ts(start), ts(end)];
+        for (i, dt) in self.key_types.iter().enumerate() {
+            let vals: Vec<Scalar> = decoded.iter().map(|(k, _)| k[i].clone()).collect();
+            cols.push(array_from_scalars(dt, &vals));
+        }
+        for (i, a) in self.aggs.iter().enumerate() {
+            cols.push(match &a.out_type {
+                DataType::Float64 => {
+                    let mut b = Float64Builder::with_capacity(n);
+                    for (_, r) in &decoded {
+                        match r[i] {
+                            Out::Float(v) => b.append_value(v),
+                            Out::Int(v) => b.append_value(v as f64),
+                            Out::Null => b.append_null(),
+                        }
+                    }
+                    Arc::new(b.finish())
+                }
+                DataType::Timestamp(..) => {
+                    let mut b = TimestampMillisecondBuilder::with_capacity(n).with_timezone("UTC");
+                    for (_, r) in &decoded {
+                        match r[i] {
+                            Out::Int(v) => b.append_value(v),
+                            _ => b.append_null(),
+                        }
+                    }
+                    Arc::new(b.finish())
+                }
+                _ => {
+                    let mut b = Int64Builder::with_capacity(n);
+                    for (_, r) in &decoded {
+                        match r[i] {
+                            Out::Int(v) => b.append_value(v),
+                            Out::Float(v) => b.append_value(v as i64),
+                            Out::Null => b.append_null(),
+                        }
+                    }
+                    Arc::new(b.finish())
+                }
+            });
+        }
+        RecordBatch::try_new(self.out_schema.clone(), cols).expect("output columns follow the output schema")
+    }
+}
+
+impl Operator for Aggregate {
+    fn output_schema(&self) -> SchemaRef {
+        self.out_schema.clone()
+    }
+
+    fn on_batch(&mut self, batch: &RecordBatch, out: &mut Emitter) -> Result<()> {
+        if batch.schema().fields() != self.in_schema.fields() {
+            return Err(Error::Internal(format!("aggregate got a batch of schema {:?}, built for {:?}", batch.schema(), self.in_schema)));
+        }
+        if self.time_col.is_none() {
+            self.now = self.now.max(weir_core::time::now_ms());
+        }
+        self.add_rows(batch, out);
+        Ok(())
+    }
+
+    fn on_watermark(&mut self, wm: Millis, out: &mut Emitter) -> Result<()> {
+        if self.time_col.is_some() {
+            let close = if wm == MAX_TIME { MAX_TIME } else { wm.saturating_sub(self.lateness) };
+            self.advance(close, out);
+            out.watermark(close);
+        }
+        Ok(())
+    }
+
+    fn on_tick(&mut self, now: Millis, out: &mut Emitter) -> Result<()> {
+        if self.time_col.is_none() {
+            self.now = self.now.max(now);
+            self.advance(self.now.saturating_sub(self.lateness), out);
+            out.watermark(self.state.closed_upto);
+        }
+        Ok(())
+    }
+
+    fn on_end(&mut self, out: &mut Emitter) -> Result<()> {
+        self.advance(MAX_TIME, out);
+        Ok(())
+    }
+
+    fn snapshot(&self) -> Result<Vec<u8>> {
+        postcard::to_stdvec(&self.state).map_err(|e| Error::State(format!("encoding aggregate state: {e}")))
+    }
+
+    fn restore(&mut self, bytes: &[u8]) -> Result<()> {
+        let state: State = postcard::from_bytes(bytes).map_err(|e| Error::State(format!("decoding aggregate state: {e}")))?;
+        if state.version != STATE_VERSION {
+            return Err(Error::State(format!("aggregate state version {} is not {STATE_VERSION}", state.version)));
+        }
+        self.state = state;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;

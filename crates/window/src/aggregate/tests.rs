@@ -1,0 +1,363 @@
+//! Window semantics as tables with timelines, and property tests against a brute-force
+//! oracle with random batch boundaries, bounded disorder and stragglers.
+
+use std::collections::BTreeMap;
+
+use arrow_array::builder::{Float64Builder, Int64Builder, StringBuilder, TimestampMillisecondBuilder};
+use proptest::prelude::*;
+use weir_core::message::Message;
+
+use super::*;
+
+/// Input rows: (event time ms, key, v).
+type Row = (i64, &'static str, Option<i64>);
+
+fn in_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("ts", DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())), true),
+        Field::new("k", DataType::Utf8, true),
+        Field::new("v", DataType::Int64, true),
+        Field::new("f", DataType::Float64, true),
+    ]))
+}
+
+fn batch(rows: &[(i64, String, Option<i64>)]) -> RecordBatch {
+    let mut ts = TimestampMillisecondBuilder::new().with_timezone("UTC");
+    let mut k = StringBuilder::new();
+    let mut v = Int64Builder::new();
+    let mut f = Float64Builder::new();
+    for (t, key, val) in rows {
+        ts.append_value(*t);
+        k.append_value(key);
+        v.append_option(*val);
+        f.append_option(val.map(|x| x as f64 / 4.0));
+    }
+    RecordBatch::try_new(in_schema(), vec![Arc::new(ts.finish()), Arc::new(k.finish()), Arc::new(v.finish()), Arc::new(f.finish())]).unwrap()
+}
+
+fn rows(r: &[Row]) -> RecordBatch {
+    batch(&r.iter().map(|(t, k, v)| (*t, k.to_string(), *v)).collect::<Vec<_>>())
+}
+
+fn config(window: WindowSpec, lateness: i64) -> AggregateConfig {
+    let agg = |f: AggFn, field: Option<&str>, name: &str| AggSpec { func: f, field: field.map(Into::into), name: Some(name.into()) };
+    AggregateConfig {
+        time_field: Some("ts".into()),
+        window,
+        allowed_lateness: Duration::from_ms(lateness),
+        group_by: vec!["k".into()],
+        aggregates: vec![
+            agg(AggFn::Count, None, "n"),
+            agg(AggFn::Sum, Some("v"), "sum"),
+            agg(AggFn::Min, Some("v"), "min"),
+            agg(AggFn::Max, Some("v"), "max"),
+            agg(AggFn::CountDistinct, Some("v"), "distinct"),
+            agg(AggFn::Avg, Some("f"), "avg"),
+        ],
+    }
+}
+
+fn tumbling(size: i64) -> WindowSpec {
+    WindowSpec::Tumbling { size: Duration::from_ms(size) }
+}
+
+fn sliding(size: i64, slide: i64) -> WindowSpec {
+    WindowSpec::Sliding { size: Duration::from_ms(size), slide: Duration::from_ms(slide) }
+}
+
+/// One output row: (start, end, key, count, sum, min, max, distinct, avg*4 rounded).
+type OutRow = (i64, i64, String, i64, Option<i64>, Option<i64>, Option<i64>, i64, Option<i64>);
+
+#[derive(Debug, Clone)]
+enum Step {
+    Data(Vec<(i64, String, Option<i64>)>),
+    Wm(i64),
+}
+
+fn collect(out: &mut Emitter, rows: &mut Vec<OutRow>, late: &mut usize) {
+    for (port, msg) in out.drain() {
+        let Message::Data(b) = msg else { continue };
+        if port == Port::Late {
+            *late += b.num_rows();
+            continue;
+        }
+        for r in 0..b.num_rows() {
+            let s = |c: usize| Scalar::from_array(b.column(c).as_ref(), r);
+            let int = |c: usize| match s(c) {
+                Scalar::Int(v) | Scalar::Time(v) => Some(v),
+                _ => None,
+            };
+            let avg = match s(8) {
+                Scalar::Float(f) => Some((f * 4.0 * 1000.0).round() as i64),
+                _ => None,
+            };
+            let Scalar::Str(k) = s(2) else { panic!("key") };
+            rows.push((int(0).unwrap(), int(1).unwrap(), k, int(3).unwrap(), int(4), int(5), int(6), int(7).unwrap(), avg));
+        }
+    }
+}
+
+/// Runs steps through an operator; optionally snapshots and restores into a fresh operator
+/// after step `restart_at`.
+fn run(cfg: &AggregateConfig, steps: &[Step], restart_at: Option<usize>) -> (Vec<OutRow>, usize) {
+    let mut op = Aggregate::new(cfg, in_schema(), "stage.t").unwrap();
+    let mut out = Emitter::default();
+    let (mut got, mut late) = (Vec::new(), 0);
+    for (i, step) in steps.iter().enumerate() {
+        match step {
+            Step::Data(r) => op.on_batch(&batch(r), &mut out).unwrap(),
+            Step::Wm(w) => op.on_watermark(*w, &mut out).unwrap(),
+        }
+        collect(&mut out, &mut got, &mut late);
+        if restart_at == Some(i) {
+            let snap = op.snapshot().unwrap();
+            op = Aggregate::new(cfg, in_schema(), "stage.t").unwrap();
+            op.restore(&snap).unwrap();
+        }
+    }
+    op.on_end(&mut out).unwrap();
+    collect(&mut out, &mut got, &mut late);
+    (got, late)
+}
+
+fn data(r: &[Row]) -> Step {
+    Step::Data(r.iter().map(|(t, k, v)| (*t, k.to_string(), *v)).collect())
+}
+
+fn counts(rows: &[OutRow]) -> Vec<(i64, i64, &str, i64)> {
+    rows.iter().map(|r| (r.0, r.1, r.2.as_str(), r.3)).collect()
+}
+
+#[test]
+fn tumbling_window_boundaries() {
+    // 0s        10s       20s
+    // [─────────)[─────────)
+    //  a   a     a            an event exactly at 10s belongs to the second window
+    let steps = [data(&[(0, "a", Some(1)), (9_999, "a", Some(2)), (10_000, "a", Some(3))])];
+    let (got, late) = run(&config(tumbling(10_000), 0), &steps, None);
+    assert_eq!(counts(&got), vec![(0, 10_000, "a", 2), (10_000, 20_000, "a", 1)]);
+    assert_eq!(got[0].4, Some(3));
+    assert_eq!(late, 0);
+}
+
+#[test]
+fn window_closes_only_when_watermark_reaches_its_end() {
+    let cfg = config(tumbling(10_000), 0);
+    let mut op = Aggregate::new(&cfg, in_schema(), "s").unwrap();
+    let mut out = Emitter::default();
+    op.on_batch(&rows(&[(1_000, "a", None)]), &mut out).unwrap();
+    op.on_watermark(9_999, &mut out).unwrap();
+    let (mut got, mut late) = (Vec::new(), 0);
+    collect(&mut out, &mut got, &mut late);
+    assert!(got.is_empty(), "window [0,10s) must stay open at watermark 9.999s");
+    op.on_watermark(10_000, &mut out).unwrap();
+    collect(&mut out, &mut got, &mut late);
+    assert_eq!(counts(&got), vec![(0, 10_000, "a", 1)]);
+}
+
+#[test]
+fn out_of_order_within_bound_is_counted_late_beyond_is_routed() {
+    // events:   5s  3s | wm 10s closes [0,10) | 9s arrives: late | 12s
+    let steps = [
+        data(&[(5_000, "a", Some(1)), (3_000, "a", Some(1))]),
+        Step::Wm(10_000),
+        data(&[(9_000, "a", Some(1)), (12_000, "a", Some(1))]),
+    ];
+    let (got, late) = run(&config(tumbling(10_000), 0), &steps, None);
+    assert_eq!(counts(&got), vec![(0, 10_000, "a", 2), (10_000, 20_000, "a", 1)]);
+    assert_eq!(late, 1);
+}
+
+#[test]
+fn allowed_lateness_keeps_the_window_open() {
+    // watermark 12s − lateness 5s = 7s: [0,10) still open, the 9s straggler is counted.
+    let steps = [data(&[(1_000, "a", Some(1))]), Step::Wm(12_000), data(&[(9_000, "a", Some(1))]), Step::Wm(15_000)];
+    let (got, late) = run(&config(tumbling(10_000), 5_000), &steps, None);
+    assert_eq!(counts(&got), vec![(0, 10_000, "a", 2)]);
+    assert_eq!(late, 0);
+}
+
+#[test]
+fn empty_windows_are_not_emitted() {
+    // [0,10) a   [10,20) -   [20,30) -   [30,40) b
+    let steps = [data(&[(1, "a", None), (35_000, "b", None)])];
+    let (got, _) = run(&config(tumbling(10_000), 0), &steps, None);
+    assert_eq!(counts(&got), vec![(0, 10_000, "a", 1), (30_000, 40_000, "b", 1)]);
+}
+
+#[test]
+fn end_of_input_flushes_open_windows() {
+    let steps = [data(&[(1, "a", None)]), Step::Wm(5)];
+    let (got, _) = run(&config(tumbling(10_000), 0), &steps, None);
+    assert_eq!(counts(&got), vec![(0, 10_000, "a", 1)]);
+}
+
+#[test]
+fn sliding_window_holds_each_event_size_over_slide_times() {
+    // size 10s, slide 5s: an event at 7s is in [0,10) and [5,15)
+    // -5s   0s    5s    10s   15s
+    //       [───────────)
+    //             [───────────)
+    let steps = [data(&[(7_000, "a", Some(4)), (12_000, "a", Some(1))])];
+    let (got, _) = run(&config(sliding(10_000, 5_000), 0), &steps, None);
+    assert_eq!(counts(&got), vec![(0, 10_000, "a", 1), (5_000, 15_000, "a", 2), (10_000, 20_000, "a", 1)]);
+    assert_eq!((got[1].5, got[1].6), (Some(1), Some(4)), "min and max over both panes");
+}
+
+#[test]
+fn state_is_released_when_windows_empty() {
+    let cfg = config(sliding(10_000, 1_000), 0);
+    let mut op = Aggregate::new(&cfg, in_schema(), "s").unwrap();
+    let mut out = Emitter::default();
+    op.on_batch(&rows(&[(1_000, "a", None), (2_000, "b", None)]), &mut out).unwrap();
+    op.on_watermark(5_000, &mut out).unwrap();
+    assert_eq!(op.state_keys(), 2);
+    op.on_watermark(13_000, &mut out).unwrap();
+    assert_eq!(op.state_keys(), 0);
+}
+
+#[test]
+fn processing_time_windows_close_on_ticks() {
+    let mut cfg = config(tumbling(1_000), 0);
+    cfg.time_field = None;
+    let mut op = Aggregate::new(&cfg, in_schema(), "s").unwrap();
+    let mut out = Emitter::default();
+    op.on_tick(5_500, &mut out).unwrap();
+    op.now = 5_500; // the wall clock of on_batch is later than this; pin it for the test
+    op.add_rows(&rows(&[(0, "a", None)]), &mut out);
+    op.on_tick(6_000, &mut out).unwrap();
+    let (mut got, mut late) = (Vec::new(), 0);
+    collect(&mut out, &mut got, &mut late);
+    assert_eq!(counts(&got), vec![(5_000, 6_000, "a", 1)]);
+}
+
+#[test]
+fn config_errors_name_their_paths() {
+    let mut cfg = config(sliding(1_000, 5_000), 0);
+    cfg.group_by = vec!["nope".into()];
+    cfg.aggregates.push(AggSpec { func: AggFn::Sum, field: Some("k".into()), name: None });
+    let errs = Aggregate::new(&cfg, in_schema(), "stage.t").err().unwrap();
+    let text: Vec<String> = errs.iter().map(ToString::to_string).collect();
+    assert!(text.iter().any(|e| e.starts_with("stage.t.window.slide: slide 5s is longer than size 1s")), "{text:?}");
+    assert!(text.iter().any(|e| e.starts_with("stage.t.group_by[0]: no field \"nope\"")), "{text:?}");
+    assert!(text.iter().any(|e| e.starts_with("stage.t.aggregates[6].field: Sum needs a numeric")), "{text:?}");
+}
+
+/// The brute-force oracle: replays the steps to decide which records are late (the pane of a
+/// record closes at the first window end at or after the pane's end), then aggregates every
+/// window over the accepted records from scratch.
+fn oracle(cfg: &AggregateConfig, steps: &[Step]) -> (Vec<OutRow>, usize) {
+    let (size, slide) = cfg.window.size_slide();
+    let pane = gcd(size, slide);
+    let close_end = |ts: i64| {
+        let pane_end = (ts.div_euclid(pane) + 1) * pane;
+        (pane_end + slide - 1).div_euclid(slide) * slide
+    };
+    let mut closed = i64::MIN;
+    let mut accepted = Vec::new();
+    let mut late = 0;
+    for step in steps {
+        match step {
+            Step::Data(rows) => {
+                for r in rows {
+                    if close_end(r.0) <= closed {
+                        late += 1;
+                    } else {
+                        accepted.push(r.clone());
+                    }
+                }
+            }
+            Step::Wm(w) => closed = closed.max(w - cfg.allowed_lateness.ms),
+        }
+    }
+    let mut windows: BTreeMap<(i64, String), Vec<Option<i64>>> = BTreeMap::new();
+    for (ts, k, v) in &accepted {
+        // every window end e (a multiple of slide) with e - size <= ts < e
+        let mut e = (ts.div_euclid(slide) + 1) * slide;
+        while e - size <= *ts {
+            windows.entry((e, k.clone())).or_default().push(*v);
+            e += slide;
+        }
+    }
+    let out = windows
+        .into_iter()
+        .map(|((e, k), vals)| {
+            let vs: Vec<i64> = vals.iter().flatten().copied().collect();
+            let distinct: std::collections::BTreeSet<i64> = vs.iter().copied().collect();
+            let avg = (!vs.is_empty()).then(|| {
+                let sum: f64 = vs.iter().map(|&x| x as f64 / 4.0).sum();
+                (sum / vs.len() as f64 * 4.0 * 1000.0).round() as i64
+            });
+            let sum = (!vs.is_empty()).then(|| vs.iter().sum());
+            (e - size, e, k, vals.len() as i64, sum, vs.iter().min().copied(), vs.iter().max().copied(), distinct.len() as i64, avg)
+        })
+        .collect();
+    (out, late)
+}
+
+fn sorted(mut v: Vec<OutRow>) -> Vec<OutRow> {
+    v.sort_by(|a, b| (a.0, a.1, &a.2).cmp(&(b.0, b.1, &b.2)));
+    v
+}
+
+/// Random streams: each event is at most `disorder` behind the running maximum, except
+/// stragglers up to 3×`disorder`; watermarks (max − `bound`) at random batch boundaries.
+fn stream() -> impl Strategy<Value = (Vec<Step>, i64, i64, i64, i64, usize)> {
+    let window = prop_oneof![
+        (1i64..6).prop_map(|k| (k * 1000, k * 1000)),
+        (1i64..5, 1i64..7).prop_map(|(slide, mult)| (slide * 1000 * mult, slide * 1000)),
+        (1i64..9, 1i64..9).prop_map(|(a, b)| (a.max(b) * 700, a.min(b) * 300)),
+    ];
+    (
+        proptest::collection::vec((0i64..2_000, 0u8..4, proptest::option::of(-50i64..50), 0u8..20, any::<bool>()), 1..150),
+        window,
+        0i64..3_000,
+        0i64..2_000,
+        any::<usize>(),
+    )
+        .prop_map(|(events, (size, slide), bound, lateness, restart)| {
+            let mut steps = Vec::new();
+            let mut cur = Vec::new();
+            let mut max_ts = 0i64;
+            for (gap, key, v, jitter, cut) in events {
+                max_ts += gap;
+                let behind = match jitter {
+                    0 => bound * 3,
+                    1..=10 => bound * i64::from(jitter) / 10,
+                    _ => 0,
+                };
+                cur.push((max_ts - behind, ["a", "b", "c", "d"][key as usize].to_string(), v));
+                if cut {
+                    steps.push(Step::Data(std::mem::take(&mut cur)));
+                    steps.push(Step::Wm(max_ts - bound));
+                }
+            }
+            steps.push(Step::Data(cur));
+            let n = steps.len();
+            (steps, size, slide, bound, lateness, restart % n)
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
+
+    /// Incremental tumbling/sliding aggregation equals recomputation from scratch, and routes
+    /// exactly the records the oracle calls late.
+    #[test]
+    fn incremental_equals_brute_force((steps, size, slide, _bound, lateness, _r) in stream()) {
+        let window = if size == slide { tumbling(size) } else { sliding(size, slide) };
+        let cfg = config(window, lateness);
+        let (got, late) = run(&cfg, &steps, None);
+        let (want, want_late) = oracle(&cfg, &steps);
+        prop_assert_eq!(late, want_late);
+        prop_assert_eq!(sorted(got), want);
+    }
+
+    /// Snapshot and restore at any step give the output of an uninterrupted run.
+    #[test]
+    fn snapshot_restore_is_transparent((steps, size, slide, _bound, lateness, restart) in stream()) {
+        let window = if size == slide { tumbling(size) } else { sliding(size, slide) };
+        let cfg = config(window, lateness);
+        prop_assert_eq!(run(&cfg, &steps, Some(restart)), run(&cfg, &steps, None));
+    }
+}
