@@ -309,10 +309,11 @@ fn stream() -> impl Strategy<Value = (Vec<Step>, i64, i64, i64, i64, usize)> {
         (1i64..9, 1i64..9).prop_map(|(a, b)| (a.max(b) * 700, a.min(b) * 300)),
     ];
     (
-        proptest::collection::vec((0i64..2_000, 0u8..4, proptest::option::of(-50i64..50), 0u8..20, any::<bool>()), 1..150),
+        // Times in steps of 100 ms so events and watermarks often fall exactly on window edges.
+        proptest::collection::vec((0i64..20, 0u8..4, proptest::option::of(-50i64..50), 0u8..20, any::<bool>()), 1..150),
         window,
-        0i64..3_000,
-        0i64..2_000,
+        (0i64..30).prop_map(|b| b * 100),
+        (0i64..20).prop_map(|l| l * 100),
         any::<usize>(),
     )
         .prop_map(|(events, (size, slide), bound, lateness, restart)| {
@@ -320,10 +321,10 @@ fn stream() -> impl Strategy<Value = (Vec<Step>, i64, i64, i64, i64, usize)> {
             let mut cur = Vec::new();
             let mut max_ts = 0i64;
             for (gap, key, v, jitter, cut) in events {
-                max_ts += gap;
+                max_ts += gap * 100;
                 let behind = match jitter {
                     0 => bound * 3,
-                    1..=10 => bound * i64::from(jitter) / 10,
+                    1..=10 => bound * i64::from(jitter) / 1000 * 100,
                     _ => 0,
                 };
                 cur.push((max_ts - behind, ["a", "b", "c", "d"][key as usize].to_string(), v));
