@@ -53,6 +53,9 @@ pub enum Error {
     /// An invariant broke; this is a bug.
     #[error("internal error: {0}")]
     Internal(String),
+    /// The node stopped because another node of the pipeline failed first.
+    #[error("stopped because {0} stopped")]
+    Stopped(String),
 }
 
 impl Error {
@@ -62,6 +65,7 @@ impl Error {
             Error::Config { .. } | Error::Schema(_) => ErrorClass::User,
             Error::Io { .. } => ErrorClass::External,
             Error::State(_) | Error::Internal(_) => ErrorClass::Internal,
+            Error::Stopped(_) => ErrorClass::External,
         }
     }
 

@@ -24,6 +24,7 @@ pub mod sink;
 pub mod source;
 pub mod time;
 pub mod value;
+pub mod watermark;
 
 pub use error::{Error, ErrorClass, Result};
 pub use message::{Message, Port};

@@ -1,1 +1,230 @@
-//! placeholder
+//! weir-runtime runs a pipeline: it wires sources, stages and sinks with bounded channels and
+//! drives each on its own thread.
+//!
+//! ```text
+//!  source node                     stage node                   sink node
+//! ┌──────────────────────────┐    ┌──────────────────────┐    ┌─────────────┐
+//! │ Source ─▶ lines ─▶ Parser│─▶──│ min watermark ─▶ Op  │─▶──│ Sink        │
+//! │ watermarks, dead letters │ ▲  │ ticks, end, late     │    │ flush, end  │
+//! └──────────────────────────┘ │  └──────────────────────┘    └─────────────┘
+//!          bounded channels: back-pressure, never dropping
+//! ```
+//! Every consumer has one bounded channel shared by its inputs; messages carry the input's
+//! index so the consumer can track each input's watermark (a stage's watermark is the minimum
+//! over its live inputs) and end. A full channel blocks the sender: a slow sink slows its
+//! sources, memory stays bounded. Stages are synchronous [`Operator`]s; this crate owns all
+//! threads, timers and channels.
+
+mod node;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use crossbeam_channel::{bounded, Sender};
+use weir_core::metrics::NodeMetrics;
+use weir_core::watermark::EventTimeConfig;
+use weir_core::{Error, Message, Operator, Parser, Port, Result, Sink, Source};
+
+/// Messages a consumer channel holds before senders block.
+pub const CHANNEL_CAPACITY: usize = 16;
+
+/// Longest line a source node accepts by default; longer lines become dead letters.
+pub const DEFAULT_MAX_LINE: usize = 16 << 20;
+
+/// A source with its parser.
+pub struct SourceSpec {
+    /// Node name.
+    pub name: String,
+    /// Where bytes come from.
+    pub source: Box<dyn Source>,
+    /// How lines become rows.
+    pub parser: Box<dyn Parser>,
+    /// Event time and watermarks, if the source has them.
+    pub event_time: Option<EventTimeConfig>,
+    /// Longest accepted line in bytes.
+    pub max_line: usize,
+}
+
+/// A processing stage.
+pub struct StageSpec {
+    /// Node name.
+    pub name: String,
+    /// The operator.
+    pub op: Box<dyn Operator>,
+    /// Inputs: producer node name and port.
+    pub inputs: Vec<(String, Port)>,
+}
+
+/// A sink.
+pub struct SinkSpec {
+    /// Node name.
+    pub name: String,
+    /// The sink.
+    pub sink: Box<dyn Sink>,
+    /// Inputs: producer node name and port.
+    pub inputs: Vec<(String, Port)>,
+}
+
+/// What kind of node a metrics entry belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NodeKind {
+    /// A source.
+    Source,
+    /// A stage.
+    Stage,
+    /// A sink.
+    Sink,
+}
+
+/// A node's public face while running: name, kind, counters, and total input size if known.
+#[derive(Debug, Clone)]
+pub struct NodeInfo {
+    /// Node name.
+    pub name: String,
+    /// Kind.
+    pub kind: NodeKind,
+    /// Live counters.
+    pub metrics: Arc<NodeMetrics>,
+    /// Total bytes of a source, when known.
+    pub size_hint: Option<u64>,
+}
+
+/// A pipeline ready to start.
+#[derive(Default)]
+pub struct Pipeline {
+    /// Sources.
+    pub sources: Vec<SourceSpec>,
+    /// Stages.
+    pub stages: Vec<StageSpec>,
+    /// Sinks.
+    pub sinks: Vec<SinkSpec>,
+}
+
+/// Where a producer sends one of its ports.
+#[derive(Clone)]
+pub(crate) struct Output {
+    port: Port,
+    input_idx: usize,
+    tx: Sender<(usize, Message)>,
+    to: String,
+}
+
+/// A started pipeline.
+pub struct Running {
+    nodes: Vec<NodeInfo>,
+    handles: Vec<(String, JoinHandle<Result<()>>)>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Pipeline {
+    /// Starts every node on its own thread.
+    ///
+    /// Fails if an input names a node that does not exist (the config layer checks this
+    /// first, with paths).
+    pub fn start(self) -> Result<Running> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut outputs: std::collections::HashMap<String, Vec<Output>> = Default::default();
+        let mut receivers = Vec::new();
+        let consumers = self.stages.iter().map(|s| (&s.name, &s.inputs)).chain(self.sinks.iter().map(|s| (&s.name, &s.inputs)));
+        for (name, inputs) in consumers {
+            let (tx, rx) = bounded(CHANNEL_CAPACITY);
+            for (i, (from, port)) in inputs.iter().enumerate() {
+                outputs.entry(from.clone()).or_default().push(Output { port: *port, input_idx: i, tx: tx.clone(), to: name.clone() });
+            }
+            receivers.push(rx);
+        }
+        let known: std::collections::HashSet<&String> =
+            self.sources.iter().map(|s| &s.name).chain(self.stages.iter().map(|s| &s.name)).collect();
+        if let Some(missing) = outputs.keys().find(|k| !known.contains(k)) {
+            return Err(Error::Internal(format!("an input names {missing:?}, which is not a source or stage")));
+        }
+        let mut receivers = receivers.into_iter();
+        let mut nodes = Vec::new();
+        let mut handles = Vec::new();
+        let mut spawn = |name: String, f: Box<dyn FnOnce() -> Result<()> + Send>| -> Result<()> {
+            let h = std::thread::Builder::new()
+                .name(format!("weir-{name}"))
+                .spawn(f)
+                .map_err(|e| Error::io(format!("starting a thread for {name}"), e))?;
+            handles.push((name, h));
+            Ok(())
+        };
+        for s in self.sources {
+            let m = Arc::new(NodeMetrics::new());
+            nodes.push(NodeInfo { name: s.name.clone(), kind: NodeKind::Source, metrics: m.clone(), size_hint: s.source.size_hint() });
+            let outs = outputs.remove(&s.name).unwrap_or_default();
+            let stop = stop.clone();
+            spawn(s.name.clone(), Box::new(move || node::run_source(s, outs, &m, &stop)))?;
+        }
+        for s in self.stages {
+            let m = Arc::new(NodeMetrics::new());
+            nodes.push(NodeInfo { name: s.name.clone(), kind: NodeKind::Stage, metrics: m.clone(), size_hint: None });
+            let outs = outputs.remove(&s.name).unwrap_or_default();
+            let rx = receivers.next().expect("one receiver per stage");
+            spawn(s.name.clone(), Box::new(move || node::run_stage(s, rx, outs, &m)))?;
+        }
+        for s in self.sinks {
+            let m = Arc::new(NodeMetrics::new());
+            nodes.push(NodeInfo { name: s.name.clone(), kind: NodeKind::Sink, metrics: m.clone(), size_hint: None });
+            let rx = receivers.next().expect("one receiver per sink");
+            spawn(s.name.clone(), Box::new(move || node::run_sink(s, rx, &m)))?;
+        }
+        Ok(Running { nodes, handles, stop })
+    }
+}
+
+impl Running {
+    /// The nodes and their live counters.
+    pub fn nodes(&self) -> &[NodeInfo] {
+        &self.nodes
+    }
+
+    /// A flag that, once set, makes every source end its input gracefully: open windows are
+    /// flushed and sinks finish, as at the end of a file.
+    pub fn stop_flag(&self) -> Arc<AtomicBool> {
+        self.stop.clone()
+    }
+
+    /// Whether every node has finished.
+    pub fn is_finished(&self) -> bool {
+        self.handles.iter().all(|(_, h)| h.is_finished())
+    }
+
+    /// Waits for every node. Returns the first real failure; nodes that only stopped because
+    /// another failed are not reported over it.
+    pub fn join(self) -> std::result::Result<Vec<NodeInfo>, NodeFailure> {
+        let mut first: Option<NodeFailure> = None;
+        for (node, h) in self.handles {
+            let res = h.join().unwrap_or_else(|_| Err(Error::Internal(format!("node {node} panicked"))));
+            if let Err(error) = res {
+                self.stop.store(true, Ordering::Relaxed);
+                let replace = match &first {
+                    None => true,
+                    Some(f) => matches!(f.error, Error::Stopped(_)) && !matches!(error, Error::Stopped(_)),
+                };
+                if replace {
+                    first = Some(NodeFailure { node, error });
+                }
+            }
+        }
+        match first {
+            Some(f) => Err(f),
+            None => Ok(self.nodes),
+        }
+    }
+}
+
+/// A node that failed, and why.
+#[derive(Debug, thiserror::Error)]
+#[error("{node}: {error}")]
+pub struct NodeFailure {
+    /// The node's name.
+    pub node: String,
+    /// Its error.
+    #[source]
+    pub error: Error,
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,1 +1,36 @@
-//! placeholder
+//! weir-sink owns where results leave weir: standard output ([`stdout`]: an aligned table on
+//! a terminal, JSON lines when piped), JSON-lines files ([`jsonl`]) and CSV files ([`csv`]).
+//!
+//! Every sink implements [`weir_core::Sink`] and runs on its own thread. Rows are rendered by
+//! the shared encoders in [`encode`], so a value prints the same in every sink: timestamps as
+//! RFC 3339 UTC, nulls as JSON `null` or an empty CSV cell.
+//!
+//! ```
+//! use weir_sink::encode::json_line;
+//! use arrow_array::{RecordBatch, Int64Array};
+//! use std::sync::Arc;
+//! let b = RecordBatch::try_from_iter([("count", Arc::new(Int64Array::from(vec![3])) as _)]).unwrap();
+//! let mut s = String::new();
+//! json_line(&b, 0, &mut s);
+//! assert_eq!(s, "{\"count\":3}\n");
+//! ```
+
+pub mod csv;
+pub mod encode;
+pub mod jsonl;
+pub mod stdout;
+
+use std::fs::File;
+use std::io::BufWriter;
+use std::path::Path;
+
+use weir_core::{Error, Result};
+
+/// Creates (or truncates) `path` for writing, making missing parent directories.
+fn create(path: &Path) -> Result<BufWriter<File>> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(format!("creating directory {}", dir.display()), e))?;
+    }
+    let f = File::create(path).map_err(|e| Error::io(format!("creating {}", path.display()), e))?;
+    Ok(BufWriter::with_capacity(1 << 16, f))
+}

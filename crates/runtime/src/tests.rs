@@ -1,0 +1,135 @@
+//! Whole-pipeline tests of the runtime with real sources, parsers and the aggregate operator.
+
+use std::io::Cursor;
+use std::sync::{Arc, Mutex};
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::Int64Type;
+use arrow_array::RecordBatch;
+use weir_core::config::Duration;
+use weir_core::watermark::EventTimeConfig;
+use weir_format::{build_parser, FormatConfig};
+use weir_source::stdin::StdinSource;
+use weir_window::{AggFn, AggSpec, Aggregate, AggregateConfig, WindowSpec};
+
+use super::*;
+
+#[derive(Clone, Default)]
+struct Collect(Arc<Mutex<Vec<RecordBatch>>>);
+
+impl Sink for Collect {
+    fn write(&mut self, b: &RecordBatch) -> Result<()> {
+        self.0.lock().unwrap().push(b.clone());
+        Ok(())
+    }
+    fn flush(&mut self) -> Result<()> {
+        Ok(())
+    }
+}
+
+struct Failing;
+
+impl Sink for Failing {
+    fn write(&mut self, _: &RecordBatch) -> Result<()> {
+        Err(Error::io("writing out.jsonl", std::io::Error::other("disk full")))
+    }
+    fn flush(&mut self) -> Result<()> {
+        Ok(())
+    }
+}
+
+fn clf_source(name: &str, text: String) -> SourceSpec {
+    let fmt: FormatConfig = serde_json::from_str(r#"{"type":"clf","malformed_status":999}"#).unwrap();
+    SourceSpec {
+        name: name.into(),
+        source: Box::new(StdinSource::from_reader(Cursor::new(text.into_bytes()))),
+        parser: build_parser(&fmt, Some(&["timestamp".into(), "status".into()])).unwrap(),
+        event_time: Some(EventTimeConfig {
+            field: "timestamp".into(),
+            max_out_of_orderness: Duration::from_ms(30_000),
+            idle_timeout: Duration::from_ms(0),
+        }),
+        max_line: 1 << 20,
+    }
+}
+
+fn status_counts(inputs: Vec<(String, Port)>, schema: arrow_schema::SchemaRef) -> StageSpec {
+    let cfg = AggregateConfig {
+        time_field: Some("timestamp".into()),
+        window: WindowSpec::Tumbling { size: Duration::from_ms(300_000) },
+        allowed_lateness: Duration::from_ms(0),
+        group_by: vec!["status".into()],
+        aggregates: vec![AggSpec { func: AggFn::Count, field: None, name: None }],
+    };
+    StageSpec { name: "counts".into(), op: Box::new(Aggregate::new(&cfg, schema, "stage.counts").unwrap()), inputs }
+}
+
+fn line(min: u32, sec: u32, status: u16) -> String {
+    format!("h - - [01/Jul/1995:00:{min:02}:{sec:02} -0400] \"GET / HTTP/1.0\" {status} 1\n")
+}
+
+fn total(batches: &[RecordBatch], col: &str) -> i64 {
+    batches.iter().map(|b| b.column_by_name(col).unwrap().as_primitive::<Int64Type>().iter().flatten().sum::<i64>()).sum()
+}
+
+#[test]
+fn union_of_two_sources_counts_everything_and_sends_dead_letters() {
+    let a: String = (0..600).map(|i| line(i / 60 % 60, i % 60, 200)).collect();
+    let b: String = (0..300).map(|i| line(i / 60 % 60, i % 60, 404)).collect::<String>() + "garbage\n\n";
+    let (sa, sb) = (clf_source("a", a), clf_source("b", b));
+    let schema = sa.parser.schema();
+    let out = Collect::default();
+    let errors = Collect::default();
+    let p = Pipeline {
+        sources: vec![sa, sb],
+        stages: vec![status_counts(vec![("a".into(), Port::Main), ("b".into(), Port::Main)], schema)],
+        sinks: vec![
+            SinkSpec { name: "out".into(), sink: Box::new(out.clone()), inputs: vec![("counts".into(), Port::Main)] },
+            SinkSpec { name: "bad".into(), sink: Box::new(errors.clone()), inputs: vec![("b".into(), Port::Errors)] },
+        ],
+    };
+    let nodes = p.start().unwrap().join().unwrap();
+    let batches = out.0.lock().unwrap();
+    assert_eq!(total(&batches, "count"), 900);
+    let windows: std::collections::BTreeSet<_> = batches.iter().map(|b| b.num_rows()).collect();
+    assert!(windows.contains(&2), "both statuses share windows");
+    let dead: usize = errors.0.lock().unwrap().iter().map(RecordBatch::num_rows).sum();
+    assert_eq!(dead, 2, "garbage and the empty line are dead letters");
+    let b_metrics = &nodes.iter().find(|n| n.name == "b").unwrap().metrics;
+    assert_eq!(NodeMetrics::get(&b_metrics.malformed), 2);
+    assert_eq!(NodeMetrics::get(&b_metrics.records_in), 302);
+}
+
+#[test]
+fn over_long_line_is_a_dead_letter_and_the_next_lines_survive() {
+    let mut text = "x".repeat(3 << 20);
+    text.push('\n');
+    text.push_str(&line(0, 1, 200));
+    let src = clf_source("a", text);
+    let schema = src.parser.schema();
+    let out = Collect::default();
+    let p = Pipeline {
+        sources: vec![src],
+        stages: vec![status_counts(vec![("a".into(), Port::Main)], schema)],
+        sinks: vec![SinkSpec { name: "out".into(), sink: Box::new(out.clone()), inputs: vec![("counts".into(), Port::Main)] }],
+    };
+    let nodes = p.start().unwrap().join().unwrap();
+    assert_eq!(total(&out.0.lock().unwrap(), "count"), 1);
+    let m = &nodes[0].metrics;
+    assert_eq!(NodeMetrics::get(&m.malformed), 1);
+    assert!(m.reasons()[0].contains("line longer than 1048576 bytes"), "{:?}", m.reasons());
+}
+
+#[test]
+fn a_failing_sink_stops_the_pipeline_with_its_own_error() {
+    let text: String = (0..20_000).map(|i| line(i / 60 % 60, i % 60, 200)).collect();
+    let src = clf_source("a", text);
+    let p = Pipeline {
+        sources: vec![src],
+        stages: vec![],
+        sinks: vec![SinkSpec { name: "out".into(), sink: Box::new(Failing), inputs: vec![("a".into(), Port::Main)] }],
+    };
+    let err = p.start().unwrap().join().unwrap_err();
+    assert_eq!(err.node, "out");
+    assert_eq!(err.to_string(), "out: writing out.jsonl: disk full");
+}
