@@ -16,6 +16,7 @@
 //! threads, timers and channels.
 
 mod node;
+pub mod union;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;

@@ -1,0 +1,133 @@
+//! Progress on a terminal while a pipeline runs, and the summary when it ends.
+
+use std::io::IsTerminal;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use weir_core::metrics::NodeMetrics;
+use weir_runtime::{NodeInfo, NodeKind};
+
+/// A progress bar (known input size) or spinner on stderr, when stderr is a terminal.
+pub struct Progress {
+    bar: Option<ProgressBar>,
+    nodes: Vec<NodeInfo>,
+}
+
+fn sum(nodes: &[NodeInfo], kind: NodeKind, f: impl Fn(&NodeMetrics) -> u64) -> u64 {
+    nodes.iter().filter(|n| n.kind == kind).map(|n| f(&n.metrics)).sum()
+}
+
+fn get(c: &std::sync::atomic::AtomicU64) -> u64 {
+    c.load(Ordering::Relaxed)
+}
+
+/// `1234567` as `1,234,567`.
+pub fn thousands(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn mib(bytes: u64) -> f64 {
+    bytes as f64 / (1 << 20) as f64
+}
+
+impl Progress {
+    /// A display for these nodes (nothing is drawn unless stderr is a terminal).
+    pub fn new(nodes: &[NodeInfo]) -> Self {
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let total: Option<u64> = nodes.iter().filter(|n| n.kind == NodeKind::Source).map(|n| n.size_hint).sum();
+            let bar = match total {
+                Some(t) => ProgressBar::new(t).with_style(
+                    ProgressStyle::with_template("{spinner} [{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} {msg}")
+                        .expect("valid template"),
+                ),
+                None => ProgressBar::new_spinner()
+                    .with_style(ProgressStyle::with_template("{spinner} [{elapsed_precise}] {msg}").expect("valid template")),
+            };
+            bar.set_draw_target(ProgressDrawTarget::stderr_with_hz(4));
+            bar
+        });
+        Progress { bar, nodes: nodes.to_vec() }
+    }
+
+    /// Redraws with current counters.
+    pub fn tick(&mut self, elapsed: Duration) {
+        let Some(bar) = &self.bar else { return };
+        let n = &self.nodes;
+        let lines = sum(n, NodeKind::Source, |m| get(&m.records_in));
+        let bytes = sum(n, NodeKind::Source, |m| get(&m.bytes_in));
+        let secs = elapsed.as_secs_f64().max(1e-3);
+        bar.set_position(bytes);
+        bar.set_message(format!(
+            "{} lines · {} lines/s · {:.1} MiB/s · {} malformed · {} late · {} windows",
+            thousands(lines),
+            thousands((lines as f64 / secs) as u64),
+            mib(bytes) / secs,
+            thousands(sum(n, NodeKind::Source, |m| get(&m.malformed))),
+            thousands(sum(n, NodeKind::Stage, |m| get(&m.late))),
+            thousands(sum(n, NodeKind::Stage, |m| get(&m.emitted))),
+        ));
+    }
+
+    /// Removes the bar.
+    pub fn finish(self) {
+        if let Some(bar) = self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+/// The end-of-run summary.
+pub fn summary(nodes: &[NodeInfo], wall: Duration) -> String {
+    let secs = wall.as_secs_f64().max(1e-6);
+    let mut out = format!("weir: finished in {secs:.2} s\n");
+    for n in nodes {
+        let m = &n.metrics;
+        match n.kind {
+            NodeKind::Source => {
+                let (lines, bytes) = (get(&m.records_in), get(&m.bytes_in));
+                out.push_str(&format!(
+                    "  source {}: {} lines read ({:.1} MiB), {} rows parsed, {} malformed; {} lines/s, {:.1} MiB/s\n",
+                    n.name,
+                    thousands(lines),
+                    mib(bytes),
+                    thousands(get(&m.records_out)),
+                    thousands(get(&m.malformed)),
+                    thousands((lines as f64 / secs) as u64),
+                    mib(bytes) / secs,
+                ));
+                for r in m.reasons() {
+                    out.push_str(&format!("    malformed: {r}\n"));
+                }
+            }
+            NodeKind::Stage => out.push_str(&format!(
+                "  stage {}: {} rows in, {} late, {} rows out in {} windows\n",
+                n.name,
+                thousands(get(&m.records_in)),
+                thousands(get(&m.late)),
+                thousands(get(&m.records_out)),
+                thousands(get(&m.emitted)),
+            )),
+            NodeKind::Sink => out.push_str(&format!("  sink {}: {} rows written\n", n.name, thousands(get(&m.records_out)))),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn thousands_separators() {
+        assert_eq!(super::thousands(0), "0");
+        assert_eq!(super::thousands(1234567), "1,234,567");
+        assert_eq!(super::thousands(100), "100");
+    }
+}
