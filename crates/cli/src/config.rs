@@ -100,15 +100,23 @@ pub struct PipelineFile {
 pub fn de<T: DeserializeOwned>(v: toml::Value, path: &str) -> Result<T, Error> {
     serde_path_to_error::deserialize(v).map_err(|e| {
         let inner = e.path().to_string();
-        let full = if inner == "." || inner.is_empty() { path.to_string() } else { format!("{path}.{inner}") };
-        Error::config(full, e.into_inner().to_string())
+        let full = if inner == "." || inner.is_empty() {
+            path.to_string()
+        } else {
+            format!("{path}.{inner}")
+        };
+        let inner = e.into_inner();
+        let msg = inner.message().trim_end().to_string();
+        Error::config(full, msg)
     })
 }
 
 /// Applies `key.path=value` overrides; the value is read as TOML, or as a string if it is not
 /// valid TOML (so `--set source.logs.path=/var/log/x.log` needs no quotes).
 pub fn apply_set(doc: &mut toml::Table, set: &str) -> Result<(), Error> {
-    let (key, raw) = set.split_once('=').ok_or_else(|| Error::config("--set", format!("expected key.path=value, got {set:?}")))?;
+    let (key, raw) = set
+        .split_once('=')
+        .ok_or_else(|| Error::config("--set", format!("expected key.path=value, got {set:?}")))?;
     let value = toml::from_str::<toml::Table>(&format!("v = {raw}"))
         .ok()
         .and_then(|mut t| t.remove("v"))
@@ -120,9 +128,14 @@ pub fn apply_set(doc: &mut toml::Table, set: &str) -> Result<(), Error> {
             table.insert(part.to_string(), value);
             return Ok(());
         }
-        let entry = table.entry(part.to_string()).or_insert_with(|| toml::Value::Table(Default::default()));
+        let entry = table
+            .entry(part.to_string())
+            .or_insert_with(|| toml::Value::Table(Default::default()));
         table = entry.as_table_mut().ok_or_else(|| {
-            Error::config(parts[..=i].join("."), format!("--set {key}: this key is not a table"))
+            Error::config(
+                parts[..=i].join("."),
+                format!("--set {key}: this key is not a table"),
+            )
         })?;
     }
     Err(Error::config("--set", "empty key"))
@@ -131,7 +144,10 @@ pub fn apply_set(doc: &mut toml::Table, set: &str) -> Result<(), Error> {
 fn take_inputs(t: &mut toml::Table, path: &str, errors: &mut Vec<Error>) -> Vec<InputRef> {
     let raw: Vec<String> = match t.remove("input") {
         None => {
-            errors.push(Error::config(format!("{path}.input"), "missing: name the source or stage to read, e.g. input = \"logs\""));
+            errors.push(Error::config(
+                format!("{path}.input"),
+                "missing: name the source or stage to read, e.g. input = \"logs\"",
+            ));
             return Vec::new();
         }
         Some(toml::Value::String(s)) => vec![s],
@@ -140,13 +156,19 @@ fn take_inputs(t: &mut toml::Table, path: &str, errors: &mut Vec<Error>) -> Vec<
             .filter_map(|v| match v {
                 toml::Value::String(s) => Some(s),
                 other => {
-                    errors.push(Error::config(format!("{path}.input"), format!("expected names, got {other}")));
+                    errors.push(Error::config(
+                        format!("{path}.input"),
+                        format!("expected names, got {other}"),
+                    ));
                     None
                 }
             })
             .collect(),
         Some(other) => {
-            errors.push(Error::config(format!("{path}.input"), format!("expected a name or a list of names, got {other}")));
+            errors.push(Error::config(
+                format!("{path}.input"),
+                format!("expected a name or a list of names, got {other}"),
+            ));
             return Vec::new();
         }
     };
@@ -167,21 +189,36 @@ fn take_inputs(t: &mut toml::Table, path: &str, errors: &mut Vec<Error>) -> Vec<
         .collect()
 }
 
-fn take_type(t: &mut toml::Table, path: &str, known: &[&str], errors: &mut Vec<Error>) -> Option<String> {
+fn take_type(
+    t: &mut toml::Table,
+    path: &str,
+    known: &[&str],
+    errors: &mut Vec<Error>,
+) -> Option<String> {
     match t.remove("type") {
         Some(toml::Value::String(s)) if known.contains(&s.as_str()) => Some(s),
         Some(toml::Value::String(s)) => {
-            errors.push(Error::config(format!("{path}.type"), format!("unknown type {s:?}; expected one of {}", known.join(", "))));
+            errors.push(Error::config(
+                format!("{path}.type"),
+                format!("unknown type {s:?}; expected one of {}", known.join(", ")),
+            ));
             None
         }
         _ => {
-            errors.push(Error::config(format!("{path}.type"), format!("missing; expected one of {}", known.join(", "))));
+            errors.push(Error::config(
+                format!("{path}.type"),
+                format!("missing; expected one of {}", known.join(", ")),
+            ));
             None
         }
     }
 }
 
-fn sections(doc: &mut toml::Table, key: &str, errors: &mut Vec<Error>) -> Vec<(String, toml::Table)> {
+fn sections(
+    doc: &mut toml::Table,
+    key: &str,
+    errors: &mut Vec<Error>,
+) -> Vec<(String, toml::Table)> {
     match doc.remove(key) {
         None => Vec::new(),
         Some(toml::Value::Table(t)) => t
@@ -189,13 +226,19 @@ fn sections(doc: &mut toml::Table, key: &str, errors: &mut Vec<Error>) -> Vec<(S
             .filter_map(|(name, v)| match v {
                 toml::Value::Table(t) => Some((name, t)),
                 _ => {
-                    errors.push(Error::config(format!("{key}.{name}"), format!("expected a table [{key}.{name}]")));
+                    errors.push(Error::config(
+                        format!("{key}.{name}"),
+                        format!("expected a table [{key}.{name}]"),
+                    ));
                     None
                 }
             })
             .collect(),
         Some(_) => {
-            errors.push(Error::config(key, format!("expected tables like [{key}.NAME]")));
+            errors.push(Error::config(
+                key,
+                format!("expected tables like [{key}.NAME]"),
+            ));
             Vec::new()
         }
     }
@@ -203,11 +246,14 @@ fn sections(doc: &mut toml::Table, key: &str, errors: &mut Vec<Error>) -> Vec<(S
 
 /// Reads and validates a pipeline file. Returns every error found, each with its key path.
 pub fn load(path: &Path, sets: &[String]) -> Result<PipelineFile, Vec<Error>> {
-    let text = std::fs::read_to_string(path).map_err(|e| vec![Error::io(format!("reading {}", path.display()), e)])?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| vec![Error::io(format!("reading {}", path.display()), e)])?;
     parse(&text, sets).map_err(|errs| {
         errs.into_iter()
             .map(|e| match e {
-                Error::Config { path: p, message } if p.is_empty() => Error::config(path.display().to_string(), message),
+                Error::Config { path: p, message } if p.is_empty() => {
+                    Error::config(path.display().to_string(), message)
+                }
                 other => other,
             })
             .collect()
@@ -216,79 +262,161 @@ pub fn load(path: &Path, sets: &[String]) -> Result<PipelineFile, Vec<Error>> {
 
 /// Parses and validates pipeline TOML text.
 pub fn parse(text: &str, sets: &[String]) -> Result<PipelineFile, Vec<Error>> {
-    let mut doc: toml::Table = toml::from_str(text).map_err(|e| vec![Error::config("", e.to_string().trim_end().to_string())])?;
+    let mut doc: toml::Table = toml::from_str(text)
+        .map_err(|e| vec![Error::config("", e.to_string().trim_end().to_string())])?;
     let mut errors = Vec::new();
     for s in sets {
         if let Err(e) = apply_set(&mut doc, s) {
             errors.push(e);
         }
     }
-    let mut file = PipelineFile { sources: Vec::new(), stages: Vec::new(), sinks: Vec::new() };
-    for (name, mut t) in sections(&mut doc, "source", &mut errors) {
+    let mut file = PipelineFile {
+        sources: Vec::new(),
+        stages: Vec::new(),
+        sinks: Vec::new(),
+    };
+    let source_sections = sections(&mut doc, "source", &mut errors);
+    let stage_sections = sections(&mut doc, "stage", &mut errors);
+    let sink_sections = sections(&mut doc, "sink", &mut errors);
+    // Names declared, even by sections with errors, so an input naming them is not reported
+    // as unknown on top of their own errors.
+    let declared: Vec<String> = source_sections
+        .iter()
+        .chain(&stage_sections)
+        .map(|(n, _)| n.clone())
+        .collect();
+    if source_sections.is_empty() {
+        errors.push(Error::config(
+            "source",
+            "a pipeline needs at least one [source.NAME]",
+        ));
+    }
+    if sink_sections.is_empty() {
+        errors.push(Error::config(
+            "sink",
+            "a pipeline needs at least one [sink.NAME]; try type = \"stdout\"",
+        ));
+    }
+    for (name, mut t) in source_sections {
         let path = format!("source.{name}");
-        let ty = take_type(&mut t, &path, &SOURCES.iter().map(|(n, _)| *n).collect::<Vec<_>>(), &mut errors);
+        let ty = take_type(
+            &mut t,
+            &path,
+            &SOURCES.iter().map(|(n, _)| *n).collect::<Vec<_>>(),
+            &mut errors,
+        );
         let format = match t.remove("format") {
-            Some(v) => de::<FormatConfig>(v, &format!("{path}.format")).map_err(|e| errors.push(e)).ok(),
+            Some(v) => de::<FormatConfig>(v, &format!("{path}.format"))
+                .map_err(|e| errors.push(e))
+                .ok(),
             None => {
-                errors.push(Error::config(format!("{path}.format"), "missing; e.g. format = { type = \"clf\" }"));
+                errors.push(Error::config(
+                    format!("{path}.format"),
+                    "missing; e.g. format = { type = \"clf\" }",
+                ));
                 None
             }
         };
         if let Some(f) = &format {
             errors.extend(f.validate(&format!("{path}.format")));
         }
-        let event_time = t
-            .remove("event_time")
-            .and_then(|v| de::<EventTimeConfig>(v, &format!("{path}.event_time")).map_err(|e| errors.push(e)).ok());
+        let event_time = t.remove("event_time").and_then(|v| {
+            de::<EventTimeConfig>(v, &format!("{path}.event_time"))
+                .map_err(|e| errors.push(e))
+                .ok()
+        });
         if let (Some(et), Some(f)) = (&event_time, &format) {
             if !f.field_names().contains(&et.field) {
                 errors.push(Error::config(
                     format!("{path}.event_time.field"),
-                    format!("the format has no field {:?}; it has {}", et.field, f.field_names().join(", ")),
+                    format!(
+                        "the format has no field {:?}; it has {}",
+                        et.field,
+                        f.field_names().join(", ")
+                    ),
                 ));
             }
         }
         let max_line = match t.remove("max_line") {
-            Some(v) => de::<ByteSize>(v, &format!("{path}.max_line")).map_err(|e| errors.push(e)).unwrap_or(ByteSize::from_bytes(0)),
+            Some(v) => de::<ByteSize>(v, &format!("{path}.max_line"))
+                .map_err(|e| errors.push(e))
+                .unwrap_or(ByteSize::from_bytes(0)),
             None => ByteSize::from_bytes(weir_runtime::DEFAULT_MAX_LINE as u64),
         };
         let kind = ty.and_then(|ty| {
-            let ctor = SOURCES.iter().find(|(n, _)| *n == ty).map(|(_, c)| c).expect("checked by take_type");
-            ctor(toml::Value::Table(t), &path).map_err(|e| errors.push(e)).ok()
+            let ctor = SOURCES
+                .iter()
+                .find(|(n, _)| *n == ty)
+                .map(|(_, c)| c)
+                .expect("checked by take_type");
+            ctor(toml::Value::Table(t), &path)
+                .map_err(|e| errors.push(e))
+                .ok()
         });
         if let (Some(kind), Some(format)) = (kind, format) {
-            file.sources.push(SourceDecl { name, kind, format, event_time, max_line });
+            file.sources.push(SourceDecl {
+                name,
+                kind,
+                format,
+                event_time,
+                max_line,
+            });
         }
     }
-    for (name, mut t) in sections(&mut doc, "stage", &mut errors) {
+    for (name, mut t) in stage_sections {
         let path = format!("stage.{name}");
-        let ty = take_type(&mut t, &path, &STAGES.iter().map(|(n, _)| *n).collect::<Vec<_>>(), &mut errors);
+        let ty = take_type(
+            &mut t,
+            &path,
+            &STAGES.iter().map(|(n, _)| *n).collect::<Vec<_>>(),
+            &mut errors,
+        );
         let inputs = take_inputs(&mut t, &path, &mut errors);
         let kind = ty.and_then(|ty| {
-            let ctor = STAGES.iter().find(|(n, _)| *n == ty).map(|(_, c)| c).expect("checked by take_type");
-            ctor(toml::Value::Table(t), &path).map_err(|e| errors.push(e)).ok()
+            let ctor = STAGES
+                .iter()
+                .find(|(n, _)| *n == ty)
+                .map(|(_, c)| c)
+                .expect("checked by take_type");
+            ctor(toml::Value::Table(t), &path)
+                .map_err(|e| errors.push(e))
+                .ok()
         });
         if let Some(kind) = kind {
             errors.extend(kind.validate(&path));
             file.stages.push(StageDecl { name, inputs, kind });
         }
     }
-    for (name, mut t) in sections(&mut doc, "sink", &mut errors) {
+    for (name, mut t) in sink_sections {
         let path = format!("sink.{name}");
-        let ty = take_type(&mut t, &path, &SINKS.iter().map(|(n, _)| *n).collect::<Vec<_>>(), &mut errors);
+        let ty = take_type(
+            &mut t,
+            &path,
+            &SINKS.iter().map(|(n, _)| *n).collect::<Vec<_>>(),
+            &mut errors,
+        );
         let inputs = take_inputs(&mut t, &path, &mut errors);
         let kind = ty.and_then(|ty| {
-            let ctor = SINKS.iter().find(|(n, _)| *n == ty).map(|(_, c)| c).expect("checked by take_type");
-            ctor(toml::Value::Table(t), &path).map_err(|e| errors.push(e)).ok()
+            let ctor = SINKS
+                .iter()
+                .find(|(n, _)| *n == ty)
+                .map(|(_, c)| c)
+                .expect("checked by take_type");
+            ctor(toml::Value::Table(t), &path)
+                .map_err(|e| errors.push(e))
+                .ok()
         });
         if let Some(kind) = kind {
             file.sinks.push(SinkDecl { name, inputs, kind });
         }
     }
     for key in doc.keys() {
-        errors.push(Error::config(key.clone(), "unknown section; expected [source.NAME], [stage.NAME] or [sink.NAME]"));
+        errors.push(Error::config(
+            key.clone(),
+            "unknown section; expected [source.NAME], [stage.NAME] or [sink.NAME]",
+        ));
     }
-    check_graph(&file, &mut errors);
+    check_graph(&file, &declared, &mut errors);
     if errors.is_empty() {
         Ok(file)
     } else {
@@ -296,7 +424,7 @@ pub fn parse(text: &str, sets: &[String]) -> Result<PipelineFile, Vec<Error>> {
     }
 }
 
-fn check_graph(file: &PipelineFile, errors: &mut Vec<Error>) {
+fn check_graph(file: &PipelineFile, declared: &[String], errors: &mut Vec<Error>) {
     let mut seen: HashMap<&str, &str> = HashMap::new();
     let all = file
         .sources
@@ -306,14 +434,24 @@ fn check_graph(file: &PipelineFile, errors: &mut Vec<Error>) {
         .chain(file.sinks.iter().map(|s| ("sink", &s.name)));
     for (kind, name) in all {
         if let Some(other) = seen.insert(name, kind) {
-            errors.push(Error::config(format!("{kind}.{name}"), format!("the name is also used by [{other}.{name}]; names must be unique")));
+            errors.push(Error::config(
+                format!("{kind}.{name}"),
+                format!("the name is also used by [{other}.{name}]; names must be unique"),
+            ));
         }
         if name.contains('.') || name.is_empty() {
-            errors.push(Error::config(format!("{kind}.{name}"), "a name must be non-empty and contain no '.'"));
+            errors.push(Error::config(
+                format!("{kind}.{name}"),
+                "a name must be non-empty and contain no '.'",
+            ));
         }
     }
-    let producers: HashSet<&str> = file.sources.iter().map(|s| s.name.as_str()).chain(file.stages.iter().map(|s| s.name.as_str())).collect();
-    let consumers = file.stages.iter().map(|s| ("stage", &s.name, &s.inputs)).chain(file.sinks.iter().map(|s| ("sink", &s.name, &s.inputs)));
+    let producers: HashSet<&str> = declared.iter().map(String::as_str).collect();
+    let consumers = file
+        .stages
+        .iter()
+        .map(|s| ("stage", &s.name, &s.inputs))
+        .chain(file.sinks.iter().map(|s| ("sink", &s.name, &s.inputs)));
     for (kind, name, inputs) in consumers {
         for i in inputs {
             if !producers.contains(i.node.as_str()) {
@@ -321,16 +459,14 @@ fn check_graph(file: &PipelineFile, errors: &mut Vec<Error>) {
                 names.sort();
                 errors.push(Error::config(
                     format!("{kind}.{name}.input"),
-                    format!("no source or stage named {:?}; there are: {}", i.node, names.join(", ")),
+                    format!(
+                        "no source or stage named {:?}; there are: {}",
+                        i.node,
+                        names.join(", ")
+                    ),
                 ));
             }
         }
-    }
-    if file.sources.is_empty() {
-        errors.push(Error::config("source", "a pipeline needs at least one [source.NAME]"));
-    }
-    if file.sinks.is_empty() {
-        errors.push(Error::config("sink", "a pipeline needs at least one [sink.NAME]; try type = \"stdout\""));
     }
 }
 
@@ -346,13 +482,20 @@ pub struct Plan {
 /// Fields of `source` its consumers need (`None`: all of them).
 fn projection(file: &PipelineFile, source: &SourceDecl) -> Option<Vec<String>> {
     let mut need: Vec<String> = source.event_time.iter().map(|e| e.field.clone()).collect();
-    let reads_main = |inputs: &[InputRef]| inputs.iter().any(|i| i.node == source.name && i.port == Port::Main);
+    let reads_main = |inputs: &[InputRef]| {
+        inputs
+            .iter()
+            .any(|i| i.node == source.name && i.port == Port::Main)
+    };
     if file.sinks.iter().any(|s| reads_main(&s.inputs)) {
         return None;
     }
     for st in file.stages.iter().filter(|s| reads_main(&s.inputs)) {
         need.extend(st.kind.required_fields()?);
     }
+    // Fields the format lacks are left out here so the stage reports them, with its path.
+    let known = source.format.field_names();
+    need.retain(|f| known.contains(f));
     need.sort();
     need.dedup();
     Some(need)
@@ -364,8 +507,13 @@ impl Plan {
         let mut errors = Vec::new();
         let mut schemas: HashMap<String, SchemaRef> = HashMap::new();
         let mut port_schema: HashMap<(String, Port), SchemaRef> = HashMap::new();
-        let projections: Vec<Option<Vec<String>>> = file.sources.iter().map(|s| projection(&file, s)).collect();
-        let PipelineFile { sources, stages, sinks } = file;
+        let projections: Vec<Option<Vec<String>>> =
+            file.sources.iter().map(|s| projection(&file, s)).collect();
+        let PipelineFile {
+            sources,
+            stages,
+            sinks,
+        } = file;
         let mut built_sources = Vec::new();
         for (decl, proj) in sources.into_iter().zip(projections) {
             match weir_format::build_parser(&decl.format, proj.as_deref()) {
@@ -375,7 +523,10 @@ impl Plan {
                     port_schema.insert((decl.name.clone(), Port::Errors), deadletter::schema());
                     built_sources.push((decl, p));
                 }
-                Err(e) => errors.push(Error::config(format!("source.{}.format", decl.name), e.to_string())),
+                Err(e) => errors.push(Error::config(
+                    format!("source.{}.format", decl.name),
+                    e.to_string(),
+                )),
             }
         }
         // Stages in dependency order: build each once all its inputs have schemas.
@@ -385,20 +536,34 @@ impl Plan {
             let before = pending.len();
             let mut rest = Vec::new();
             for decl in pending {
-                let ins: Option<Vec<SchemaRef>> = decl.inputs.iter().map(|i| port_schema.get(&(i.node.clone(), i.port)).cloned()).collect();
+                let ins: Option<Vec<SchemaRef>> = decl
+                    .inputs
+                    .iter()
+                    .map(|i| port_schema.get(&(i.node.clone(), i.port)).cloned())
+                    .collect();
                 let Some(ins) = ins else {
                     rest.push(decl);
                     continue;
                 };
                 let path = format!("stage.{}", decl.name);
                 let Some(first) = ins.first().cloned() else {
-                    errors.push(Error::config(format!("{path}.input"), "expected at least one input"));
-                    continue;
-                };
-                if let Some((i, _)) = ins.iter().enumerate().find(|(_, s)| s.fields() != first.fields()) {
                     errors.push(Error::config(
                         format!("{path}.input"),
-                        format!("inputs {} and {} have different schemas; a stage's inputs must match", decl.inputs[0], decl.inputs[i]),
+                        "expected at least one input",
+                    ));
+                    continue;
+                };
+                if let Some((i, _)) = ins
+                    .iter()
+                    .enumerate()
+                    .find(|(_, s)| s.fields() != first.fields())
+                {
+                    errors.push(Error::config(
+                        format!("{path}.input"),
+                        format!(
+                            "inputs {} and {} have different schemas; a stage's inputs must match",
+                            decl.inputs[0], decl.inputs[i]
+                        ),
                     ));
                     continue;
                 }
@@ -416,9 +581,19 @@ impl Plan {
             }
             if rest.is_empty() || rest.len() == before {
                 for d in &rest {
-                    let known = d.inputs.iter().all(|i| port_schema.contains_key(&(i.node.clone(), Port::Main)) || !port_schema.keys().any(|(n, _)| n == &i.node));
-                    let why = if known { "its inputs form a cycle or failed to build" } else { "an input failed to build" };
-                    errors.push(Error::config(format!("stage.{}.input", d.name), why.to_string()));
+                    let known = d.inputs.iter().all(|i| {
+                        port_schema.contains_key(&(i.node.clone(), Port::Main))
+                            || !port_schema.keys().any(|(n, _)| n == &i.node)
+                    });
+                    let why = if known {
+                        "its inputs form a cycle or failed to build"
+                    } else {
+                        "an input failed to build"
+                    };
+                    errors.push(Error::config(
+                        format!("stage.{}.input", d.name),
+                        why.to_string(),
+                    ));
                 }
                 break;
             }
@@ -426,13 +601,23 @@ impl Plan {
         }
         for s in &sinks {
             for i in &s.inputs {
-                if !port_schema.contains_key(&(i.node.clone(), i.port)) && port_schema.keys().any(|(n, _)| n == &i.node) {
-                    errors.push(Error::config(format!("sink.{}.input", s.name), format!("{} has no {} output", i.node, i.port.suffix())));
+                if !port_schema.contains_key(&(i.node.clone(), i.port))
+                    && port_schema.keys().any(|(n, _)| n == &i.node)
+                {
+                    errors.push(Error::config(
+                        format!("sink.{}.input", s.name),
+                        format!("{} has no {} output", i.node, i.port.suffix()),
+                    ));
                 }
             }
         }
         if errors.is_empty() {
-            Ok(Plan { sources: built_sources, stages: built_stages, sinks, schemas })
+            Ok(Plan {
+                sources: built_sources,
+                stages: built_stages,
+                sinks,
+                schemas,
+            })
         } else {
             Err(errors)
         }
@@ -443,21 +628,38 @@ impl Plan {
         let mut p = Pipeline::default();
         for (decl, parser) in self.sources {
             let source: Box<dyn Source> = decl.kind.open()?;
-            p.sources.push(SourceSpec { name: decl.name, source, parser, event_time: decl.event_time, max_line: decl.max_line.bytes as usize });
+            p.sources.push(SourceSpec {
+                name: decl.name,
+                source,
+                parser,
+                event_time: decl.event_time,
+                max_line: decl.max_line.bytes as usize,
+            });
         }
         for (decl, op) in self.stages {
-            p.stages.push(StageSpec { name: decl.name, op, inputs: decl.inputs.into_iter().map(|i| (i.node, i.port)).collect() });
+            p.stages.push(StageSpec {
+                name: decl.name,
+                op,
+                inputs: decl.inputs.into_iter().map(|i| (i.node, i.port)).collect(),
+            });
         }
         for decl in self.sinks {
             let sink: Box<dyn Sink> = decl.kind.create()?;
-            p.sinks.push(SinkSpec { name: decl.name, sink, inputs: decl.inputs.into_iter().map(|i| (i.node, i.port)).collect() });
+            p.sinks.push(SinkSpec {
+                name: decl.name,
+                sink,
+                inputs: decl.inputs.into_iter().map(|i| (i.node, i.port)).collect(),
+            });
         }
         Ok(p)
     }
 
     /// Problems found without running: input files that do not exist.
     pub fn preflight(&self) -> Vec<Error> {
-        self.sources.iter().filter_map(|(d, _)| d.kind.preflight(&format!("source.{}", d.name))).collect()
+        self.sources
+            .iter()
+            .filter_map(|(d, _)| d.kind.preflight(&format!("source.{}", d.name)))
+            .collect()
     }
 }
 

@@ -97,19 +97,35 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("WEIR_LOG").unwrap_or_else(|_| "warn".into()),
+            tracing_subscriber::EnvFilter::try_from_env("WEIR_LOG")
+                .unwrap_or_else(|_| "warn".into()),
         )
         .init();
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Run { pipeline, sets, quiet } => run(&pipeline, &sets, quiet),
+        Command::Run {
+            pipeline,
+            sets,
+            quiet,
+        } => run(&pipeline, &sets, quiet),
         Command::Check { pipeline, sets } => check(&pipeline, &sets),
-        Command::Gen { kind: GenKind::Clf { count, seed, rate, out } } => gen_clf(count, seed, rate, out),
+        Command::Gen {
+            kind:
+                GenKind::Clf {
+                    count,
+                    seed,
+                    rate,
+                    out,
+                },
+        } => gen_clf(count, seed, rate, out),
     };
     match result {
         Ok(code) => code,
         Err(e) => {
-            if e.chain().any(|c| c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)) {
+            if e.chain().any(|c| {
+                c.downcast_ref::<std::io::Error>()
+                    .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            }) {
                 return ExitCode::SUCCESS;
             }
             eprintln!("weir: error: {e:#}");
@@ -120,14 +136,22 @@ fn main() -> ExitCode {
 
 /// Prints config errors, one per line, and returns the exit code for them.
 fn report(errors: &[weir_core::Error], pipeline: &std::path::Path) -> ExitCode {
-    eprintln!("weir: {} has {} problem{}:", pipeline.display(), errors.len(), if errors.len() == 1 { "" } else { "s" });
+    eprintln!(
+        "weir: {} has {} problem{}:",
+        pipeline.display(),
+        errors.len(),
+        if errors.len() == 1 { "" } else { "s" }
+    );
     for e in errors {
         eprintln!("  {e}");
     }
     ExitCode::from(2)
 }
 
-fn plan(pipeline: &std::path::Path, sets: &[String]) -> Result<config::Plan, Vec<weir_core::Error>> {
+fn plan(
+    pipeline: &std::path::Path,
+    sets: &[String],
+) -> Result<config::Plan, Vec<weir_core::Error>> {
     let file = config::load(pipeline, sets)?;
     let plan = config::Plan::new(file)?;
     let pre = plan.preflight();
@@ -145,7 +169,11 @@ fn check(pipeline: &std::path::Path, sets: &[String]) -> anyhow::Result<ExitCode
             names.sort_by_key(|(n, _)| n.as_str());
             println!("{}: ok", pipeline.display());
             for (name, schema) in names {
-                let fields: Vec<String> = schema.fields().iter().map(|f| format!("{}: {}", f.name(), f.data_type())).collect();
+                let fields: Vec<String> = schema
+                    .fields()
+                    .iter()
+                    .map(|f| format!("{}: {}", f.name(), f.data_type()))
+                    .collect();
                 println!("  {name}: {}", fields.join(", "));
             }
             Ok(ExitCode::SUCCESS)
@@ -201,7 +229,10 @@ fn gen_clf(count: u64, seed: u64, rate: u64, out: Option<PathBuf>) -> anyhow::Re
             1 << 20,
             std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?,
         )),
-        None => Box::new(std::io::BufWriter::with_capacity(1 << 20, std::io::stdout().lock())),
+        None => Box::new(std::io::BufWriter::with_capacity(
+            1 << 20,
+            std::io::stdout().lock(),
+        )),
     };
     let mut buf = Vec::with_capacity(1 << 20);
     loop {

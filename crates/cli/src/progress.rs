@@ -15,7 +15,11 @@ pub struct Progress {
 }
 
 fn sum(nodes: &[NodeInfo], kind: NodeKind, f: impl Fn(&NodeMetrics) -> u64) -> u64 {
-    nodes.iter().filter(|n| n.kind == kind).map(|n| f(&n.metrics)).sum()
+    nodes
+        .iter()
+        .filter(|n| n.kind == kind)
+        .map(|n| f(&n.metrics))
+        .sum()
 }
 
 fn get(c: &std::sync::atomic::AtomicU64) -> u64 {
@@ -43,19 +47,30 @@ impl Progress {
     /// A display for these nodes (nothing is drawn unless stderr is a terminal).
     pub fn new(nodes: &[NodeInfo]) -> Self {
         let bar = std::io::stderr().is_terminal().then(|| {
-            let total: Option<u64> = nodes.iter().filter(|n| n.kind == NodeKind::Source).map(|n| n.size_hint).sum();
+            let total: Option<u64> = nodes
+                .iter()
+                .filter(|n| n.kind == NodeKind::Source)
+                .map(|n| n.size_hint)
+                .sum();
             let bar = match total {
                 Some(t) => ProgressBar::new(t).with_style(
-                    ProgressStyle::with_template("{spinner} [{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} {msg}")
+                    ProgressStyle::with_template(
+                        "{spinner} [{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} {msg}",
+                    )
+                    .expect("valid template"),
+                ),
+                None => ProgressBar::new_spinner().with_style(
+                    ProgressStyle::with_template("{spinner} [{elapsed_precise}] {msg}")
                         .expect("valid template"),
                 ),
-                None => ProgressBar::new_spinner()
-                    .with_style(ProgressStyle::with_template("{spinner} [{elapsed_precise}] {msg}").expect("valid template")),
             };
             bar.set_draw_target(ProgressDrawTarget::stderr_with_hz(4));
             bar
         });
-        Progress { bar, nodes: nodes.to_vec() }
+        Progress {
+            bar,
+            nodes: nodes.to_vec(),
+        }
     }
 
     /// Redraws with current counters.
@@ -116,7 +131,11 @@ pub fn summary(nodes: &[NodeInfo], wall: Duration) -> String {
                 thousands(get(&m.records_out)),
                 thousands(get(&m.emitted)),
             )),
-            NodeKind::Sink => out.push_str(&format!("  sink {}: {} rows written\n", n.name, thousands(get(&m.records_out)))),
+            NodeKind::Sink => out.push_str(&format!(
+                "  sink {}: {} rows written\n",
+                n.name,
+                thousands(get(&m.records_out))
+            )),
         }
     }
     out

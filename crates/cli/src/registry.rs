@@ -51,9 +51,10 @@ impl SourceKind {
     /// A problem visible before running (a missing input file), with its key path.
     pub fn preflight(&self, path: &str) -> Option<Error> {
         match self {
-            SourceKind::File(c) if !c.path.exists() => {
-                Some(Error::config(format!("{path}.path"), format!("{} does not exist", c.path.display())))
-            }
+            SourceKind::File(c) if !c.path.exists() => Some(Error::config(
+                format!("{path}.path"),
+                format!("{} does not exist", c.path.display()),
+            )),
             _ => None,
         }
     }
@@ -101,8 +102,11 @@ impl StageKind {
             StageKind::Aggregate(c) => {
                 // validate() already reported config-only problems; keep the schema ones.
                 let op = Aggregate::new(c, input, path).map_err(|errs| {
-                    let own: Vec<String> = c.validate(path).iter().map(ToString::to_string).collect();
-                    errs.into_iter().filter(|e| !own.contains(&e.to_string())).collect::<Vec<_>>()
+                    let own: Vec<String> =
+                        c.validate(path).iter().map(ToString::to_string).collect();
+                    errs.into_iter()
+                        .filter(|e| !own.contains(&e.to_string()))
+                        .collect::<Vec<_>>()
                 })?;
                 Box::new(op)
             }

@@ -32,7 +32,9 @@ impl std::fmt::Display for Duration {
 impl<'de> Deserialize<'de> for Duration {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
-        parse_duration_ms(&s).map(Duration::from_ms).map_err(serde::de::Error::custom)
+        parse_duration_ms(&s)
+            .map(Duration::from_ms)
+            .map_err(serde::de::Error::custom)
     }
 }
 
@@ -81,7 +83,9 @@ pub fn parse_byte_size(s: &str) -> Result<u64, String> {
 impl<'de> Deserialize<'de> for ByteSize {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
-        parse_byte_size(&s).map(ByteSize::from_bytes).map_err(serde::de::Error::custom)
+        parse_byte_size(&s)
+            .map(ByteSize::from_bytes)
+            .map_err(serde::de::Error::custom)
     }
 }
 
@@ -99,7 +103,9 @@ mod tests {
     fn sizes() {
         assert_eq!(parse_byte_size("128MiB"), Ok(128 << 20));
         assert_eq!(parse_byte_size("64kB"), Ok(64_000));
-        assert!(parse_byte_size("128").unwrap_err().contains("expected a size"));
+        assert!(parse_byte_size("128")
+            .unwrap_err()
+            .contains("expected a size"));
         assert!(parse_byte_size("MiB").is_err());
     }
 }

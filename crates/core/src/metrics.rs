@@ -30,7 +30,10 @@ pub struct NodeMetrics {
 impl NodeMetrics {
     /// New zeroed counters.
     pub fn new() -> Self {
-        NodeMetrics { watermark: AtomicI64::new(i64::MIN), ..Default::default() }
+        NodeMetrics {
+            watermark: AtomicI64::new(i64::MIN),
+            ..Default::default()
+        }
     }
 
     /// Adds `n` to a counter.
@@ -53,6 +56,9 @@ impl NodeMetrics {
 
     /// The kept reasons.
     pub fn reasons(&self) -> Vec<String> {
-        self.first_reasons.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.first_reasons
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 }

@@ -61,7 +61,12 @@ mod tests {
         assert_eq!(n, 4);
         assert_eq!(
             seen,
-            vec![(10, b"a".to_vec()), (11, b"b".to_vec()), (12, vec![]), (13, b"c".to_vec())]
+            vec![
+                (10, b"a".to_vec()),
+                (11, b"b".to_vec()),
+                (12, vec![]),
+                (13, b"c".to_vec())
+            ]
         );
     }
 }

@@ -165,15 +165,23 @@ pub fn parse_duration_ms(s: &str) -> Result<i64, String> {
             "d" => 86_400_000,
             _ => return Err(bad()),
         };
-        total = n.checked_mul(unit).and_then(|v| total.checked_add(v)).ok_or_else(bad)?;
+        total = n
+            .checked_mul(unit)
+            .and_then(|v| total.checked_add(v))
+            .ok_or_else(bad)?;
     }
     Ok(total)
 }
 
 /// Formats milliseconds as the shortest duration string [`parse_duration_ms`] accepts.
 pub fn format_duration_ms(ms: i64) -> String {
-    const UNITS: [(i64, &str); 5] =
-        [(86_400_000, "d"), (3_600_000, "h"), (60_000, "m"), (1000, "s"), (1, "ms")];
+    const UNITS: [(i64, &str); 5] = [
+        (86_400_000, "d"),
+        (3_600_000, "h"),
+        (60_000, "m"),
+        (1000, "s"),
+        (1, "ms"),
+    ];
     if ms == 0 {
         return "0s".into();
     }
@@ -213,9 +221,18 @@ mod tests {
 
     #[test]
     fn rfc3339_parse() {
-        assert_eq!(parse_rfc3339_ms("1995-07-01T04:00:01Z"), Some(804_571_201_000));
-        assert_eq!(parse_rfc3339_ms("1995-07-01T00:00:01-04:00"), Some(804_571_201_000));
-        assert_eq!(parse_rfc3339_ms("1995-07-01 04:00:01.5"), Some(804_571_201_500));
+        assert_eq!(
+            parse_rfc3339_ms("1995-07-01T04:00:01Z"),
+            Some(804_571_201_000)
+        );
+        assert_eq!(
+            parse_rfc3339_ms("1995-07-01T00:00:01-04:00"),
+            Some(804_571_201_000)
+        );
+        assert_eq!(
+            parse_rfc3339_ms("1995-07-01 04:00:01.5"),
+            Some(804_571_201_500)
+        );
         assert_eq!(parse_rfc3339_ms("1995-02-29T00:00:00Z"), None);
         assert_eq!(parse_rfc3339_ms("1995-07-01T04:00:01Zjunk"), None);
         assert_eq!(parse_rfc3339_ms("yesterday"), None);
@@ -226,7 +243,9 @@ mod tests {
         assert_eq!(parse_duration_ms("5m"), Ok(300_000));
         assert_eq!(parse_duration_ms("1m30s"), Ok(90_000));
         assert_eq!(parse_duration_ms("250ms"), Ok(250));
-        assert!(parse_duration_ms("5").unwrap_err().contains("expected a duration"));
+        assert!(parse_duration_ms("5")
+            .unwrap_err()
+            .contains("expected a duration"));
         assert!(parse_duration_ms("5 minutes").is_err());
         assert!(parse_duration_ms("-5s").is_err());
         assert_eq!(format_duration_ms(90_000), "1m30s");

@@ -96,7 +96,11 @@ mod tests {
         g.observe(Some(90_000), 1_000); // out of order: no regression
         assert_eq!(g.poll(1_000), None);
         assert_eq!(g.poll(10_999), None, "not idle yet");
-        assert_eq!(g.poll(11_000), Some(80_000), "idle 10 s: event time moves with the clock");
+        assert_eq!(
+            g.poll(11_000),
+            Some(80_000),
+            "idle 10 s: event time moves with the clock"
+        );
         assert_eq!(g.poll(41_000), Some(110_000));
     }
 }

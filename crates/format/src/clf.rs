@@ -125,8 +125,9 @@ pub struct TsCache {
     valid: bool,
 }
 
-const MONTHS: [&[u8; 3]; 12] =
-    [b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov", b"Dec"];
+const MONTHS: [&[u8; 3]; 12] = [
+    b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov", b"Dec",
+];
 
 #[inline]
 fn d2(b: &[u8]) -> Option<u32> {
@@ -180,8 +181,8 @@ impl TsCache {
             return None;
         }
         let offset_min = sign * (zh * 60 + zm) as i16;
-        self.base_ms = days_from_civil(year, month, day) * 86_400_000
-            - i64::from(offset_min) * 60_000;
+        self.base_ms =
+            days_from_civil(year, month, day) * 86_400_000 - i64::from(offset_min) * 60_000;
         self.offset_min = offset_min;
         self.key = *key;
         self.valid = true;
@@ -216,8 +217,9 @@ pub fn parse_line<'a>(
     if line.get(i) != Some(&b'[') || line.get(i + 27) != Some(&b']') {
         return Err("expected `[dd/Mon/yyyy:HH:MM:SS +zzzz]` after user");
     }
-    let (timestamp, utc_offset) =
-        cache.parse(&line[i + 1..i + 27]).ok_or("invalid timestamp, expected dd/Mon/yyyy:HH:MM:SS +zzzz")?;
+    let (timestamp, utc_offset) = cache
+        .parse(&line[i + 1..i + 27])
+        .ok_or("invalid timestamp, expected dd/Mon/yyyy:HH:MM:SS +zzzz")?;
     if line.get(i + 28) != Some(&b' ') || line.get(i + 29) != Some(&b'"') {
         return Err("expected a quoted request after the timestamp");
     }
@@ -248,7 +250,9 @@ pub fn parse_line<'a>(
             (m, p, Some(v))
         }
         // HTTP/0.9 requests have no protocol; the NASA logs have them.
-        (Some(m), Some(p), None, None) if is_request_token(m) && is_request_token(p) => (m, p, None),
+        (Some(m), Some(p), None, None) if is_request_token(m) && is_request_token(p) => {
+            (m, p, None)
+        }
         _ => return Err("request is not `METHOD PATH PROTOCOL`"),
     };
     let bytes_start = req_end + 6;
@@ -390,8 +394,12 @@ impl ClfParser {
             referer: s(REFERER),
             user_agent: s(USER_AGENT),
         };
-        let fields: Vec<Field> =
-            full.fields().iter().filter(|f| want(f.name())).map(|f| f.as_ref().clone()).collect();
+        let fields: Vec<Field> = full
+            .fields()
+            .iter()
+            .filter(|f| want(f.name()))
+            .map(|f| f.as_ref().clone())
+            .collect();
         Ok(ClfParser {
             schema: Arc::new(Schema::new(fields)),
             cols,
@@ -463,18 +471,22 @@ impl Parser for ClfParser {
     }
 
     fn parse_chunk(&mut self, chunk: &[u8], first_line: u64, dead: &mut DeadLetters) -> u64 {
-        for_each_line(chunk, first_line, |no, line| match parse_line(line, &mut self.cache) {
-            Ok(rec) => self.push(&rec),
-            Err(reason) => match self.malformed_status {
-                Some(status) => match find_timestamp(line, &mut self.cache) {
-                    Some((ts, off)) => {
-                        self.push_malformed(ts, off, status);
-                        dead.push(Some(no), reason, line);
-                    }
-                    None => dead.push(Some(no), &format!("{reason}; no [timestamp] found"), line),
+        for_each_line(chunk, first_line, |no, line| {
+            match parse_line(line, &mut self.cache) {
+                Ok(rec) => self.push(&rec),
+                Err(reason) => match self.malformed_status {
+                    Some(status) => match find_timestamp(line, &mut self.cache) {
+                        Some((ts, off)) => {
+                            self.push_malformed(ts, off, status);
+                            dead.push(Some(no), reason, line);
+                        }
+                        None => {
+                            dead.push(Some(no), &format!("{reason}; no [timestamp] found"), line)
+                        }
+                    },
+                    None => dead.push(Some(no), reason, line),
                 },
-                None => dead.push(Some(no), reason, line),
-            },
+            }
         })
     }
 

@@ -90,9 +90,12 @@ impl CsvParser {
         if memchr::memchr_iter(b'"', line).count() % 2 == 1 {
             return Err("unterminated quoted value (a value cannot span lines)".into());
         }
-        let mut rdr = csv_core::ReaderBuilder::new().delimiter(self.cfg.delimiter as u8).build();
+        let mut rdr = csv_core::ReaderBuilder::new()
+            .delimiter(self.cfg.delimiter as u8)
+            .build();
         // Output is never longer than input, and a line has at most len + 1 fields.
-        self.scratch.resize(self.scratch.len().max(line.len() + 1), 0);
+        self.scratch
+            .resize(self.scratch.len().max(line.len() + 1), 0);
         self.ends.resize(self.ends.len().max(line.len() + 2), 0);
         let (mut input, mut nout, mut nend) = (line, 0, 0);
         loop {
@@ -167,7 +170,10 @@ impl Parser for CsvParser {
                 return;
             }
             let (cells, columns) = (&self.cells, &self.columns);
-            if let Err(reason) = self.writer.write(|i, spec| from_text(spec.ty, &cells[columns[i]])) {
+            if let Err(reason) = self
+                .writer
+                .write(|i, spec| from_text(spec.ty, &cells[columns[i]]))
+            {
                 dead.push(Some(no), &reason, line);
             }
         })

@@ -30,7 +30,9 @@ impl JsonParser {
     /// A parser producing the fields in `projection` (all declared when `None`).
     pub fn new(cfg: &JsonConfig, projection: Option<&[String]>) -> Result<Self> {
         let keep = projection_mask(&cfg.fields, projection, "json")?;
-        Ok(JsonParser { writer: RowWriter::new(cfg.fields.clone(), keep) })
+        Ok(JsonParser {
+            writer: RowWriter::new(cfg.fields.clone(), keep),
+        })
     }
 }
 
@@ -44,14 +46,14 @@ impl Parser for JsonParser {
             if line.iter().all(u8::is_ascii_whitespace) {
                 return;
             }
-            let obj: serde_json::Map<String, serde_json::Value> =
-                match serde_json::from_slice(line) {
-                    Ok(o) => o,
-                    Err(e) => {
-                        dead.push(Some(no), &format!("not a JSON object: {e}"), line);
-                        return;
-                    }
-                };
+            let obj: serde_json::Map<String, serde_json::Value> = match serde_json::from_slice(line)
+            {
+                Ok(o) => o,
+                Err(e) => {
+                    dead.push(Some(no), &format!("not a JSON object: {e}"), line);
+                    return;
+                }
+            };
             let res = self.writer.write(|_, spec| match obj.get(&spec.name) {
                 None => Ok(Value::Null),
                 Some(v) => from_json(spec.ty, v),

@@ -78,7 +78,10 @@ pub fn validate_fields(fields: &[FieldSpec], path: &str) -> Vec<Error> {
     }
     for (i, f) in fields.iter().enumerate() {
         if f.name.is_empty() {
-            errors.push(Error::config(format!("{path}[{i}].name"), "expected a non-empty name"));
+            errors.push(Error::config(
+                format!("{path}[{i}].name"),
+                "expected a non-empty name",
+            ));
         }
         if fields[..i].iter().any(|g| g.name == f.name) {
             errors.push(Error::config(
@@ -164,16 +167,19 @@ pub fn from_json(ty: FieldType, v: &serde_json::Value) -> Result<Value, String> 
         (FieldType::String, J::String(s)) => Value::Str(s.clone()),
         (FieldType::String, J::Number(n)) => Value::Str(n.to_string()),
         (FieldType::String, J::Bool(b)) => Value::Str(b.to_string()),
-        (FieldType::Int, J::Number(n)) => Value::Int(n.as_i64().ok_or_else(|| {
-            format!("expected an integer in 64 bits, got {n}")
-        })?),
-        (FieldType::Uint, J::Number(n)) => Value::Uint(n.as_u64().ok_or_else(|| {
-            format!("expected a non-negative integer in 64 bits, got {n}")
-        })?),
+        (FieldType::Int, J::Number(n)) => Value::Int(
+            n.as_i64()
+                .ok_or_else(|| format!("expected an integer in 64 bits, got {n}"))?,
+        ),
+        (FieldType::Uint, J::Number(n)) => Value::Uint(
+            n.as_u64()
+                .ok_or_else(|| format!("expected a non-negative integer in 64 bits, got {n}"))?,
+        ),
         (FieldType::Float, J::Number(n)) => Value::Float(n.as_f64().unwrap_or(f64::NAN)),
         (FieldType::Bool, J::Bool(b)) => Value::Bool(*b),
         (FieldType::Timestamp, J::Number(n)) => Value::Int(
-            n.as_i64().ok_or_else(|| format!("expected epoch milliseconds as an integer, got {n}"))?,
+            n.as_i64()
+                .ok_or_else(|| format!("expected epoch milliseconds as an integer, got {n}"))?,
         ),
         (FieldType::TimestampS, J::Number(n)) => Value::Int(
             n.as_f64()
@@ -279,7 +285,10 @@ pub fn projection_mask(
             }
         }
     }
-    Ok(fields.iter().map(|f| projection.is_none_or(|p| p.contains(&f.name))).collect())
+    Ok(fields
+        .iter()
+        .map(|f| projection.is_none_or(|p| p.contains(&f.name)))
+        .collect())
 }
 
 /// Converted values of one record, appended to the kept columns only when all converted.
@@ -296,10 +305,18 @@ pub struct RowWriter {
 impl RowWriter {
     /// A writer for `specs`, materialising the fields where `keep` is true.
     pub fn new(specs: Vec<FieldSpec>, keep: Vec<bool>) -> Self {
-        let fields: Vec<Field> =
-            specs.iter().zip(&keep).filter(|(_, k)| **k).map(|(f, _)| f.arrow_field()).collect();
-        let builders =
-            specs.iter().zip(&keep).filter(|(_, k)| **k).map(|(f, _)| ColumnBuilder::new(f.ty)).collect();
+        let fields: Vec<Field> = specs
+            .iter()
+            .zip(&keep)
+            .filter(|(_, k)| **k)
+            .map(|(f, _)| f.arrow_field())
+            .collect();
+        let builders = specs
+            .iter()
+            .zip(&keep)
+            .filter(|(_, k)| **k)
+            .map(|(f, _)| ColumnBuilder::new(f.ty))
+            .collect();
         RowWriter {
             row: Vec::with_capacity(specs.len()),
             specs,
@@ -336,7 +353,10 @@ impl RowWriter {
         for (i, spec) in self.specs.iter().enumerate() {
             let v = get(i, spec).map_err(|e| format!("field {:?}: {e}", spec.name))?;
             if spec.required && v == Value::Null {
-                return Err(format!("field {:?} is required but missing or null", spec.name));
+                return Err(format!(
+                    "field {:?} is required but missing or null",
+                    spec.name
+                ));
             }
             self.row.push(v);
         }

@@ -127,18 +127,33 @@ impl Pipeline {
         let stop = Arc::new(AtomicBool::new(false));
         let mut outputs: std::collections::HashMap<String, Vec<Output>> = Default::default();
         let mut receivers = Vec::new();
-        let consumers = self.stages.iter().map(|s| (&s.name, &s.inputs)).chain(self.sinks.iter().map(|s| (&s.name, &s.inputs)));
+        let consumers = self
+            .stages
+            .iter()
+            .map(|s| (&s.name, &s.inputs))
+            .chain(self.sinks.iter().map(|s| (&s.name, &s.inputs)));
         for (name, inputs) in consumers {
             let (tx, rx) = bounded(CHANNEL_CAPACITY);
             for (i, (from, port)) in inputs.iter().enumerate() {
-                outputs.entry(from.clone()).or_default().push(Output { port: *port, input_idx: i, tx: tx.clone(), to: name.clone() });
+                outputs.entry(from.clone()).or_default().push(Output {
+                    port: *port,
+                    input_idx: i,
+                    tx: tx.clone(),
+                    to: name.clone(),
+                });
             }
             receivers.push(rx);
         }
-        let known: std::collections::HashSet<&String> =
-            self.sources.iter().map(|s| &s.name).chain(self.stages.iter().map(|s| &s.name)).collect();
+        let known: std::collections::HashSet<&String> = self
+            .sources
+            .iter()
+            .map(|s| &s.name)
+            .chain(self.stages.iter().map(|s| &s.name))
+            .collect();
         if let Some(missing) = outputs.keys().find(|k| !known.contains(k)) {
-            return Err(Error::Internal(format!("an input names {missing:?}, which is not a source or stage")));
+            return Err(Error::Internal(format!(
+                "an input names {missing:?}, which is not a source or stage"
+            )));
         }
         let mut receivers = receivers.into_iter();
         let mut nodes = Vec::new();
@@ -153,25 +168,50 @@ impl Pipeline {
         };
         for s in self.sources {
             let m = Arc::new(NodeMetrics::new());
-            nodes.push(NodeInfo { name: s.name.clone(), kind: NodeKind::Source, metrics: m.clone(), size_hint: s.source.size_hint() });
+            nodes.push(NodeInfo {
+                name: s.name.clone(),
+                kind: NodeKind::Source,
+                metrics: m.clone(),
+                size_hint: s.source.size_hint(),
+            });
             let outs = outputs.remove(&s.name).unwrap_or_default();
             let stop = stop.clone();
-            spawn(s.name.clone(), Box::new(move || node::run_source(s, outs, &m, &stop)))?;
+            spawn(
+                s.name.clone(),
+                Box::new(move || node::run_source(s, outs, &m, &stop)),
+            )?;
         }
         for s in self.stages {
             let m = Arc::new(NodeMetrics::new());
-            nodes.push(NodeInfo { name: s.name.clone(), kind: NodeKind::Stage, metrics: m.clone(), size_hint: None });
+            nodes.push(NodeInfo {
+                name: s.name.clone(),
+                kind: NodeKind::Stage,
+                metrics: m.clone(),
+                size_hint: None,
+            });
             let outs = outputs.remove(&s.name).unwrap_or_default();
             let rx = receivers.next().expect("one receiver per stage");
-            spawn(s.name.clone(), Box::new(move || node::run_stage(s, rx, outs, &m)))?;
+            spawn(
+                s.name.clone(),
+                Box::new(move || node::run_stage(s, rx, outs, &m)),
+            )?;
         }
         for s in self.sinks {
             let m = Arc::new(NodeMetrics::new());
-            nodes.push(NodeInfo { name: s.name.clone(), kind: NodeKind::Sink, metrics: m.clone(), size_hint: None });
+            nodes.push(NodeInfo {
+                name: s.name.clone(),
+                kind: NodeKind::Sink,
+                metrics: m.clone(),
+                size_hint: None,
+            });
             let rx = receivers.next().expect("one receiver per sink");
             spawn(s.name.clone(), Box::new(move || node::run_sink(s, rx, &m)))?;
         }
-        Ok(Running { nodes, handles, stop })
+        Ok(Running {
+            nodes,
+            handles,
+            stop,
+        })
     }
 }
 
@@ -197,12 +237,16 @@ impl Running {
     pub fn join(self) -> std::result::Result<Vec<NodeInfo>, NodeFailure> {
         let mut first: Option<NodeFailure> = None;
         for (node, h) in self.handles {
-            let res = h.join().unwrap_or_else(|_| Err(Error::Internal(format!("node {node} panicked"))));
+            let res = h
+                .join()
+                .unwrap_or_else(|_| Err(Error::Internal(format!("node {node} panicked"))));
             if let Err(error) = res {
                 self.stop.store(true, Ordering::Relaxed);
                 let replace = match &first {
                     None => true,
-                    Some(f) => matches!(f.error, Error::Stopped(_)) && !matches!(error, Error::Stopped(_)),
+                    Some(f) => {
+                        matches!(f.error, Error::Stopped(_)) && !matches!(error, Error::Stopped(_))
+                    }
                 };
                 if replace {
                     first = Some(NodeFailure { node, error });

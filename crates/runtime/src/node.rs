@@ -19,8 +19,12 @@ use crate::{Output, SinkSpec, SourceSpec, StageSpec};
 const TICK: Duration = Duration::from_millis(100);
 
 fn send(outputs: &[Output], port: Port, msg: &Message) -> Result<()> {
-    for o in outputs.iter().filter(|o| o.port == port || matches!(msg, Message::End)) {
-        o.tx.send((o.input_idx, msg.clone())).map_err(|_| Error::Stopped(o.to.clone()))?;
+    for o in outputs
+        .iter()
+        .filter(|o| o.port == port || matches!(msg, Message::End))
+    {
+        o.tx.send((o.input_idx, msg.clone()))
+            .map_err(|_| Error::Stopped(o.to.clone()))?;
     }
     Ok(())
 }
@@ -52,7 +56,9 @@ fn dispatch(outputs: &[Output], m: &NodeMetrics, port: Port, msg: Message) -> Re
 }
 
 fn max_time(batch: &RecordBatch, col: usize) -> Option<Millis> {
-    let a = batch.column(col).as_primitive_opt::<TimestampMillisecondType>()?;
+    let a = batch
+        .column(col)
+        .as_primitive_opt::<TimestampMillisecondType>()?;
     if a.null_count() == 0 {
         a.values().iter().copied().max()
     } else {
@@ -66,20 +72,36 @@ struct LineState {
     skipping: bool,
 }
 
-pub(crate) fn run_source(mut s: SourceSpec, outs: Vec<Output>, m: &NodeMetrics, stop: &AtomicBool) -> Result<()> {
+pub(crate) fn run_source(
+    mut s: SourceSpec,
+    outs: Vec<Output>,
+    m: &NodeMetrics,
+    stop: &AtomicBool,
+) -> Result<()> {
     let schema = s.parser.schema();
     let time_col = match &s.event_time {
         Some(et) => Some(schema.index_of(&et.field).map_err(|_| {
-            Error::Schema(format!("source {}: event_time.field {:?} is not a parsed field", s.name, et.field))
+            Error::Schema(format!(
+                "source {}: event_time.field {:?} is not a parsed field",
+                s.name, et.field
+            ))
         })?),
         None => None,
     };
     let mut wm = s.event_time.as_ref().map(WatermarkGen::new);
     let mut dead = DeadLetters::new(&s.name);
-    let mut st = LineState { buf: Vec::with_capacity(2 * weir_source_chunk()), line_no: 1, skipping: false };
+    let mut st = LineState {
+        buf: Vec::with_capacity(2 * weir_source_chunk()),
+        line_no: 1,
+        skipping: false,
+    };
     loop {
         let before = st.buf.len();
-        let outcome = if stop.load(Ordering::Relaxed) { ReadOutcome::Eof } else { s.source.read(&mut st.buf, TICK)? };
+        let outcome = if stop.load(Ordering::Relaxed) {
+            ReadOutcome::Eof
+        } else {
+            s.source.read(&mut st.buf, TICK)?
+        };
         NodeMetrics::add(&m.bytes_in, (st.buf.len() - before) as u64);
         match outcome {
             ReadOutcome::Data => {
@@ -88,11 +110,23 @@ pub(crate) fn run_source(mut s: SourceSpec, outs: Vec<Output>, m: &NodeMetrics, 
                     let rest = st.buf[cut + 1..].to_vec();
                     st.buf.truncate(cut + 1);
                     let chunk = std::mem::replace(&mut st.buf, rest);
-                    parse(&mut s, &mut st, &chunk, &mut dead, time_col, wm.as_mut(), &outs, m)?;
+                    parse(
+                        &mut s,
+                        &mut st,
+                        &chunk,
+                        &mut dead,
+                        time_col,
+                        wm.as_mut(),
+                        &outs,
+                        m,
+                    )?;
                     st.buf.reserve(weir_source_chunk());
                 }
                 if st.buf.len() > s.max_line {
-                    let reason = format!("line longer than {} bytes; skipped to the next line", s.max_line);
+                    let reason = format!(
+                        "line longer than {} bytes; skipped to the next line",
+                        s.max_line
+                    );
                     if !st.skipping {
                         dead.push(Some(st.line_no), &reason, &st.buf);
                     }
@@ -103,7 +137,16 @@ pub(crate) fn run_source(mut s: SourceSpec, outs: Vec<Output>, m: &NodeMetrics, 
             ReadOutcome::Eof => {
                 if !st.buf.is_empty() {
                     let chunk = std::mem::take(&mut st.buf);
-                    parse(&mut s, &mut st, &chunk, &mut dead, time_col, wm.as_mut(), &outs, m)?;
+                    parse(
+                        &mut s,
+                        &mut st,
+                        &chunk,
+                        &mut dead,
+                        time_col,
+                        wm.as_mut(),
+                        &outs,
+                        m,
+                    )?;
                 }
                 flush_dead(&mut dead, &outs, m)?;
                 dispatch(&outs, m, Port::Main, Message::Watermark(MAX_TIME))?;
@@ -156,7 +199,9 @@ fn parse(
 }
 
 fn flush_dead(dead: &mut DeadLetters, outs: &[Output], m: &NodeMetrics) -> Result<()> {
-    let Some(batch) = dead.take() else { return Ok(()) };
+    let Some(batch) = dead.take() else {
+        return Ok(());
+    };
     for r in dead.first_reasons() {
         if m.reasons().len() < weir_core::metrics::KEPT_REASONS && !m.reasons().contains(r) {
             m.note_reason(|| r.clone());
@@ -174,7 +219,11 @@ struct Inputs {
 
 impl Inputs {
     fn new(n: usize) -> Self {
-        Inputs { wm: vec![MIN_TIME; n], ended: vec![false; n], current: MIN_TIME }
+        Inputs {
+            wm: vec![MIN_TIME; n],
+            ended: vec![false; n],
+            current: MIN_TIME,
+        }
     }
 
     /// Updates input `i`'s watermark; returns the combined one if it advanced.
@@ -194,7 +243,14 @@ impl Inputs {
 
     fn advance(&mut self) -> Option<Millis> {
         // Ended inputs no longer hold event time back; with none left it is complete.
-        let min = self.wm.iter().zip(&self.ended).filter(|(_, e)| !**e).map(|(w, _)| *w).min().unwrap_or(MAX_TIME);
+        let min = self
+            .wm
+            .iter()
+            .zip(&self.ended)
+            .filter(|(_, e)| !**e)
+            .map(|(w, _)| *w)
+            .min()
+            .unwrap_or(MAX_TIME);
         (min > self.current).then(|| {
             self.current = min;
             min
@@ -202,7 +258,12 @@ impl Inputs {
     }
 }
 
-pub(crate) fn run_stage(mut s: StageSpec, rx: Receiver<(usize, Message)>, outs: Vec<Output>, m: &NodeMetrics) -> Result<()> {
+pub(crate) fn run_stage(
+    mut s: StageSpec,
+    rx: Receiver<(usize, Message)>,
+    outs: Vec<Output>,
+    m: &NodeMetrics,
+) -> Result<()> {
     let mut inputs = Inputs::new(s.inputs.len());
     let mut em = Emitter::default();
     let mut last_tick = Instant::now();
@@ -246,7 +307,11 @@ pub(crate) fn run_stage(mut s: StageSpec, rx: Receiver<(usize, Message)>, outs: 
     }
 }
 
-pub(crate) fn run_sink(mut s: SinkSpec, rx: Receiver<(usize, Message)>, m: &NodeMetrics) -> Result<()> {
+pub(crate) fn run_sink(
+    mut s: SinkSpec,
+    rx: Receiver<(usize, Message)>,
+    m: &NodeMetrics,
+) -> Result<()> {
     let mut inputs = Inputs::new(s.inputs.len());
     let mut dirty = false;
     loop {

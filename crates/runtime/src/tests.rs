@@ -31,7 +31,10 @@ struct Failing;
 
 impl Sink for Failing {
     fn write(&mut self, _: &RecordBatch) -> Result<()> {
-        Err(Error::io("writing out.jsonl", std::io::Error::other("disk full")))
+        Err(Error::io(
+            "writing out.jsonl",
+            std::io::Error::other("disk full"),
+        ))
     }
     fn flush(&mut self) -> Result<()> {
         Ok(())
@@ -39,7 +42,8 @@ impl Sink for Failing {
 }
 
 fn clf_source(name: &str, text: String) -> SourceSpec {
-    let fmt: FormatConfig = serde_json::from_str(r#"{"type":"clf","malformed_status":999}"#).unwrap();
+    let fmt: FormatConfig =
+        serde_json::from_str(r#"{"type":"clf","malformed_status":999}"#).unwrap();
     SourceSpec {
         name: name.into(),
         source: Box::new(StdinSource::from_reader(Cursor::new(text.into_bytes()))),
@@ -56,12 +60,20 @@ fn clf_source(name: &str, text: String) -> SourceSpec {
 fn status_counts(inputs: Vec<(String, Port)>, schema: arrow_schema::SchemaRef) -> StageSpec {
     let cfg = AggregateConfig {
         time_field: Some("timestamp".into()),
-        window: WindowSpec::Tumbling { size: Duration::from_ms(300_000) },
+        window: WindowSpec::tumbling(300_000),
         allowed_lateness: Duration::from_ms(0),
         group_by: vec!["status".into()],
-        aggregates: vec![AggSpec { func: AggFn::Count, field: None, name: None }],
+        aggregates: vec![AggSpec {
+            func: AggFn::Count,
+            field: None,
+            name: None,
+        }],
     };
-    StageSpec { name: "counts".into(), op: Box::new(Aggregate::new(&cfg, schema, "stage.counts").unwrap()), inputs }
+    StageSpec {
+        name: "counts".into(),
+        op: Box::new(Aggregate::new(&cfg, schema, "stage.counts").unwrap()),
+        inputs,
+    }
 }
 
 fn line(min: u32, sec: u32, status: u16) -> String {
@@ -69,23 +81,47 @@ fn line(min: u32, sec: u32, status: u16) -> String {
 }
 
 fn total(batches: &[RecordBatch], col: &str) -> i64 {
-    batches.iter().map(|b| b.column_by_name(col).unwrap().as_primitive::<Int64Type>().iter().flatten().sum::<i64>()).sum()
+    batches
+        .iter()
+        .map(|b| {
+            b.column_by_name(col)
+                .unwrap()
+                .as_primitive::<Int64Type>()
+                .iter()
+                .flatten()
+                .sum::<i64>()
+        })
+        .sum()
 }
 
 #[test]
 fn union_of_two_sources_counts_everything_and_sends_dead_letters() {
     let a: String = (0..600).map(|i| line(i / 60 % 60, i % 60, 200)).collect();
-    let b: String = (0..300).map(|i| line(i / 60 % 60, i % 60, 404)).collect::<String>() + "garbage\n\n";
+    let b: String = (0..300)
+        .map(|i| line(i / 60 % 60, i % 60, 404))
+        .collect::<String>()
+        + "garbage\n\n";
     let (sa, sb) = (clf_source("a", a), clf_source("b", b));
     let schema = sa.parser.schema();
     let out = Collect::default();
     let errors = Collect::default();
     let p = Pipeline {
         sources: vec![sa, sb],
-        stages: vec![status_counts(vec![("a".into(), Port::Main), ("b".into(), Port::Main)], schema)],
+        stages: vec![status_counts(
+            vec![("a".into(), Port::Main), ("b".into(), Port::Main)],
+            schema,
+        )],
         sinks: vec![
-            SinkSpec { name: "out".into(), sink: Box::new(out.clone()), inputs: vec![("counts".into(), Port::Main)] },
-            SinkSpec { name: "bad".into(), sink: Box::new(errors.clone()), inputs: vec![("b".into(), Port::Errors)] },
+            SinkSpec {
+                name: "out".into(),
+                sink: Box::new(out.clone()),
+                inputs: vec![("counts".into(), Port::Main)],
+            },
+            SinkSpec {
+                name: "bad".into(),
+                sink: Box::new(errors.clone()),
+                inputs: vec![("b".into(), Port::Errors)],
+            },
         ],
     };
     let nodes = p.start().unwrap().join().unwrap();
@@ -93,7 +129,13 @@ fn union_of_two_sources_counts_everything_and_sends_dead_letters() {
     assert_eq!(total(&batches, "count"), 900);
     let windows: std::collections::BTreeSet<_> = batches.iter().map(|b| b.num_rows()).collect();
     assert!(windows.contains(&2), "both statuses share windows");
-    let dead: usize = errors.0.lock().unwrap().iter().map(RecordBatch::num_rows).sum();
+    let dead: usize = errors
+        .0
+        .lock()
+        .unwrap()
+        .iter()
+        .map(RecordBatch::num_rows)
+        .sum();
     assert_eq!(dead, 2, "garbage and the empty line are dead letters");
     let b_metrics = &nodes.iter().find(|n| n.name == "b").unwrap().metrics;
     assert_eq!(NodeMetrics::get(&b_metrics.malformed), 2);
@@ -111,23 +153,37 @@ fn over_long_line_is_a_dead_letter_and_the_next_lines_survive() {
     let p = Pipeline {
         sources: vec![src],
         stages: vec![status_counts(vec![("a".into(), Port::Main)], schema)],
-        sinks: vec![SinkSpec { name: "out".into(), sink: Box::new(out.clone()), inputs: vec![("counts".into(), Port::Main)] }],
+        sinks: vec![SinkSpec {
+            name: "out".into(),
+            sink: Box::new(out.clone()),
+            inputs: vec![("counts".into(), Port::Main)],
+        }],
     };
     let nodes = p.start().unwrap().join().unwrap();
     assert_eq!(total(&out.0.lock().unwrap(), "count"), 1);
     let m = &nodes[0].metrics;
     assert_eq!(NodeMetrics::get(&m.malformed), 1);
-    assert!(m.reasons()[0].contains("line longer than 1048576 bytes"), "{:?}", m.reasons());
+    assert!(
+        m.reasons()[0].contains("line longer than 1048576 bytes"),
+        "{:?}",
+        m.reasons()
+    );
 }
 
 #[test]
 fn a_failing_sink_stops_the_pipeline_with_its_own_error() {
-    let text: String = (0..20_000).map(|i| line(i / 60 % 60, i % 60, 200)).collect();
+    let text: String = (0..20_000)
+        .map(|i| line(i / 60 % 60, i % 60, 200))
+        .collect();
     let src = clf_source("a", text);
     let p = Pipeline {
         sources: vec![src],
         stages: vec![],
-        sinks: vec![SinkSpec { name: "out".into(), sink: Box::new(Failing), inputs: vec![("a".into(), Port::Main)] }],
+        sinks: vec![SinkSpec {
+            name: "out".into(),
+            sink: Box::new(Failing),
+            inputs: vec![("a".into(), Port::Main)],
+        }],
     };
     let err = p.start().unwrap().join().unwrap_err();
     assert_eq!(err.node, "out");

@@ -45,7 +45,10 @@ pub fn csv_line(batch: &RecordBatch, row: usize, out: &mut String) {
         if i > 0 {
             out.push(',');
         }
-        csv_cell(&Scalar::from_array(batch.column(i).as_ref(), row).to_text(), out);
+        csv_cell(
+            &Scalar::from_array(batch.column(i).as_ref(), row).to_text(),
+            out,
+        );
     }
     out.push('\n');
 }

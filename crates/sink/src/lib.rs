@@ -29,7 +29,8 @@ use weir_core::{Error, Result};
 /// Creates (or truncates) `path` for writing, making missing parent directories.
 fn create(path: &Path) -> Result<BufWriter<File>> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| Error::io(format!("creating directory {}", dir.display()), e))?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| Error::io(format!("creating directory {}", dir.display()), e))?;
     }
     let f = File::create(path).map_err(|e| Error::io(format!("creating {}", path.display()), e))?;
     Ok(BufWriter::with_capacity(1 << 16, f))

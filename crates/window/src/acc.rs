@@ -172,7 +172,12 @@ fn combine<T: Extremum>(a: Option<T>, b: Option<T>, is_min: bool) -> Option<T> {
 impl<T: Extremum> TwoStacks<T> {
     /// An empty queue of minima (`is_min`) or maxima.
     pub fn new(is_min: bool) -> Self {
-        TwoStacks { front: Vec::new(), back: Vec::new(), back_agg: None, is_min }
+        TwoStacks {
+            front: Vec::new(),
+            back: Vec::new(),
+            back_agg: None,
+            is_min,
+        }
     }
 
     /// Appends a pane's extremum (None for a pane without values).
@@ -195,7 +200,11 @@ impl<T: Extremum> TwoStacks<T> {
 
     /// The extremum of all values in the queue.
     pub fn get(&self) -> Option<T> {
-        combine(self.front.last().and_then(|&(_, a)| a), self.back_agg, self.is_min)
+        combine(
+            self.front.last().and_then(|&(_, a)| a),
+            self.back_agg,
+            self.is_min,
+        )
     }
 }
 

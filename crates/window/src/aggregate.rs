@@ -18,31 +18,55 @@ use weir_core::{Emitter, Error, Operator, Result};
 use crate::acc::{pane_result, run_result, AggFn, Input, NumKind, Out, PaneAcc, RunAcc};
 use crate::column::{array_from_scalars, decode, Col};
 
-/// The window shape (`window = { type = "sliding", size = "5m", slide = "1s" }`).
+/// The kind of window.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
-pub enum WindowSpec {
+#[serde(rename_all = "snake_case")]
+pub enum WindowKind {
     /// Fixed, non-overlapping windows of `size`, aligned to the Unix epoch.
-    Tumbling {
-        /// Window length.
-        size: Duration,
-    },
+    Tumbling,
     /// Windows of `size` starting every `slide` (hopping), aligned to the Unix epoch.
-    Sliding {
-        /// Window length.
-        size: Duration,
-        /// Distance between window starts; at most `size`.
-        slide: Duration,
-    },
+    Sliding,
+}
+
+/// The window shape: `window = { type = "tumbling", size = "5m" }` or
+/// `window = { type = "sliding", size = "5m", slide = "1s" }`.
+// A plain struct rather than a tagged enum, so that an error inside it is reported with its
+// full key path (`stage.x.window.size`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WindowSpec {
+    /// `"tumbling"` or `"sliding"`.
+    #[serde(rename = "type")]
+    pub kind: WindowKind,
+    /// Window length.
+    pub size: Duration,
+    /// Distance between window starts (sliding only); at most `size`.
+    #[serde(default)]
+    pub slide: Option<Duration>,
 }
 
 impl WindowSpec {
+    /// A tumbling window of `size` ms.
+    pub fn tumbling(size: i64) -> Self {
+        WindowSpec {
+            kind: WindowKind::Tumbling,
+            size: Duration::from_ms(size),
+            slide: None,
+        }
+    }
+
+    /// A sliding window of `size` ms every `slide` ms.
+    pub fn sliding(size: i64, slide: i64) -> Self {
+        WindowSpec {
+            kind: WindowKind::Sliding,
+            size: Duration::from_ms(size),
+            slide: Some(Duration::from_ms(slide)),
+        }
+    }
+
     /// (size, slide) in milliseconds.
     pub fn size_slide(&self) -> (i64, i64) {
-        match *self {
-            WindowSpec::Tumbling { size } => (size.ms, size.ms),
-            WindowSpec::Sliding { size, slide } => (size.ms, slide.ms),
-        }
+        (self.size.ms, self.slide.unwrap_or(self.size).ms)
     }
 }
 
@@ -112,23 +136,50 @@ impl AggregateConfig {
     /// Checks the config alone; returns every problem with its key path below `path`.
     pub fn validate(&self, path: &str) -> Vec<Error> {
         let mut errors = Vec::new();
+        match (self.window.kind, self.window.slide) {
+            (WindowKind::Tumbling, Some(_)) => errors.push(Error::config(
+                format!("{path}.window.slide"),
+                "a tumbling window has no slide; use type = \"sliding\"",
+            )),
+            (WindowKind::Sliding, None) => errors.push(Error::config(
+                format!("{path}.window.slide"),
+                "missing: a sliding window needs a slide, e.g. slide = \"1m\"",
+            )),
+            _ => {}
+        }
         let (size, slide) = self.window.size_slide();
         if size <= 0 {
-            errors.push(Error::config(format!("{path}.window.size"), "expected a duration above 0"));
+            errors.push(Error::config(
+                format!("{path}.window.size"),
+                "expected a duration above 0",
+            ));
         }
         if slide <= 0 {
-            errors.push(Error::config(format!("{path}.window.slide"), "expected a duration above 0"));
+            errors.push(Error::config(
+                format!("{path}.window.slide"),
+                "expected a duration above 0",
+            ));
         } else if slide > size {
             errors.push(Error::config(
                 format!("{path}.window.slide"),
-                format!("slide {} is longer than size {}; windows would leave gaps", Duration::from_ms(slide), Duration::from_ms(size)),
+                format!(
+                    "slide {} is longer than size {}; windows would leave gaps",
+                    Duration::from_ms(slide),
+                    Duration::from_ms(size)
+                ),
             ));
         }
         if self.allowed_lateness.ms < 0 {
-            errors.push(Error::config(format!("{path}.allowed_lateness"), "expected a duration"));
+            errors.push(Error::config(
+                format!("{path}.allowed_lateness"),
+                "expected a duration",
+            ));
         }
         if self.aggregates.is_empty() {
-            errors.push(Error::config(format!("{path}.aggregates"), "expected at least one aggregate, e.g. { fn = \"count\" }"));
+            errors.push(Error::config(
+                format!("{path}.aggregates"),
+                "expected at least one aggregate, e.g. { fn = \"count\" }",
+            ));
         }
         let mut names: Vec<String> = vec![WINDOW_START.into(), WINDOW_END.into()];
         names.extend(self.group_by.iter().cloned());
@@ -234,12 +285,25 @@ impl Aggregate {
             match schema.index_of(name) {
                 Ok(i) if is_supported(schema.field(i).data_type()) => Some(i),
                 Ok(i) => {
-                    errors.push(Error::config(at, format!("field {name:?} has unsupported type {}", schema.field(i).data_type())));
+                    errors.push(Error::config(
+                        at,
+                        format!(
+                            "field {name:?} has unsupported type {}",
+                            schema.field(i).data_type()
+                        ),
+                    ));
                     None
                 }
                 Err(_) => {
-                    let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
-                    errors.push(Error::config(at, format!("no field {name:?} in the input; it has {}", names.join(", "))));
+                    let names: Vec<&str> =
+                        schema.fields().iter().map(|f| f.name().as_str()).collect();
+                    errors.push(Error::config(
+                        at,
+                        format!(
+                            "no field {name:?} in the input; it has {}",
+                            names.join(", ")
+                        ),
+                    ));
                     None
                 }
             }
@@ -249,10 +313,16 @@ impl Aggregate {
             Some(t) => {
                 let i = find(t, format!("{path}.time_field"), &mut errors);
                 if let Some(i) = i {
-                    if !matches!(schema.field(i).data_type(), DataType::Timestamp(TimeUnit::Millisecond, _)) {
+                    if !matches!(
+                        schema.field(i).data_type(),
+                        DataType::Timestamp(TimeUnit::Millisecond, _)
+                    ) {
                         errors.push(Error::config(
                             format!("{path}.time_field"),
-                            format!("field {t:?} is {}, expected a timestamp", schema.field(i).data_type()),
+                            format!(
+                                "field {t:?} is {}, expected a timestamp",
+                                schema.field(i).data_type()
+                            ),
                         ));
                     }
                 }
@@ -267,21 +337,36 @@ impl Aggregate {
         }
         let mut aggs = Vec::new();
         for (i, a) in cfg.aggregates.iter().enumerate() {
-            let col = a.field.as_ref().and_then(|f| find(f, format!("{path}.aggregates[{i}].field"), &mut errors));
+            let col = a
+                .field
+                .as_ref()
+                .and_then(|f| find(f, format!("{path}.aggregates[{i}].field"), &mut errors));
             let dt = col.map(|c| schema.field(c).data_type().clone());
             let kind = match &dt {
                 Some(DataType::Float32 | DataType::Float64) => NumKind::Float,
                 _ => NumKind::Int,
             };
-            let numeric = matches!(&dt, Some(d) if d.is_numeric() || matches!(d, DataType::Timestamp(..)));
-            if matches!(a.func, AggFn::Sum | AggFn::Avg | AggFn::Min | AggFn::Max) && dt.is_some() && !numeric {
+            let numeric =
+                matches!(&dt, Some(d) if d.is_numeric() || matches!(d, DataType::Timestamp(..)));
+            if matches!(a.func, AggFn::Sum | AggFn::Avg | AggFn::Min | AggFn::Max)
+                && dt.is_some()
+                && !numeric
+            {
                 errors.push(Error::config(
                     format!("{path}.aggregates[{i}].field"),
-                    format!("{:?} needs a numeric or timestamp field, {:?} is {}", a.func, a.field.as_deref().unwrap_or(""), dt.as_ref().map(|d| d.to_string()).unwrap_or_default()),
+                    format!(
+                        "{:?} needs a numeric or timestamp field, {:?} is {}",
+                        a.func,
+                        a.field.as_deref().unwrap_or(""),
+                        dt.as_ref().map(|d| d.to_string()).unwrap_or_default()
+                    ),
                 ));
             }
             if a.func == AggFn::Sum && matches!(dt, Some(DataType::Timestamp(..))) {
-                errors.push(Error::config(format!("{path}.aggregates[{i}].field"), "cannot sum timestamps"));
+                errors.push(Error::config(
+                    format!("{path}.aggregates[{i}].field"),
+                    "cannot sum timestamps",
+                ));
             }
             let out_type = match (a.func, kind, &dt) {
                 (AggFn::Count | AggFn::CountDistinct, _, _) => DataType::Int64,
@@ -289,23 +374,38 @@ impl Aggregate {
                 (AggFn::Min | AggFn::Max, _, Some(t @ DataType::Timestamp(..))) => t.clone(),
                 _ => DataType::Int64,
             };
-            aggs.push(AggPlan { func: a.func, col, kind, out_type });
+            aggs.push(AggPlan {
+                func: a.func,
+                col,
+                kind,
+                out_type,
+            });
         }
         if !errors.is_empty() {
             return Err(errors);
         }
         let ts_type = DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into()));
-        let mut fields = vec![Field::new(WINDOW_START, ts_type.clone(), false), Field::new(WINDOW_END, ts_type, false)];
+        let mut fields = vec![
+            Field::new(WINDOW_START, ts_type.clone(), false),
+            Field::new(WINDOW_END, ts_type, false),
+        ];
         for &c in &key_cols {
             fields.push(schema.field(c).as_ref().clone().with_nullable(true));
         }
         for (a, p) in cfg.aggregates.iter().zip(&aggs) {
-            fields.push(Field::new(a.output_name(), p.out_type.clone(), p.func != AggFn::Count && p.func != AggFn::CountDistinct));
+            fields.push(Field::new(
+                a.output_name(),
+                p.out_type.clone(),
+                p.func != AggFn::Count && p.func != AggFn::CountDistinct,
+            ));
         }
         let (size, slide) = cfg.window.size_slide();
         Ok(Aggregate {
             out_schema: Arc::new(Schema::new(fields)),
-            key_types: key_cols.iter().map(|&c| schema.field(c).data_type().clone()).collect(),
+            key_types: key_cols
+                .iter()
+                .map(|&c| schema.field(c).data_type().clone())
+                .collect(),
             in_schema: schema,
             time_col,
             key_cols,
@@ -314,7 +414,13 @@ impl Aggregate {
             slide,
             pane: gcd(size, slide),
             lateness: cfg.allowed_lateness.ms,
-            state: State { version: STATE_VERSION, open: VecDeque::new(), windows: HashMap::new(), closed_upto: MIN_TIME, last_end: None },
+            state: State {
+                version: STATE_VERSION,
+                open: VecDeque::new(),
+                windows: HashMap::new(),
+                closed_upto: MIN_TIME,
+                last_end: None,
+            },
             key_buf: Vec::new(),
             val_buf: Vec::new(),
             late_rows: Vec::new(),
@@ -327,7 +433,10 @@ impl Aggregate {
     #[inline]
     fn close_end(&self, idx: i64) -> Millis {
         let pane_end = idx.saturating_add(1).saturating_mul(self.pane);
-        pane_end.div_euclid(self.slide).saturating_add(i64::from(pane_end.rem_euclid(self.slide) != 0)).saturating_mul(self.slide)
+        pane_end
+            .div_euclid(self.slide)
+            .saturating_add(i64::from(pane_end.rem_euclid(self.slide) != 0))
+            .saturating_mul(self.slide)
     }
 
     /// Number of keys with state (open panes and sliding windows), for metrics and tests.
@@ -337,9 +446,22 @@ impl Aggregate {
 
     fn add_rows(&mut self, batch: &RecordBatch, out: &mut Emitter) {
         let n = batch.num_rows();
-        let times = self.time_col.map(|c| Col::new(batch.column(c)).expect("checked at build"));
-        let keys: Vec<Col<'_>> = self.key_cols.iter().map(|&c| Col::new(batch.column(c)).expect("checked at build")).collect();
-        let vals: Vec<Option<Col<'_>>> = self.aggs.iter().map(|a| a.col.map(|c| Col::new(batch.column(c)).expect("checked at build"))).collect();
+        let times = self
+            .time_col
+            .map(|c| Col::new(batch.column(c)).expect("checked at build"));
+        let keys: Vec<Col<'_>> = self
+            .key_cols
+            .iter()
+            .map(|&c| Col::new(batch.column(c)).expect("checked at build"))
+            .collect();
+        let vals: Vec<Option<Col<'_>>> = self
+            .aggs
+            .iter()
+            .map(|a| {
+                a.col
+                    .map(|c| Col::new(batch.column(c)).expect("checked at build"))
+            })
+            .collect();
         self.late_rows.clear();
         // The open pane last written to: consecutive records usually share it.
         let mut cursor = usize::MAX;
@@ -365,7 +487,13 @@ impl Aggregate {
                 cursor = match self.state.open.binary_search_by_key(&idx, |p| p.idx) {
                     Ok(i) => i,
                     Err(i) => {
-                        self.state.open.insert(i, OpenPane { idx, keys: HashMap::new() });
+                        self.state.open.insert(
+                            i,
+                            OpenPane {
+                                idx,
+                                keys: HashMap::new(),
+                            },
+                        );
                         i
                     }
                 };
@@ -436,17 +564,31 @@ impl Aggregate {
         let start = end.saturating_sub(self.size);
         let mut rows: Vec<(Vec<u8>, Vec<Out>)> = Vec::new();
         let tumbling = self.size == self.slide;
-        while self.state.open.front().is_some_and(|p| self.close_end(p.idx) <= end) {
+        while self
+            .state
+            .open
+            .front()
+            .is_some_and(|p| self.close_end(p.idx) <= end)
+        {
             let pane = self.state.open.pop_front().expect("checked non-empty");
             for (key, accs) in pane.keys {
                 if tumbling {
-                    let res = self.aggs.iter().zip(accs.iter()).map(|(a, acc)| pane_result(a.func, acc)).collect();
+                    let res = self
+                        .aggs
+                        .iter()
+                        .zip(accs.iter())
+                        .map(|(a, acc)| pane_result(a.func, acc))
+                        .collect();
                     rows.push((key, res));
                 } else {
                     let aggs = &self.aggs;
                     let w = self.state.windows.entry(key).or_insert_with(|| KeyWindow {
                         panes: VecDeque::new(),
-                        running: aggs.iter().zip(accs.iter()).map(|(a, acc)| RunAcc::new(a.func, acc)).collect(),
+                        running: aggs
+                            .iter()
+                            .zip(accs.iter())
+                            .map(|(a, acc)| RunAcc::new(a.func, acc))
+                            .collect(),
                     });
                     for (r, acc) in w.running.iter_mut().zip(accs.iter()) {
                         r.add(acc);
@@ -468,7 +610,13 @@ impl Aggregate {
                 if w.panes.is_empty() {
                     return false;
                 }
-                rows.push((key.clone(), aggs.iter().zip(w.running.iter()).map(|(a, r)| run_result(a.func, r)).collect()));
+                rows.push((
+                    key.clone(),
+                    aggs.iter()
+                        .zip(w.running.iter())
+                        .map(|(a, r)| run_result(a.func, r))
+                        .collect(),
+                ));
                 true
             });
         }
@@ -479,17 +627,30 @@ impl Aggregate {
         }
     }
 
-    fn build_output(&self, start: Millis, end: Millis, rows: Vec<(Vec<u8>, Vec<Out>)>) -> RecordBatch {
+    fn build_output(
+        &self,
+        start: Millis,
+        end: Millis,
+        rows: Vec<(Vec<u8>, Vec<Out>)>,
+    ) -> RecordBatch {
         let mut decoded: Vec<(Vec<Scalar>, Vec<Out>)> = rows
             .into_iter()
             .map(|(key, res)| {
                 let mut pos = 0;
-                let k = self.key_types.iter().map(|dt| decode(dt, &key, &mut pos)).collect();
+                let k = self
+                    .key_types
+                    .iter()
+                    .map(|dt| decode(dt, &key, &mut pos))
+                    .collect();
                 (k, res)
             })
             .collect();
         decoded.sort_by(|a, b| {
-            a.0.iter().zip(&b.0).map(|(x, y)| x.total_cmp(y)).find(|o| o.is_ne()).unwrap_or(std::cmp::Ordering::Equal)
+            a.0.iter()
+                .zip(&b.0)
+                .map(|(x, y)| x.total_cmp(y))
+                .find(|o| o.is_ne())
+                .unwrap_or(std::cmp::Ordering::Equal)
         });
         let n = decoded.len();
         let ts = |v: Millis| {
@@ -538,7 +699,8 @@ impl Aggregate {
                 }
             });
         }
-        RecordBatch::try_new(self.out_schema.clone(), cols).expect("output columns follow the output schema")
+        RecordBatch::try_new(self.out_schema.clone(), cols)
+            .expect("output columns follow the output schema")
     }
 }
 
@@ -549,7 +711,11 @@ impl Operator for Aggregate {
 
     fn on_batch(&mut self, batch: &RecordBatch, out: &mut Emitter) -> Result<()> {
         if batch.schema().fields() != self.in_schema.fields() {
-            return Err(Error::Internal(format!("aggregate got a batch of schema {:?}, built for {:?}", batch.schema(), self.in_schema)));
+            return Err(Error::Internal(format!(
+                "aggregate got a batch of schema {:?}, built for {:?}",
+                batch.schema(),
+                self.in_schema
+            )));
         }
         if self.time_col.is_none() {
             self.now = self.now.max(weir_core::time::now_ms());
@@ -560,7 +726,11 @@ impl Operator for Aggregate {
 
     fn on_watermark(&mut self, wm: Millis, out: &mut Emitter) -> Result<()> {
         if self.time_col.is_some() {
-            let close = if wm == MAX_TIME { MAX_TIME } else { wm.saturating_sub(self.lateness) };
+            let close = if wm == MAX_TIME {
+                MAX_TIME
+            } else {
+                wm.saturating_sub(self.lateness)
+            };
             self.advance(close, out);
             out.watermark(close);
         }
@@ -582,13 +752,18 @@ impl Operator for Aggregate {
     }
 
     fn snapshot(&self) -> Result<Vec<u8>> {
-        postcard::to_stdvec(&self.state).map_err(|e| Error::State(format!("encoding aggregate state: {e}")))
+        postcard::to_stdvec(&self.state)
+            .map_err(|e| Error::State(format!("encoding aggregate state: {e}")))
     }
 
     fn restore(&mut self, bytes: &[u8]) -> Result<()> {
-        let state: State = postcard::from_bytes(bytes).map_err(|e| Error::State(format!("decoding aggregate state: {e}")))?;
+        let state: State = postcard::from_bytes(bytes)
+            .map_err(|e| Error::State(format!("decoding aggregate state: {e}")))?;
         if state.version != STATE_VERSION {
-            return Err(Error::State(format!("aggregate state version {} is not {STATE_VERSION}", state.version)));
+            return Err(Error::State(format!(
+                "aggregate state version {} is not {STATE_VERSION}",
+                state.version
+            )));
         }
         self.state = state;
         Ok(())

@@ -24,4 +24,4 @@ pub mod aggregate;
 pub mod column;
 
 pub use acc::AggFn;
-pub use aggregate::{AggSpec, Aggregate, AggregateConfig, WindowSpec};
+pub use aggregate::{AggSpec, Aggregate, AggregateConfig, WindowKind, WindowSpec};

@@ -1,1 +1,174 @@
+//! Pipeline-file tests: every error reported with its key path, overrides, planning.
 
+use super::*;
+
+const GOOD: &str = r#"
+[source.logs]
+type = "file"
+path = "access.log"
+format = { type = "clf", malformed_status = 999 }
+event_time = { field = "timestamp", max_out_of_orderness = "30s" }
+
+[stage.counts]
+type = "aggregate"
+input = "logs"
+time_field = "timestamp"
+window = { type = "tumbling", size = "5m" }
+group_by = ["status"]
+aggregates = [{ fn = "count" }]
+
+[sink.out]
+type = "stdout"
+input = "counts"
+"#;
+
+fn errors(text: &str) -> Vec<String> {
+    match parse(text, &[]).and_then(Plan::new) {
+        Ok(_) => Vec::new(),
+        Err(e) => e.iter().map(ToString::to_string).collect(),
+    }
+}
+
+#[test]
+fn a_good_file_plans_with_projection_pushed_into_the_parser() {
+    let plan = Plan::new(parse(GOOD, &[]).unwrap()).unwrap();
+    let fields: Vec<String> = plan.schemas["logs"]
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
+    assert_eq!(
+        fields,
+        ["timestamp", "status"],
+        "only what the aggregate reads is materialised"
+    );
+    let out: Vec<String> = plan.schemas["counts"]
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
+    assert_eq!(out, ["window_start", "window_end", "status", "count"]);
+}
+
+#[test]
+fn every_error_is_reported_with_its_path() {
+    let text = GOOD
+        .replace(r#"size = "5m""#, r#"size = "5 minutes""#)
+        .replace(
+            r#"type = "stdout""#,
+            r#"type = "stdout"
+colour = "always""#,
+        )
+        .replace(
+            r#"max_out_of_orderness = "30s""#,
+            r#"max_out_of_orderness = "30s", field2 = 1"#,
+        )
+        + "[sink.two]\ntype = \"stdout\"\ninput = \"countz\"\n";
+    let errs = errors(&text);
+    let expect = [
+        "source.logs.event_time.field2: unknown field `field2`, expected one of `field`, `max_out_of_orderness`, `idle_timeout`",
+        "stage.counts.window.size: expected a duration like \"5m\", \"30s\" or \"250ms\", got \"5 minutes\"",
+        "sink.out.colour: unknown field `colour`, expected `format`",
+        "sink.two.input: no source or stage named \"countz\"; there are: counts, logs",
+    ];
+    for e in expect {
+        assert!(errs.iter().any(|x| x == e), "missing {e:?} in {errs:#?}");
+    }
+    assert_eq!(errs.len(), expect.len(), "{errs:#?}");
+}
+
+#[test]
+fn schema_errors_name_the_stage_key() {
+    let errs = errors(&GOOD.replace(r#"group_by = ["status"]"#, r#"group_by = ["stauts"]"#));
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert!(
+        errs[0].starts_with("stage.counts.group_by[0]: no field \"stauts\" in the input; it has "),
+        "{errs:?}"
+    );
+}
+
+#[test]
+fn unknown_types_sections_and_ports_are_errors() {
+    let text = GOOD
+        .replace(r#"type = "file""#, r#"type = "fiel""#)
+        .replace(r#"input = "counts""#, r#"input = "counts.oops""#)
+        + "\n[sinks.x]\ntype = \"stdout\"\n";
+    let errs = errors(&text);
+    assert!(
+        errs.iter().any(|e| e.starts_with(
+            "source.logs.type: unknown type \"fiel\"; expected one of file, tail, stdin, generator"
+        )),
+        "{errs:#?}"
+    );
+    assert!(
+        errs.iter()
+            .any(|e| e.starts_with("sink.out.input: \"counts.oops\"")),
+        "{errs:#?}"
+    );
+    assert!(
+        errs.iter().any(|e| e.starts_with("sinks: unknown section")),
+        "{errs:#?}"
+    );
+}
+
+#[test]
+fn set_overrides_values_and_reads_plain_strings() {
+    let sets = [
+        "source.logs.path=/var/log/x.log".to_string(),
+        r#"stage.counts.window.size="1m""#.to_string(),
+    ];
+    let file = parse(GOOD, &sets).unwrap();
+    match &file.sources[0].kind {
+        SourceKind::File(c) => assert_eq!(c.path, Path::new("/var/log/x.log")),
+        _ => panic!("file source"),
+    }
+    match &file.stages[0].kind {
+        StageKind::Aggregate(c) => assert_eq!(c.window.size_slide(), (60_000, 60_000)),
+        _ => panic!("aggregate"),
+    }
+    let err = parse(GOOD, &["nonsense".to_string()]).err().unwrap();
+    assert_eq!(
+        err[0].to_string(),
+        "--set: expected key.path=value, got \"nonsense\""
+    );
+}
+
+#[test]
+fn union_inputs_must_share_a_schema_and_cycles_are_refused() {
+    let text = GOOD.to_string()
+        + r#"
+[source.other]
+type = "stdin"
+format = { type = "json", fields = [{ name = "timestamp", type = "timestamp" }] }
+
+[stage.both]
+type = "union"
+input = ["logs", "other"]
+
+[stage.a]
+type = "union"
+input = "b"
+
+[stage.b]
+type = "union"
+input = "a"
+"#;
+    let errs = errors(&text);
+    assert!(
+        errs.iter().any(
+            |e| e.starts_with("stage.both.input: inputs logs and other have different schemas")
+        ),
+        "{errs:#?}"
+    );
+    assert!(
+        errs.iter()
+            .any(|e| e.starts_with("stage.a.input: its inputs form a cycle")),
+        "{errs:#?}"
+    );
+}
+
+#[test]
+fn toml_syntax_errors_carry_the_position() {
+    let errs = parse("[source.logs\n", &[]).err().unwrap();
+    assert!(errs[0].to_string().contains("line 1"), "{}", errs[0]);
+}

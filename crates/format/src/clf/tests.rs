@@ -6,7 +6,8 @@ use proptest::prelude::*;
 
 use super::*;
 
-const GOOD: &str = r#"199.72.81.55 - - [01/Jul/1995:00:00:01 -0400] "GET /history/apollo/ HTTP/1.0" 200 6245"#;
+const GOOD: &str =
+    r#"199.72.81.55 - - [01/Jul/1995:00:00:01 -0400] "GET /history/apollo/ HTTP/1.0" 200 6245"#;
 /// 1995-07-01T04:00:01Z
 const GOOD_TS: i64 = 804_571_201_000;
 
@@ -20,7 +21,14 @@ fn common_log_format_line() {
     assert_eq!(r.host, b"199.72.81.55");
     assert_eq!(r.timestamp, GOOD_TS);
     assert_eq!(r.utc_offset, -240);
-    assert_eq!((r.method, r.path, r.protocol), (&b"GET"[..], &b"/history/apollo/"[..], Some(&b"HTTP/1.0"[..])));
+    assert_eq!(
+        (r.method, r.path, r.protocol),
+        (
+            &b"GET"[..],
+            &b"/history/apollo/"[..],
+            Some(&b"HTTP/1.0"[..])
+        )
+    );
     assert_eq!(r.status, 200);
     assert_eq!(r.bytes, Some(6245));
     assert_eq!(r.combined, None);
@@ -31,7 +39,13 @@ fn combined_log_format_line() {
     let line = r#"83.149.9.216 - - [17/May/2015:10:05:03 +0000] "GET /a.png HTTP/1.1" 200 203023 "http://semicomplete.com/" "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_9_1)""#;
     let r = parse(line).unwrap();
     assert_eq!(r.utc_offset, 0);
-    assert_eq!(r.combined, Some((&b"http://semicomplete.com/"[..], &b"Mozilla/5.0 (Macintosh; Intel Mac OS X 10_9_1)"[..])));
+    assert_eq!(
+        r.combined,
+        Some((
+            &b"http://semicomplete.com/"[..],
+            &b"Mozilla/5.0 (Macintosh; Intel Mac OS X 10_9_1)"[..]
+        ))
+    );
 }
 
 #[test]
@@ -45,7 +59,10 @@ fn dash_bytes_is_null_and_zone_is_applied() {
 #[test]
 fn http_0_9_request_has_null_protocol() {
     let r = parse(r#"pipe6.nyc.pipeline.com - - [01/Jul/1995:00:22:43 -0400] "GET /sts-71-mir-dock.mpg" 200 946425"#).unwrap();
-    assert_eq!((r.method, r.path, r.protocol), (&b"GET"[..], &b"/sts-71-mir-dock.mpg"[..], None));
+    assert_eq!(
+        (r.method, r.path, r.protocol),
+        (&b"GET"[..], &b"/sts-71-mir-dock.mpg"[..], None)
+    );
     assert_eq!(r.status, 200);
 }
 
@@ -58,27 +75,107 @@ fn quote_inside_path_is_allowed_when_status_follows_the_closing_quote() {
 /// Each malformed line with the reason the parser must give.
 const MALFORMED: &[(&str, &str, &str)] = &[
     ("empty", "", "empty line"),
-    ("garbage", "h - - GET /x ???", "expected `[dd/Mon/yyyy:HH:MM:SS +zzzz]` after user"),
+    (
+        "garbage",
+        "h - - GET /x ???",
+        "expected `[dd/Mon/yyyy:HH:MM:SS +zzzz]` after user",
+    ),
     ("only host", "h", "expected `host ident user [timestamp]`"),
-    ("truncated after timestamp", r#"h - - [01/Jul/1995:00:00:01 -0400]"#, "expected a quoted request after the timestamp"),
-    ("truncated in request", r#"h - - [01/Jul/1995:00:00:01 -0400] "GET /hist"#, "missing closing quote of the request, or no 3-digit status after it"),
-    ("missing closing quote", r#"h - - [01/Jul/1995:00:00:01 -0400] "GET / HTTP/1.0 200 12"#, "missing closing quote of the request, or no 3-digit status after it"),
-    ("non-numeric status", r#"h - - [01/Jul/1995:00:00:01 -0400] "GET / HTTP/1.0" 2O0 12"#, "missing closing quote of the request, or no 3-digit status after it"),
-    ("4-digit status", r#"h - - [01/Jul/1995:00:00:01 -0400] "GET / HTTP/1.0" 2000 12"#, "missing closing quote of the request, or no 3-digit status after it"),
-    ("missing bytes", r#"h - - [01/Jul/1995:00:00:01 -0400] "GET / HTTP/1.0" 200"#, "missing closing quote of the request, or no 3-digit status after it"),
-    ("4-token request", r#"h - - [01/Jul/1995:00:00:01 -0400] "GET /a b HTTP/1.0" 200 12"#, "request is not `METHOD PATH PROTOCOL`"),
-    ("request without protocol", r#"h - - [01/Jul/1995:00:00:01 -0400] "/a" 200 12"#, "request is not `METHOD PATH PROTOCOL`"),
-    ("empty request", r#"h - - [01/Jul/1995:00:00:01 -0400] "" 400 12"#, "request is not `METHOD PATH PROTOCOL`"),
-    ("tab in request", "h - - [01/Jul/1995:00:00:01 -0400] \"GET /a\tb HTTP/1.0\" 200 12", "request is not `METHOD PATH PROTOCOL`"),
-    ("trailing junk", r#"h - - [01/Jul/1995:00:00:01 -0400] "GET / HTTP/1.0" 200 12 junk"#, "unexpected text after bytes (expected end of line or `\"referer\" \"user agent\"`)"),
-    ("bytes not a number", r#"h - - [01/Jul/1995:00:00:01 -0400] "GET / HTTP/1.0" 200 12k"#, "bytes is not digits or `-`"),
-    ("bytes overflow", r#"h - - [01/Jul/1995:00:00:01 -0400] "GET / HTTP/1.0" 200 99999999999999999999999"#, "bytes does not fit in 64 bits"),
-    ("bad month", r#"h - - [01/Jux/1995:00:00:01 -0400] "GET / HTTP/1.0" 200 1"#, "invalid timestamp, expected dd/Mon/yyyy:HH:MM:SS +zzzz"),
-    ("impossible date", r#"h - - [31/Apr/1995:00:00:01 -0400] "GET / HTTP/1.0" 200 1"#, "invalid timestamp, expected dd/Mon/yyyy:HH:MM:SS +zzzz"),
-    ("hour 24", r#"h - - [01/Jul/1995:24:00:01 -0400] "GET / HTTP/1.0" 200 1"#, "invalid timestamp, expected dd/Mon/yyyy:HH:MM:SS +zzzz"),
-    ("zone without sign", r#"h - - [01/Jul/1995:00:00:01 0400] "GET / HTTP/1.0" 200 1"#, "expected `[dd/Mon/yyyy:HH:MM:SS +zzzz]` after user"),
-    ("timestamp without zone", r#"h - - [01/Jul/1995:00:00:01] "GET / HTTP/1.0" 200 1"#, "expected `[dd/Mon/yyyy:HH:MM:SS +zzzz]` after user"),
-    ("combined with one quoted field", r#"h - - [01/Jul/1995:00:00:01 -0400] "GET / HTTP/1.0" 200 1 "ref""#, "expected `\"referer\" \"user agent\"` after bytes"),
+    (
+        "truncated after timestamp",
+        r#"h - - [01/Jul/1995:00:00:01 -0400]"#,
+        "expected a quoted request after the timestamp",
+    ),
+    (
+        "truncated in request",
+        r#"h - - [01/Jul/1995:00:00:01 -0400] "GET /hist"#,
+        "missing closing quote of the request, or no 3-digit status after it",
+    ),
+    (
+        "missing closing quote",
+        r#"h - - [01/Jul/1995:00:00:01 -0400] "GET / HTTP/1.0 200 12"#,
+        "missing closing quote of the request, or no 3-digit status after it",
+    ),
+    (
+        "non-numeric status",
+        r#"h - - [01/Jul/1995:00:00:01 -0400] "GET / HTTP/1.0" 2O0 12"#,
+        "missing closing quote of the request, or no 3-digit status after it",
+    ),
+    (
+        "4-digit status",
+        r#"h - - [01/Jul/1995:00:00:01 -0400] "GET / HTTP/1.0" 2000 12"#,
+        "missing closing quote of the request, or no 3-digit status after it",
+    ),
+    (
+        "missing bytes",
+        r#"h - - [01/Jul/1995:00:00:01 -0400] "GET / HTTP/1.0" 200"#,
+        "missing closing quote of the request, or no 3-digit status after it",
+    ),
+    (
+        "4-token request",
+        r#"h - - [01/Jul/1995:00:00:01 -0400] "GET /a b HTTP/1.0" 200 12"#,
+        "request is not `METHOD PATH PROTOCOL`",
+    ),
+    (
+        "request without protocol",
+        r#"h - - [01/Jul/1995:00:00:01 -0400] "/a" 200 12"#,
+        "request is not `METHOD PATH PROTOCOL`",
+    ),
+    (
+        "empty request",
+        r#"h - - [01/Jul/1995:00:00:01 -0400] "" 400 12"#,
+        "request is not `METHOD PATH PROTOCOL`",
+    ),
+    (
+        "tab in request",
+        "h - - [01/Jul/1995:00:00:01 -0400] \"GET /a\tb HTTP/1.0\" 200 12",
+        "request is not `METHOD PATH PROTOCOL`",
+    ),
+    (
+        "trailing junk",
+        r#"h - - [01/Jul/1995:00:00:01 -0400] "GET / HTTP/1.0" 200 12 junk"#,
+        "unexpected text after bytes (expected end of line or `\"referer\" \"user agent\"`)",
+    ),
+    (
+        "bytes not a number",
+        r#"h - - [01/Jul/1995:00:00:01 -0400] "GET / HTTP/1.0" 200 12k"#,
+        "bytes is not digits or `-`",
+    ),
+    (
+        "bytes overflow",
+        r#"h - - [01/Jul/1995:00:00:01 -0400] "GET / HTTP/1.0" 200 99999999999999999999999"#,
+        "bytes does not fit in 64 bits",
+    ),
+    (
+        "bad month",
+        r#"h - - [01/Jux/1995:00:00:01 -0400] "GET / HTTP/1.0" 200 1"#,
+        "invalid timestamp, expected dd/Mon/yyyy:HH:MM:SS +zzzz",
+    ),
+    (
+        "impossible date",
+        r#"h - - [31/Apr/1995:00:00:01 -0400] "GET / HTTP/1.0" 200 1"#,
+        "invalid timestamp, expected dd/Mon/yyyy:HH:MM:SS +zzzz",
+    ),
+    (
+        "hour 24",
+        r#"h - - [01/Jul/1995:24:00:01 -0400] "GET / HTTP/1.0" 200 1"#,
+        "invalid timestamp, expected dd/Mon/yyyy:HH:MM:SS +zzzz",
+    ),
+    (
+        "zone without sign",
+        r#"h - - [01/Jul/1995:00:00:01 0400] "GET / HTTP/1.0" 200 1"#,
+        "expected `[dd/Mon/yyyy:HH:MM:SS +zzzz]` after user",
+    ),
+    (
+        "timestamp without zone",
+        r#"h - - [01/Jul/1995:00:00:01] "GET / HTTP/1.0" 200 1"#,
+        "expected `[dd/Mon/yyyy:HH:MM:SS +zzzz]` after user",
+    ),
+    (
+        "combined with one quoted field",
+        r#"h - - [01/Jul/1995:00:00:01 -0400] "GET / HTTP/1.0" 200 1 "ref""#,
+        "expected `\"referer\" \"user agent\"` after bytes",
+    ),
 ];
 
 #[test]
@@ -103,9 +200,15 @@ fn malformed_lines_become_status_999_rows_when_they_have_a_timestamp() {
         r#"h - - [01/Jul/1995:00:00:09 -0400] "GET / HTTP/1.0" 2O0 12"#, "garbage without time"
     );
     let (batch, mut dead) = run(input.as_bytes(), Some(999));
-    let status = batch.column_by_name(STATUS).unwrap().as_primitive::<UInt16Type>();
+    let status = batch
+        .column_by_name(STATUS)
+        .unwrap()
+        .as_primitive::<UInt16Type>();
     assert_eq!(status.values().to_vec(), vec![200, 999]);
-    let ts = batch.column_by_name(TIMESTAMP).unwrap().as_primitive::<TimestampMillisecondType>();
+    let ts = batch
+        .column_by_name(TIMESTAMP)
+        .unwrap()
+        .as_primitive::<TimestampMillisecondType>();
     assert_eq!(ts.value(1), GOOD_TS + 8000);
     assert!(batch.column_by_name(PATH).unwrap().is_null(1));
     assert_eq!(dead.total(), 2);
@@ -113,7 +216,11 @@ fn malformed_lines_become_status_999_rows_when_they_have_a_timestamp() {
     let lines = dl.column(1).as_primitive::<UInt64Type>();
     assert_eq!(lines.values().to_vec(), vec![2, 3]);
     let reasons = dl.column(2).as_string::<i32>();
-    assert!(reasons.value(1).ends_with("no [timestamp] found"), "{}", reasons.value(1));
+    assert!(
+        reasons.value(1).ends_with("no [timestamp] found"),
+        "{}",
+        reasons.value(1)
+    );
 }
 
 #[test]
@@ -132,7 +239,14 @@ fn invalid_utf8_is_kept_with_replacement_characters() {
     line.extend_from_slice(br#" HTTP/1.0" 200 1"#);
     let (batch, dead) = run(&line, None);
     assert_eq!(dead.total(), 0);
-    assert_eq!(batch.column_by_name(PATH).unwrap().as_string::<i32>().value(0), "/caf\u{fffd}\u{fffd}");
+    assert_eq!(
+        batch
+            .column_by_name(PATH)
+            .unwrap()
+            .as_string::<i32>()
+            .value(0),
+        "/caf\u{fffd}\u{fffd}"
+    );
 }
 
 #[test]
@@ -149,7 +263,9 @@ fn one_mib_line_and_binary_junk_do_not_crash() {
 
 #[test]
 fn projection_materialises_only_requested_columns() {
-    let cfg = ClfConfig { malformed_status: Some(999) };
+    let cfg = ClfConfig {
+        malformed_status: Some(999),
+    };
     let proj = vec![TIMESTAMP.to_string(), STATUS.to_string()];
     let mut p = ClfParser::new(&cfg, Some(&proj)).unwrap();
     let mut dead = DeadLetters::new("t");
@@ -157,7 +273,10 @@ fn projection_materialises_only_requested_columns() {
     let b = p.finish();
     assert_eq!(b.num_columns(), 2);
     assert_eq!(b.num_rows(), 2);
-    assert_eq!(b.column(1).as_primitive::<UInt16Type>().values().to_vec(), vec![200, 999]);
+    assert_eq!(
+        b.column(1).as_primitive::<UInt16Type>().values().to_vec(),
+        vec![200, 999]
+    );
     assert!(ClfParser::new(&cfg, Some(&["nope".to_string()])).is_err());
 }
 
@@ -166,15 +285,23 @@ fn projection_materialises_only_requested_columns() {
 #[test]
 fn nasa_sample_parses_completely() {
     use std::io::Read;
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/data/nasa-http/NASA_access_log_Jul95.first10000.gz");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../../shared/data/nasa-http/NASA_access_log_Jul95.first10000.gz"
+    );
     let Ok(file) = std::fs::File::open(path) else {
         eprintln!("skipping: {path} not found (shared data is optional for this test)");
         return;
     };
     let mut text = Vec::new();
-    flate2::read::GzDecoder::new(file).read_to_end(&mut text).unwrap();
+    flate2::read::GzDecoder::new(file)
+        .read_to_end(&mut text)
+        .unwrap();
     let (batch, dead) = run(&text, None);
-    assert_eq!(dead.first_reasons(), ["line 9001: request is not `METHOD PATH PROTOCOL`"]);
+    assert_eq!(
+        dead.first_reasons(),
+        ["line 9001: request is not `METHOD PATH PROTOCOL`"]
+    );
     assert_eq!(batch.num_rows(), 9_999);
 }
 

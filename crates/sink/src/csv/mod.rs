@@ -34,7 +34,12 @@ pub struct CsvSink {
 impl CsvSink {
     /// Creates the file.
     pub fn create(cfg: &CsvConfig) -> Result<Self> {
-        Ok(CsvSink { out: crate::create(&cfg.path)?, path: cfg.path.clone(), header_pending: cfg.header, text: String::new() })
+        Ok(CsvSink {
+            out: crate::create(&cfg.path)?,
+            path: cfg.path.clone(),
+            header_pending: cfg.header,
+            text: String::new(),
+        })
     }
 }
 
@@ -47,10 +52,14 @@ impl Sink for CsvSink {
         for row in 0..batch.num_rows() {
             crate::encode::csv_line(batch, row, &mut self.text);
         }
-        self.out.write_all(self.text.as_bytes()).map_err(|e| Error::io(format!("writing {}", self.path.display()), e))
+        self.out
+            .write_all(self.text.as_bytes())
+            .map_err(|e| Error::io(format!("writing {}", self.path.display()), e))
     }
 
     fn flush(&mut self) -> Result<()> {
-        self.out.flush().map_err(|e| Error::io(format!("flushing {}", self.path.display()), e))
+        self.out
+            .flush()
+            .map_err(|e| Error::io(format!("flushing {}", self.path.display()), e))
     }
 }

@@ -26,7 +26,11 @@ pub struct JsonlSink {
 impl JsonlSink {
     /// Creates the file.
     pub fn create(cfg: &JsonlConfig) -> Result<Self> {
-        Ok(JsonlSink { out: crate::create(&cfg.path)?, path: cfg.path.clone(), line: String::new() })
+        Ok(JsonlSink {
+            out: crate::create(&cfg.path)?,
+            path: cfg.path.clone(),
+            line: String::new(),
+        })
     }
 }
 
@@ -36,10 +40,14 @@ impl Sink for JsonlSink {
         for row in 0..batch.num_rows() {
             crate::encode::json_line(batch, row, &mut self.line);
         }
-        self.out.write_all(self.line.as_bytes()).map_err(|e| Error::io(format!("writing {}", self.path.display()), e))
+        self.out
+            .write_all(self.line.as_bytes())
+            .map_err(|e| Error::io(format!("writing {}", self.path.display()), e))
     }
 
     fn flush(&mut self) -> Result<()> {
-        self.out.flush().map_err(|e| Error::io(format!("flushing {}", self.path.display()), e))
+        self.out
+            .flush()
+            .map_err(|e| Error::io(format!("flushing {}", self.path.display()), e))
     }
 }

@@ -62,7 +62,13 @@ fn right_aligned(dt: &DataType) -> bool {
 impl<W: Write + Send> StdoutSink<W> {
     /// Writes to `out` in `format` (`Auto` means JSON lines here).
     pub fn with_writer(out: W, format: StdoutFormat) -> Self {
-        StdoutSink { out, format, widths: None, text: String::new(), closed: false }
+        StdoutSink {
+            out,
+            format,
+            widths: None,
+            text: String::new(),
+            closed: false,
+        }
     }
 
     /// The writer (tests read what was printed).
@@ -73,16 +79,32 @@ impl<W: Write + Send> StdoutSink<W> {
     fn table(&mut self, batch: &RecordBatch) {
         let schema = batch.schema();
         let cells: Vec<Vec<String>> = (0..batch.num_rows())
-            .map(|r| (0..batch.num_columns()).map(|c| Scalar::from_array(batch.column(c).as_ref(), r).to_text()).collect())
+            .map(|r| {
+                (0..batch.num_columns())
+                    .map(|c| Scalar::from_array(batch.column(c).as_ref(), r).to_text())
+                    .collect()
+            })
             .collect();
         if self.widths.is_none() {
             let widths: Vec<usize> = schema
                 .fields()
                 .iter()
                 .enumerate()
-                .map(|(c, f)| cells.iter().map(|row| row[c].chars().count()).chain([f.name().len()]).max().unwrap_or(0))
+                .map(|(c, f)| {
+                    cells
+                        .iter()
+                        .map(|row| row[c].chars().count())
+                        .chain([f.name().len()])
+                        .max()
+                        .unwrap_or(0)
+                })
                 .collect();
-            let header: Vec<String> = schema.fields().iter().zip(&widths).map(|(f, w)| format!("{:<w$}", f.name(), w = *w)).collect();
+            let header: Vec<String> = schema
+                .fields()
+                .iter()
+                .zip(&widths)
+                .map(|(f, w)| format!("{:<w$}", f.name(), w = *w))
+                .collect();
             self.text.push_str(header.join("  ").trim_end());
             self.text.push('\n');
             let rule: Vec<String> = widths.iter().map(|w| "─".repeat(*w)).collect();
@@ -96,7 +118,11 @@ impl<W: Write + Send> StdoutSink<W> {
             for (c, cell) in row.into_iter().enumerate() {
                 let w = widths[c].max(cell.chars().count());
                 widths[c] = w;
-                line.push(if right_aligned(schema.field(c).data_type()) { format!("{cell:>w$}") } else { format!("{cell:<w$}") });
+                line.push(if right_aligned(schema.field(c).data_type()) {
+                    format!("{cell:>w$}")
+                } else {
+                    format!("{cell:<w$}")
+                });
             }
             self.text.push_str(line.join("  ").trim_end());
             self.text.push('\n');
@@ -127,7 +153,11 @@ impl<W: Write + Send> Sink for StdoutSink<W> {
                 }
             }
         }
-        match self.out.write_all(self.text.as_bytes()).and_then(|_| self.out.flush()) {
+        match self
+            .out
+            .write_all(self.text.as_bytes())
+            .and_then(|_| self.out.flush())
+        {
             Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
                 self.closed = true;
                 Ok(())
@@ -161,13 +191,19 @@ mod tests {
     #[test]
     fn table_aligns_numbers_right_and_text_left() {
         let b = RecordBatch::try_from_iter([
-            ("status", Arc::new(StringArray::from(vec!["200", "999"])) as _),
+            (
+                "status",
+                Arc::new(StringArray::from(vec!["200", "999"])) as _,
+            ),
             ("count", Arc::new(Int64Array::from(vec![12345, 7])) as _),
         ])
         .unwrap();
         let mut sink = StdoutSink::with_writer(Vec::new(), StdoutFormat::Table);
         sink.write(&b).unwrap();
         let text = String::from_utf8(sink.into_inner()).unwrap();
-        assert_eq!(text, "status  count\n──────  ─────\n200     12345\n999         7\n");
+        assert_eq!(
+            text,
+            "status  count\n──────  ─────\n200     12345\n999         7\n"
+        );
     }
 }

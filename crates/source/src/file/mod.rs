@@ -29,41 +29,79 @@ impl FileSource {
     /// Opens the file.
     pub fn open(cfg: &FileConfig) -> Result<Self> {
         let path = cfg.path.clone();
-        let file = File::open(&path).map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
-        let meta = file.metadata().map_err(|e| Error::io(format!("reading metadata of {}", path.display()), e))?;
+        let file =
+            File::open(&path).map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
+        let meta = file
+            .metadata()
+            .map_err(|e| Error::io(format!("reading metadata of {}", path.display()), e))?;
         let gz = path.extension().is_some_and(|e| e == "gz");
         let reader: Box<dyn Read + Send> = if gz {
-            Box::new(flate2::read::MultiGzDecoder::new(BufReader::with_capacity(1 << 16, file)))
+            Box::new(flate2::read::MultiGzDecoder::new(BufReader::with_capacity(
+                1 << 16,
+                file,
+            )))
         } else {
             Box::new(file)
         };
-        Ok(FileSource { path, reader, offset: 0, size: (!gz).then_some(meta.len()), id: crate::file_id(&meta), gz })
+        Ok(FileSource {
+            path,
+            reader,
+            offset: 0,
+            size: (!gz).then_some(meta.len()),
+            id: crate::file_id(&meta),
+            gz,
+        })
     }
 }
 
 impl Source for FileSource {
     fn read(&mut self, buf: &mut Vec<u8>, _wait: std::time::Duration) -> Result<ReadOutcome> {
-        let n = crate::read_chunk(&mut self.reader, buf)
-            .map_err(|e| Error::io(format!("reading {} at byte {}", self.path.display(), self.offset), e))?;
+        let n = crate::read_chunk(&mut self.reader, buf).map_err(|e| {
+            Error::io(
+                format!("reading {} at byte {}", self.path.display(), self.offset),
+                e,
+            )
+        })?;
         self.offset += n as u64;
-        Ok(if n == 0 { ReadOutcome::Eof } else { ReadOutcome::Data })
+        Ok(if n == 0 {
+            ReadOutcome::Eof
+        } else {
+            ReadOutcome::Data
+        })
     }
 
     fn position(&self) -> SourcePosition {
-        SourcePosition { path: Some(self.path.display().to_string()), file_id: self.id, offset: self.offset }
+        SourcePosition {
+            path: Some(self.path.display().to_string()),
+            file_id: self.id,
+            offset: self.offset,
+        }
     }
 
     fn seek(&mut self, pos: &SourcePosition) -> Result<()> {
         if pos.file_id.is_some() && pos.file_id != self.id {
             return Err(Error::config(
                 "checkpoint",
-                format!("{} is not the file the checkpoint was taken from (its identity changed)", self.path.display()),
+                format!(
+                    "{} is not the file the checkpoint was taken from (its identity changed)",
+                    self.path.display()
+                ),
             ));
         }
         // Decompressed streams cannot seek: skip forward by reading (gzip) or seek (plain).
-        let mut fresh = FileSource::open(&FileConfig { path: self.path.clone() })?;
-        let skipped = std::io::copy(&mut (&mut fresh.reader).take(pos.offset), &mut std::io::sink())
-            .map_err(|e| Error::io(format!("skipping to byte {} of {}", pos.offset, self.path.display()), e))?;
+        let mut fresh = FileSource::open(&FileConfig {
+            path: self.path.clone(),
+        })?;
+        let skipped = std::io::copy(
+            &mut (&mut fresh.reader).take(pos.offset),
+            &mut std::io::sink(),
+        )
+        .map_err(|e| {
+            Error::io(
+                format!("skipping to byte {} of {}", pos.offset, self.path.display()),
+                e,
+            )
+        })?;
         fresh.offset = skipped;
         let _ = self.gz;
         *self = fresh;

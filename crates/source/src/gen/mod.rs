@@ -68,7 +68,9 @@ fn zipf_cum(n: usize, s: f64) -> Vec<f64> {
         .collect()
 }
 
-const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+const MONTHS: [&str; 12] = [
+    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+];
 const STATUSES: [&str; 6] = ["200", "304", "302", "404", "500", "403"];
 const STATUS_CUM: [f64; 6] = [0.80, 0.88, 0.93, 0.97, 0.99, 1.00];
 /// 1995-07-01T00:00:00-04:00.
@@ -90,14 +92,35 @@ impl ClfGen {
     /// A generator seeded with `seed`.
     pub fn new(seed: u64) -> Self {
         let mut rng = Rng::new(seed);
-        let domains = ["ksc.example.com", "prodigy.example.net", "aol.example.com", "compuserve.example.com", "netcom.example.com"];
+        let domains = [
+            "ksc.example.com",
+            "prodigy.example.net",
+            "aol.example.com",
+            "compuserve.example.com",
+            "netcom.example.com",
+        ];
         let hosts = (0..50)
-            .map(|i| if i % 7 == 3 { format!("198.51.100.{}", 10 + i) } else { format!("h{i:02}.{}", domains[i % 5]) })
+            .map(|i| {
+                if i % 7 == 3 {
+                    format!("198.51.100.{}", 10 + i)
+                } else {
+                    format!("h{i:02}.{}", domains[i % 5])
+                }
+            })
             .collect();
-        let mut paths: Vec<String> = ["/", "/index.html", "/ksc.html", "/history/apollo/", "/shuttle/countdown/", "/images/NASA-logosmall.gif", "/images/KSC-logosmall.gif", "/cgi-bin/imagemap/countdown"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+        let mut paths: Vec<String> = [
+            "/",
+            "/index.html",
+            "/ksc.html",
+            "/history/apollo/",
+            "/shuttle/countdown/",
+            "/images/NASA-logosmall.gif",
+            "/images/KSC-logosmall.gif",
+            "/cgi-bin/imagemap/countdown",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
         paths.extend((0..60).map(|i| format!("/images/img{i:03}.gif")));
         paths.extend((40..90).map(|n| format!("/shuttle/missions/sts-{n}/mission-sts-{n}.html")));
         paths.extend((1..18).map(|n| format!("/history/apollo/apollo-{n}/apollo-{n}.html")));
@@ -124,24 +147,52 @@ impl ClfGen {
         use std::io::Write;
         let r = &mut self.rng;
         self.clock += -0.05 * (1.0 - r.f64()).ln();
-        let t = if r.f64() < 0.05 { self.clock - r.f64() * 30.0 } else { self.clock };
+        let t = if r.f64() < 0.05 {
+            self.clock - r.f64() * 30.0
+        } else {
+            self.clock
+        };
         let sec = t as i64;
         if sec != self.last_sec {
             let local = sec - 4 * 3600;
             let (y, m, d) = weir_core::time::civil_from_days(local.div_euclid(86_400));
             let sod = local.rem_euclid(86_400);
-            self.ts_text = format!("{d:02}/{}/{y:04}:{:02}:{:02}:{:02} -0400", MONTHS[m as usize - 1], sod / 3600, sod / 60 % 60, sod % 60);
+            self.ts_text = format!(
+                "{d:02}/{}/{y:04}:{:02}:{:02}:{:02} -0400",
+                MONTHS[m as usize - 1],
+                sod / 3600,
+                sod / 60 % 60,
+                sod % 60
+            );
             self.last_sec = sec;
         }
         let host = &self.hosts[r.pick(&self.host_cum)];
         let path = &self.paths[r.pick(&self.path_cum)];
         let x = r.f64();
-        let method = if x < 0.98 { "GET" } else if x < 0.99 { "HEAD" } else { "POST" };
+        let method = if x < 0.98 {
+            "GET"
+        } else if x < 0.99 {
+            "HEAD"
+        } else {
+            "POST"
+        };
         let status = STATUSES[r.pick(&STATUS_CUM)];
         let size = match status {
-            "304" => if r.f64() < 0.5 { "0".to_string() } else { "-".to_string() },
+            "304" => {
+                if r.f64() < 0.5 {
+                    "0".to_string()
+                } else {
+                    "-".to_string()
+                }
+            }
             "200" | "302" => ((8.0 + 1.5 * normal(r)).exp() as u64 + 1).to_string(),
-            _ => if r.f64() < 0.8 { r.below(1501).to_string() } else { "-".to_string() },
+            _ => {
+                if r.f64() < 0.8 {
+                    r.below(1501).to_string()
+                } else {
+                    "-".to_string()
+                }
+            }
         };
         let ts = &self.ts_text;
         if r.f64() < 0.005 {
@@ -149,15 +200,33 @@ impl ClfGen {
                 0 => writeln!(out),
                 1 => writeln!(out, "{host} - - GET {path} ???"),
                 2 | 3 => writeln!(out, "{host} - - [{ts}] \"{method} {path}"),
-                4 => writeln!(out, "{host} - - [{ts}] \"{method} {path} HTTP/1.0\" 2O0 {size}"),
-                5 => writeln!(out, "{host} - - [{ts}] \"{method} {path} HTTP/1.0 {status} {size}"),
-                6 => writeln!(out, "{host} - - [{ts}] \"{method} {path} extra HTTP/1.0\" {status} {size}"),
+                4 => writeln!(
+                    out,
+                    "{host} - - [{ts}] \"{method} {path} HTTP/1.0\" 2O0 {size}"
+                ),
+                5 => writeln!(
+                    out,
+                    "{host} - - [{ts}] \"{method} {path} HTTP/1.0 {status} {size}"
+                ),
+                6 => writeln!(
+                    out,
+                    "{host} - - [{ts}] \"{method} {path} extra HTTP/1.0\" {status} {size}"
+                ),
                 7 => writeln!(out, "{host} - - [{ts}] \"{path}\" {status} {size}"),
-                8 => writeln!(out, "{host} - - [{ts}] \"{method} {path} HTTP/1.0\" {status} {size} junk"),
-                _ => writeln!(out, "{host} - - [{ts}] \"{method} {path} HTTP/1.0\" {status}0 {size}"),
+                8 => writeln!(
+                    out,
+                    "{host} - - [{ts}] \"{method} {path} HTTP/1.0\" {status} {size} junk"
+                ),
+                _ => writeln!(
+                    out,
+                    "{host} - - [{ts}] \"{method} {path} HTTP/1.0\" {status}0 {size}"
+                ),
             };
         } else {
-            let _ = writeln!(out, "{host} - - [{ts}] \"{method} {path} HTTP/1.0\" {status} {size}");
+            let _ = writeln!(
+                out,
+                "{host} - - [{ts}] \"{method} {path} HTTP/1.0\" {status} {size}"
+            );
         }
     }
 }
@@ -209,7 +278,13 @@ pub struct GenSource {
 impl GenSource {
     /// A source producing what `cfg` says.
     pub fn new(cfg: &GenConfig) -> Self {
-        GenSource { gen: ClfGen::new(cfg.seed), cfg: cfg.clone(), produced: 0, offset: 0, started: std::time::Instant::now() }
+        GenSource {
+            gen: ClfGen::new(cfg.seed),
+            cfg: cfg.clone(),
+            produced: 0,
+            offset: 0,
+            started: std::time::Instant::now(),
+        }
     }
 }
 
@@ -224,7 +299,9 @@ impl Source for GenSource {
         }
         if self.cfg.rate > 0 {
             let allowed = (self.started.elapsed().as_secs_f64() * self.cfg.rate as f64) as u64;
-            let available = allowed.saturating_sub(self.produced).min(self.cfg.rate.max(1));
+            let available = allowed
+                .saturating_sub(self.produced)
+                .min(self.cfg.rate.max(1));
             if available == 0 {
                 std::thread::sleep(wait.min(std::time::Duration::from_millis(5)));
                 return Ok(ReadOutcome::Idle);
@@ -241,11 +318,18 @@ impl Source for GenSource {
     }
 
     fn position(&self) -> SourcePosition {
-        SourcePosition { path: None, file_id: None, offset: self.offset }
+        SourcePosition {
+            path: None,
+            file_id: None,
+            offset: self.offset,
+        }
     }
 
     fn seek(&mut self, _pos: &SourcePosition) -> Result<()> {
-        Err(Error::config("checkpoint", "a generator source cannot be resumed"))
+        Err(Error::config(
+            "checkpoint",
+            "a generator source cannot be resumed",
+        ))
     }
 }
 
@@ -266,8 +350,15 @@ mod tests {
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 20_000);
         let ok200 = lines.iter().filter(|l| l.contains("\" 200 ")).count();
-        assert!((15_000..17_000).contains(&ok200), "{ok200} lines with status 200");
-        assert!(lines[0].starts_with("h") || lines[0].starts_with("198."), "{}", lines[0]);
+        assert!(
+            (15_000..17_000).contains(&ok200),
+            "{ok200} lines with status 200"
+        );
+        assert!(
+            lines[0].starts_with("h") || lines[0].starts_with("198."),
+            "{}",
+            lines[0]
+        );
         assert!(lines[0].contains("[01/Jul/1995:00:00:"), "{}", lines[0]);
     }
 }

@@ -48,7 +48,11 @@ impl StdinSource {
                 }
             })
             .expect("spawning the stdin reader thread");
-        StdinSource { rx, offset: 0, done: false }
+        StdinSource {
+            rx,
+            offset: 0,
+            done: false,
+        }
     }
 }
 
@@ -73,10 +77,17 @@ impl Source for StdinSource {
     }
 
     fn position(&self) -> SourcePosition {
-        SourcePosition { path: None, file_id: None, offset: self.offset }
+        SourcePosition {
+            path: None,
+            file_id: None,
+            offset: self.offset,
+        }
     }
 
     fn seek(&mut self, _pos: &SourcePosition) -> Result<()> {
-        Err(Error::config("checkpoint", "standard input cannot be resumed; use a file or tail source"))
+        Err(Error::config(
+            "checkpoint",
+            "standard input cannot be resumed; use a file or tail source",
+        ))
     }
 }

@@ -51,7 +51,13 @@ pub struct TailSource {
 impl TailSource {
     /// Starts following; the file is opened on the first read.
     pub fn new(cfg: &TailConfig) -> Self {
-        TailSource { cfg: cfg.clone(), file: None, id: None, offset: 0, opened_once: false }
+        TailSource {
+            cfg: cfg.clone(),
+            file: None,
+            id: None,
+            offset: 0,
+            opened_once: false,
+        }
     }
 
     fn open(&mut self) -> Result<bool> {
@@ -60,7 +66,12 @@ impl TailSource {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
             Err(e) => return Err(Error::io(format!("opening {}", self.cfg.path.display()), e)),
         };
-        let meta = file.metadata().map_err(|e| Error::io(format!("reading metadata of {}", self.cfg.path.display()), e))?;
+        let meta = file.metadata().map_err(|e| {
+            Error::io(
+                format!("reading metadata of {}", self.cfg.path.display()),
+                e,
+            )
+        })?;
         self.id = crate::file_id(&meta);
         self.offset = 0;
         self.file = Some(file);
@@ -73,7 +84,8 @@ impl TailSource {
 
     fn seek_to(&mut self, offset: u64) -> Result<()> {
         if let Some(f) = &mut self.file {
-            f.seek(SeekFrom::Start(offset)).map_err(|e| Error::io(format!("seeking in {}", self.cfg.path.display()), e))?;
+            f.seek(SeekFrom::Start(offset))
+                .map_err(|e| Error::io(format!("seeking in {}", self.cfg.path.display()), e))?;
             self.offset = offset;
         }
         Ok(())
@@ -105,7 +117,8 @@ impl Source for TailSource {
             if self.file.is_none() && !self.open()? {
                 // Not there yet.
             } else if let Some(f) = &mut self.file {
-                let n = crate::read_chunk(f, buf).map_err(|e| Error::io(format!("reading {}", self.cfg.path.display()), e))?;
+                let n = crate::read_chunk(f, buf)
+                    .map_err(|e| Error::io(format!("reading {}", self.cfg.path.display()), e))?;
                 if n > 0 {
                     self.offset += n as u64;
                     return Ok(ReadOutcome::Data);
@@ -123,7 +136,11 @@ impl Source for TailSource {
     }
 
     fn position(&self) -> SourcePosition {
-        SourcePosition { path: Some(self.cfg.path.display().to_string()), file_id: self.id, offset: self.offset }
+        SourcePosition {
+            path: Some(self.cfg.path.display().to_string()),
+            file_id: self.id,
+            offset: self.offset,
+        }
     }
 
     fn seek(&mut self, pos: &SourcePosition) -> Result<()> {

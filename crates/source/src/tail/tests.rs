@@ -4,7 +4,11 @@ use std::time::Duration as StdDuration;
 use super::*;
 
 fn cfg(path: PathBuf, from: StartAt) -> TailConfig {
-    TailConfig { path, from, poll_interval: Duration::from_ms(5) }
+    TailConfig {
+        path,
+        from,
+        poll_interval: Duration::from_ms(5),
+    }
 }
 
 fn read_some(src: &mut TailSource) -> Vec<u8> {
@@ -14,7 +18,13 @@ fn read_some(src: &mut TailSource) -> Vec<u8> {
 }
 
 fn append(path: &std::path::Path, data: &[u8]) {
-    std::fs::OpenOptions::new().create(true).append(true).open(path).unwrap().write_all(data).unwrap();
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap()
+        .write_all(data)
+        .unwrap();
 }
 
 #[test]
@@ -22,7 +32,11 @@ fn follows_appends_rotation_and_truncation() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("access.log");
     let mut src = TailSource::new(&cfg(path.clone(), StartAt::Beginning));
-    assert_eq!(read_some(&mut src), b"", "waits for a file that does not exist yet");
+    assert_eq!(
+        read_some(&mut src),
+        b"",
+        "waits for a file that does not exist yet"
+    );
     append(&path, b"a\n");
     assert_eq!(read_some(&mut src), b"a\n");
     append(&path, b"b\n");

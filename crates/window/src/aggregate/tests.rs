@@ -3,7 +3,9 @@
 
 use std::collections::BTreeMap;
 
-use arrow_array::builder::{Float64Builder, Int64Builder, StringBuilder, TimestampMillisecondBuilder};
+use arrow_array::builder::{
+    Float64Builder, Int64Builder, StringBuilder, TimestampMillisecondBuilder,
+};
 use proptest::prelude::*;
 use weir_core::message::Message;
 
@@ -14,7 +16,11 @@ type Row = (i64, &'static str, Option<i64>);
 
 fn in_schema() -> SchemaRef {
     Arc::new(Schema::new(vec![
-        Field::new("ts", DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())), true),
+        Field::new(
+            "ts",
+            DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),
+            true,
+        ),
         Field::new("k", DataType::Utf8, true),
         Field::new("v", DataType::Int64, true),
         Field::new("f", DataType::Float64, true),
@@ -32,15 +38,32 @@ fn batch(rows: &[(i64, String, Option<i64>)]) -> RecordBatch {
         v.append_option(*val);
         f.append_option(val.map(|x| x as f64 / 4.0));
     }
-    RecordBatch::try_new(in_schema(), vec![Arc::new(ts.finish()), Arc::new(k.finish()), Arc::new(v.finish()), Arc::new(f.finish())]).unwrap()
+    RecordBatch::try_new(
+        in_schema(),
+        vec![
+            Arc::new(ts.finish()),
+            Arc::new(k.finish()),
+            Arc::new(v.finish()),
+            Arc::new(f.finish()),
+        ],
+    )
+    .unwrap()
 }
 
 fn rows(r: &[Row]) -> RecordBatch {
-    batch(&r.iter().map(|(t, k, v)| (*t, k.to_string(), *v)).collect::<Vec<_>>())
+    batch(
+        &r.iter()
+            .map(|(t, k, v)| (*t, k.to_string(), *v))
+            .collect::<Vec<_>>(),
+    )
 }
 
 fn config(window: WindowSpec, lateness: i64) -> AggregateConfig {
-    let agg = |f: AggFn, field: Option<&str>, name: &str| AggSpec { func: f, field: field.map(Into::into), name: Some(name.into()) };
+    let agg = |f: AggFn, field: Option<&str>, name: &str| AggSpec {
+        func: f,
+        field: field.map(Into::into),
+        name: Some(name.into()),
+    };
     AggregateConfig {
         time_field: Some("ts".into()),
         window,
@@ -58,15 +81,25 @@ fn config(window: WindowSpec, lateness: i64) -> AggregateConfig {
 }
 
 fn tumbling(size: i64) -> WindowSpec {
-    WindowSpec::Tumbling { size: Duration::from_ms(size) }
+    WindowSpec::tumbling(size)
 }
 
 fn sliding(size: i64, slide: i64) -> WindowSpec {
-    WindowSpec::Sliding { size: Duration::from_ms(size), slide: Duration::from_ms(slide) }
+    WindowSpec::sliding(size, slide)
 }
 
 /// One output row: (start, end, key, count, sum, min, max, distinct, avg*4 rounded).
-type OutRow = (i64, i64, String, i64, Option<i64>, Option<i64>, Option<i64>, i64, Option<i64>);
+type OutRow = (
+    i64,
+    i64,
+    String,
+    i64,
+    Option<i64>,
+    Option<i64>,
+    Option<i64>,
+    i64,
+    Option<i64>,
+);
 
 #[derive(Debug, Clone)]
 enum Step {
@@ -92,7 +125,17 @@ fn collect(out: &mut Emitter, rows: &mut Vec<OutRow>, late: &mut usize) {
                 _ => None,
             };
             let Scalar::Str(k) = s(2) else { panic!("key") };
-            rows.push((int(0).unwrap(), int(1).unwrap(), k, int(3).unwrap(), int(4), int(5), int(6), int(7).unwrap(), avg));
+            rows.push((
+                int(0).unwrap(),
+                int(1).unwrap(),
+                k,
+                int(3).unwrap(),
+                int(4),
+                int(5),
+                int(6),
+                int(7).unwrap(),
+                avg,
+            ));
         }
     }
 }
@@ -133,9 +176,16 @@ fn tumbling_window_boundaries() {
     // 0s        10s       20s
     // [─────────)[─────────)
     //  a   a     a            an event exactly at 10s belongs to the second window
-    let steps = [data(&[(0, "a", Some(1)), (9_999, "a", Some(2)), (10_000, "a", Some(3))])];
+    let steps = [data(&[
+        (0, "a", Some(1)),
+        (9_999, "a", Some(2)),
+        (10_000, "a", Some(3)),
+    ])];
     let (got, late) = run(&config(tumbling(10_000), 0), &steps, None);
-    assert_eq!(counts(&got), vec![(0, 10_000, "a", 2), (10_000, 20_000, "a", 1)]);
+    assert_eq!(
+        counts(&got),
+        vec![(0, 10_000, "a", 2), (10_000, 20_000, "a", 1)]
+    );
     assert_eq!(got[0].4, Some(3));
     assert_eq!(late, 0);
 }
@@ -149,7 +199,10 @@ fn window_closes_only_when_watermark_reaches_its_end() {
     op.on_watermark(9_999, &mut out).unwrap();
     let (mut got, mut late) = (Vec::new(), 0);
     collect(&mut out, &mut got, &mut late);
-    assert!(got.is_empty(), "window [0,10s) must stay open at watermark 9.999s");
+    assert!(
+        got.is_empty(),
+        "window [0,10s) must stay open at watermark 9.999s"
+    );
     op.on_watermark(10_000, &mut out).unwrap();
     collect(&mut out, &mut got, &mut late);
     assert_eq!(counts(&got), vec![(0, 10_000, "a", 1)]);
@@ -164,14 +217,22 @@ fn out_of_order_within_bound_is_counted_late_beyond_is_routed() {
         data(&[(9_000, "a", Some(1)), (12_000, "a", Some(1))]),
     ];
     let (got, late) = run(&config(tumbling(10_000), 0), &steps, None);
-    assert_eq!(counts(&got), vec![(0, 10_000, "a", 2), (10_000, 20_000, "a", 1)]);
+    assert_eq!(
+        counts(&got),
+        vec![(0, 10_000, "a", 2), (10_000, 20_000, "a", 1)]
+    );
     assert_eq!(late, 1);
 }
 
 #[test]
 fn allowed_lateness_keeps_the_window_open() {
     // watermark 12s − lateness 5s = 7s: [0,10) still open, the 9s straggler is counted.
-    let steps = [data(&[(1_000, "a", Some(1))]), Step::Wm(12_000), data(&[(9_000, "a", Some(1))]), Step::Wm(15_000)];
+    let steps = [
+        data(&[(1_000, "a", Some(1))]),
+        Step::Wm(12_000),
+        data(&[(9_000, "a", Some(1))]),
+        Step::Wm(15_000),
+    ];
     let (got, late) = run(&config(tumbling(10_000), 5_000), &steps, None);
     assert_eq!(counts(&got), vec![(0, 10_000, "a", 2)]);
     assert_eq!(late, 0);
@@ -182,7 +243,10 @@ fn empty_windows_are_not_emitted() {
     // [0,10) a   [10,20) -   [20,30) -   [30,40) b
     let steps = [data(&[(1, "a", None), (35_000, "b", None)])];
     let (got, _) = run(&config(tumbling(10_000), 0), &steps, None);
-    assert_eq!(counts(&got), vec![(0, 10_000, "a", 1), (30_000, 40_000, "b", 1)]);
+    assert_eq!(
+        counts(&got),
+        vec![(0, 10_000, "a", 1), (30_000, 40_000, "b", 1)]
+    );
 }
 
 #[test]
@@ -200,8 +264,19 @@ fn sliding_window_holds_each_event_size_over_slide_times() {
     //             [───────────)
     let steps = [data(&[(7_000, "a", Some(4)), (12_000, "a", Some(1))])];
     let (got, _) = run(&config(sliding(10_000, 5_000), 0), &steps, None);
-    assert_eq!(counts(&got), vec![(0, 10_000, "a", 1), (5_000, 15_000, "a", 2), (10_000, 20_000, "a", 1)]);
-    assert_eq!((got[1].5, got[1].6), (Some(1), Some(4)), "min and max over both panes");
+    assert_eq!(
+        counts(&got),
+        vec![
+            (0, 10_000, "a", 1),
+            (5_000, 15_000, "a", 2),
+            (10_000, 20_000, "a", 1)
+        ]
+    );
+    assert_eq!(
+        (got[1].5, got[1].6),
+        (Some(1), Some(4)),
+        "min and max over both panes"
+    );
 }
 
 #[test]
@@ -209,7 +284,8 @@ fn state_is_released_when_windows_empty() {
     let cfg = config(sliding(10_000, 1_000), 0);
     let mut op = Aggregate::new(&cfg, in_schema(), "s").unwrap();
     let mut out = Emitter::default();
-    op.on_batch(&rows(&[(1_000, "a", None), (2_000, "b", None)]), &mut out).unwrap();
+    op.on_batch(&rows(&[(1_000, "a", None), (2_000, "b", None)]), &mut out)
+        .unwrap();
     op.on_watermark(5_000, &mut out).unwrap();
     assert_eq!(op.state_keys(), 2);
     op.on_watermark(13_000, &mut out).unwrap();
@@ -235,12 +311,28 @@ fn processing_time_windows_close_on_ticks() {
 fn config_errors_name_their_paths() {
     let mut cfg = config(sliding(1_000, 5_000), 0);
     cfg.group_by = vec!["nope".into()];
-    cfg.aggregates.push(AggSpec { func: AggFn::Sum, field: Some("k".into()), name: None });
+    cfg.aggregates.push(AggSpec {
+        func: AggFn::Sum,
+        field: Some("k".into()),
+        name: None,
+    });
     let errs = Aggregate::new(&cfg, in_schema(), "stage.t").err().unwrap();
     let text: Vec<String> = errs.iter().map(ToString::to_string).collect();
-    assert!(text.iter().any(|e| e.starts_with("stage.t.window.slide: slide 5s is longer than size 1s")), "{text:?}");
-    assert!(text.iter().any(|e| e.starts_with("stage.t.group_by[0]: no field \"nope\"")), "{text:?}");
-    assert!(text.iter().any(|e| e.starts_with("stage.t.aggregates[6].field: Sum needs a numeric")), "{text:?}");
+    assert!(
+        text.iter()
+            .any(|e| e.starts_with("stage.t.window.slide: slide 5s is longer than size 1s")),
+        "{text:?}"
+    );
+    assert!(
+        text.iter()
+            .any(|e| e.starts_with("stage.t.group_by[0]: no field \"nope\"")),
+        "{text:?}"
+    );
+    assert!(
+        text.iter()
+            .any(|e| e.starts_with("stage.t.aggregates[6].field: Sum needs a numeric")),
+        "{text:?}"
+    );
 }
 
 /// The brute-force oracle: replays the steps to decide which records are late (the pane of a
@@ -289,7 +381,17 @@ fn oracle(cfg: &AggregateConfig, steps: &[Step]) -> (Vec<OutRow>, usize) {
                 (sum / vs.len() as f64 * 4.0 * 1000.0).round() as i64
             });
             let sum = (!vs.is_empty()).then(|| vs.iter().sum());
-            (e - size, e, k, vals.len() as i64, sum, vs.iter().min().copied(), vs.iter().max().copied(), distinct.len() as i64, avg)
+            (
+                e - size,
+                e,
+                k,
+                vals.len() as i64,
+                sum,
+                vs.iter().min().copied(),
+                vs.iter().max().copied(),
+                distinct.len() as i64,
+                avg,
+            )
         })
         .collect();
     (out, late)
@@ -310,7 +412,16 @@ fn stream() -> impl Strategy<Value = (Vec<Step>, i64, i64, i64, i64, usize)> {
     ];
     (
         // Times in steps of 100 ms so events and watermarks often fall exactly on window edges.
-        proptest::collection::vec((0i64..20, 0u8..4, proptest::option::of(-50i64..50), 0u8..20, any::<bool>()), 1..150),
+        proptest::collection::vec(
+            (
+                0i64..20,
+                0u8..4,
+                proptest::option::of(-50i64..50),
+                0u8..20,
+                any::<bool>(),
+            ),
+            1..150,
+        ),
         window,
         (0i64..30).prop_map(|b| b * 100),
         (0i64..20).prop_map(|l| l * 100),
@@ -327,7 +438,11 @@ fn stream() -> impl Strategy<Value = (Vec<Step>, i64, i64, i64, i64, usize)> {
                     1..=10 => bound * i64::from(jitter) / 1000 * 100,
                     _ => 0,
                 };
-                cur.push((max_ts - behind, ["a", "b", "c", "d"][key as usize].to_string(), v));
+                cur.push((
+                    max_ts - behind,
+                    ["a", "b", "c", "d"][key as usize].to_string(),
+                    v,
+                ));
                 if cut {
                     steps.push(Step::Data(std::mem::take(&mut cur)));
                     steps.push(Step::Wm(max_ts - bound));
