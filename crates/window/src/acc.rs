@@ -96,10 +96,8 @@ impl PaneAcc {
             }
             (PaneAcc::ExtI(e), Input::Int(x)) => *e = Some(ext(f, *e, x)),
             (PaneAcc::ExtF(e), Input::Float(x)) if !x.is_nan() => *e = Some(extf(f, *e, x)),
-            (PaneAcc::Distinct(set), Input::Bytes(b)) => {
-                if !set.contains(b) {
-                    set.insert(b.into());
-                }
+            (PaneAcc::Distinct(set), Input::Bytes(b)) if !set.contains(b) => {
+                set.insert(b.into());
             }
             _ => {}
         }
