@@ -222,17 +222,84 @@ struct AggPlan {
     out_type: DataType,
 }
 
-/// A pane that has not closed yet: per key, the accumulators of each aggregate.
+/// Output rows of one `advance`, flat: row `r` has key `keys[r]` and results
+/// `res[r * n_aggs..][..n_aggs]`.
+#[derive(Default)]
+struct OutRows {
+    start: Vec<Millis>,
+    end: Vec<Millis>,
+    keys: Vec<u32>,
+    res: Vec<Out>,
+}
+
+/// Interns group keys: each distinct encoded key gets a small id while some pane or window
+/// holds state for it, so per-pane state stores ids, never key bytes. An id is freed when its
+/// last reference goes.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct KeyTable {
+    ids: HashMap<Vec<u8>, u32>,
+    bytes: Vec<Vec<u8>>,
+    refs: Vec<u32>,
+    free: Vec<u32>,
+}
+
+impl KeyTable {
+    /// The id of `key`, interning it if new. The caller takes a reference if it stores it.
+    #[inline]
+    fn id(&mut self, key: &[u8]) -> u32 {
+        if let Some(&id) = self.ids.get(key) {
+            return id;
+        }
+        let id = match self.free.pop() {
+            Some(id) => {
+                self.bytes[id as usize] = key.to_vec();
+                id
+            }
+            None => {
+                self.bytes.push(key.to_vec());
+                self.refs.push(0);
+                (self.bytes.len() - 1) as u32
+            }
+        };
+        self.ids.insert(key.to_vec(), id);
+        id
+    }
+
+    fn retain(&mut self, id: u32) {
+        self.refs[id as usize] += 1;
+    }
+
+    fn release(&mut self, id: u32) {
+        let r = &mut self.refs[id as usize];
+        *r -= 1;
+        if *r == 0 {
+            let bytes = std::mem::take(&mut self.bytes[id as usize]);
+            self.ids.remove(&bytes);
+            self.free.push(id);
+        }
+    }
+
+    fn live(&self) -> usize {
+        self.ids.len()
+    }
+}
+
+/// A pane that has not closed yet: for each key (by id) a slot of accumulators, stored flat
+/// (`accs[slot * n_aggs..][..n_aggs]`), so a pane allocates nothing per key.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct OpenPane {
     idx: i64,
-    keys: HashMap<Vec<u8>, Box<[PaneAcc]>>,
+    slots: HashMap<u32, u32>,
+    ids: Vec<u32>,
+    accs: Vec<PaneAcc>,
 }
 
-/// A key's closed panes inside the current sliding window, and their running aggregate.
+/// A key's closed panes inside the current sliding window (pane indexes, and accumulators
+/// flat with a stride of n_aggs) and their running aggregate.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct KeyWindow {
-    panes: VecDeque<(i64, Box<[PaneAcc]>)>,
+    panes: VecDeque<i64>,
+    accs: VecDeque<PaneAcc>,
     running: Box<[RunAcc]>,
 }
 
@@ -240,13 +307,14 @@ struct KeyWindow {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct State {
     version: u32,
+    keys: KeyTable,
     open: VecDeque<OpenPane>,
-    windows: HashMap<Vec<u8>, KeyWindow>,
+    windows: HashMap<u32, KeyWindow>,
     closed_upto: Millis,
     last_end: Option<Millis>,
 }
 
-const STATE_VERSION: u32 = 1;
+const STATE_VERSION: u32 = 2;
 
 /// The windowed keyed aggregation operator (see the crate docs for semantics).
 pub struct Aggregate {
@@ -262,6 +330,7 @@ pub struct Aggregate {
     lateness: i64,
     state: State,
     key_buf: Vec<u8>,
+    last_key: Vec<u8>,
     val_buf: Vec<u8>,
     late_rows: Vec<u32>,
     /// Latest wall-clock time seen in processing-time mode.
@@ -416,12 +485,14 @@ impl Aggregate {
             lateness: cfg.allowed_lateness.ms,
             state: State {
                 version: STATE_VERSION,
+                keys: KeyTable::default(),
                 open: VecDeque::new(),
                 windows: HashMap::new(),
                 closed_upto: MIN_TIME,
                 last_end: None,
             },
             key_buf: Vec::new(),
+            last_key: Vec::new(),
             val_buf: Vec::new(),
             late_rows: Vec::new(),
             now: MIN_TIME,
@@ -439,9 +510,9 @@ impl Aggregate {
             .saturating_mul(self.slide)
     }
 
-    /// Number of keys with state (open panes and sliding windows), for metrics and tests.
+    /// Number of distinct keys holding state (in open panes or sliding windows).
     pub fn state_keys(&self) -> usize {
-        self.state.open.iter().map(|p| p.keys.len()).sum::<usize>() + self.state.windows.len()
+        self.state.keys.live()
     }
 
     fn add_rows(&mut self, batch: &RecordBatch, out: &mut Emitter) {
@@ -465,6 +536,8 @@ impl Aggregate {
         self.late_rows.clear();
         // The open pane last written to: consecutive records usually share it.
         let mut cursor = usize::MAX;
+        // (cursor, slot) of the previous row's key, whose bytes are in `self.last_key`.
+        let mut last: Option<(usize, usize)> = None;
         for row in 0..n {
             let ts = match &times {
                 Some(t) => match t.int(row) {
@@ -484,6 +557,7 @@ impl Aggregate {
                 continue;
             }
             if cursor >= self.state.open.len() || self.state.open[cursor].idx != idx {
+                last = None;
                 cursor = match self.state.open.binary_search_by_key(&idx, |p| p.idx) {
                     Ok(i) => i,
                     Err(i) => {
@@ -491,7 +565,9 @@ impl Aggregate {
                             i,
                             OpenPane {
                                 idx,
-                                keys: HashMap::new(),
+                                slots: HashMap::new(),
+                                ids: Vec::new(),
+                                accs: Vec::new(),
                             },
                         );
                         i
@@ -503,11 +579,32 @@ impl Aggregate {
                 k.encode(row, &mut self.key_buf);
             }
             let pane = &mut self.state.open[cursor];
-            let aggs = &self.aggs;
-            let accs = pane
-                .keys
-                .entry_ref(self.key_buf.as_slice())
-                .or_insert_with(|| aggs.iter().map(|a| PaneAcc::new(a.func, a.kind)).collect());
+            let n_aggs = self.aggs.len();
+            // Runs of equal keys are common (most requests are 200s): reuse the last slot.
+            let cached = last
+                .filter(|&(c, _)| c == cursor)
+                .filter(|_| self.key_buf == self.last_key);
+            let slot = match cached.map(|(_, slot)| slot).or_else(|| {
+                let id = self.state.keys.ids.get(self.key_buf.as_slice())?;
+                pane.slots.get(id).map(|&s| s as usize)
+            }) {
+                Some(slot) => slot,
+                None => {
+                    let id = self.state.keys.id(&self.key_buf);
+                    let slot = pane.ids.len();
+                    pane.slots.insert(id, slot as u32);
+                    pane.ids.push(id);
+                    pane.accs
+                        .extend(self.aggs.iter().map(|a| PaneAcc::new(a.func, a.kind)));
+                    self.state.keys.retain(id);
+                    slot
+                }
+            };
+            if cached.is_none() {
+                last = Some((cursor, slot));
+                std::mem::swap(&mut self.last_key, &mut self.key_buf);
+            }
+            let accs = &mut pane.accs[slot * n_aggs..(slot + 1) * n_aggs];
             for ((acc, plan), col) in accs.iter_mut().zip(&self.aggs).zip(&vals) {
                 let input = match (col, plan.func) {
                     (None, _) => Input::Null,
@@ -549,20 +646,33 @@ impl Aggregate {
         }
     }
 
-    /// Closes and emits every window whose end is at or before `t`.
+    /// Closes every window whose end is at or before `t` and emits their rows as one batch,
+    /// ordered by window end, then key.
     fn advance(&mut self, t: Millis, out: &mut Emitter) {
+        let mut rows = OutRows::default();
+        let mut released = Vec::new();
         while let Some(end) = self.next_end() {
             if end > t {
                 break;
             }
-            self.close_window(end, out);
+            self.close_window(end, &mut rows, &mut released);
         }
         self.state.closed_upto = self.state.closed_upto.max(t);
+        if !rows.keys.is_empty() {
+            out.data(self.build_output(&rows));
+        }
+        // Key ids stay valid until the rows naming them are built.
+        for id in released {
+            self.state.keys.release(id);
+        }
     }
 
-    fn close_window(&mut self, end: Millis, out: &mut Emitter) {
+    /// Closes the window ending at `end`, appending its rows (sorted by key) to `rows`; ids
+    /// whose state ended are added to `released`.
+    fn close_window(&mut self, end: Millis, rows: &mut OutRows, released: &mut Vec<u32>) {
         let start = end.saturating_sub(self.size);
-        let mut rows: Vec<(Vec<u8>, Vec<Out>)> = Vec::new();
+        let n = self.aggs.len();
+        let first_row = rows.keys.len();
         let tumbling = self.size == self.slide;
         while self
             .state
@@ -571,104 +681,121 @@ impl Aggregate {
             .is_some_and(|p| self.close_end(p.idx) <= end)
         {
             let pane = self.state.open.pop_front().expect("checked non-empty");
-            for (key, accs) in pane.keys {
+            for (slot, &id) in pane.ids.iter().enumerate() {
+                let accs = &pane.accs[slot * n..(slot + 1) * n];
                 if tumbling {
-                    let res = self
-                        .aggs
-                        .iter()
-                        .zip(accs.iter())
-                        .map(|(a, acc)| pane_result(a.func, acc))
-                        .collect();
-                    rows.push((key, res));
-                } else {
-                    let aggs = &self.aggs;
-                    let w = self.state.windows.entry(key).or_insert_with(|| KeyWindow {
-                        panes: VecDeque::new(),
-                        running: aggs
+                    rows.keys.push(id);
+                    rows.res.extend(
+                        self.aggs
                             .iter()
-                            .zip(accs.iter())
+                            .zip(accs)
+                            .map(|(a, acc)| pane_result(a.func, acc)),
+                    );
+                    released.push(id);
+                    continue;
+                }
+                let w = match self.state.windows.get_mut(&id) {
+                    Some(w) => {
+                        // The window already holds a reference to this key.
+                        released.push(id);
+                        w
+                    }
+                    None => self.state.windows.entry(id).or_insert_with(|| KeyWindow {
+                        panes: VecDeque::new(),
+                        accs: VecDeque::new(),
+                        running: self
+                            .aggs
+                            .iter()
+                            .zip(accs)
                             .map(|(a, acc)| RunAcc::new(a.func, acc))
                             .collect(),
-                    });
-                    for (r, acc) in w.running.iter_mut().zip(accs.iter()) {
-                        r.add(acc);
-                    }
-                    w.panes.push_back((pane.idx, accs));
+                    }),
+                };
+                for (r, acc) in w.running.iter_mut().zip(accs) {
+                    r.add(acc);
                 }
+                w.panes.push_back(pane.idx);
+                w.accs.extend(accs.iter().cloned());
             }
         }
         if !tumbling {
             let first_idx = start.div_euclid(self.pane);
             let aggs = &self.aggs;
-            self.state.windows.retain(|key, w| {
-                while w.panes.front().is_some_and(|(idx, _)| *idx < first_idx) {
-                    let (_, accs) = w.panes.pop_front().expect("checked non-empty");
-                    for (r, acc) in w.running.iter_mut().zip(accs.iter()) {
-                        r.sub(acc);
+            self.state.windows.retain(|&id, w| {
+                while w.panes.front().is_some_and(|idx| *idx < first_idx) {
+                    w.panes.pop_front();
+                    for r in w.running.iter_mut() {
+                        let acc = w.accs.pop_front().expect("n accumulators per pane");
+                        r.sub(&acc);
                     }
                 }
                 if w.panes.is_empty() {
+                    released.push(id);
                     return false;
                 }
-                rows.push((
-                    key.clone(),
+                rows.keys.push(id);
+                rows.res.extend(
                     aggs.iter()
                         .zip(w.running.iter())
-                        .map(|(a, r)| run_result(a.func, r))
-                        .collect(),
-                ));
+                        .map(|(a, r)| run_result(a.func, r)),
+                );
                 true
             });
         }
         self.state.last_end = Some(end);
         self.state.closed_upto = self.state.closed_upto.max(end);
-        if !rows.is_empty() {
-            out.data(self.build_output(start, end, rows));
+        let added = rows.keys.len() - first_row;
+        rows.start.extend(std::iter::repeat_n(start, added));
+        rows.end.extend(std::iter::repeat_n(end, added));
+        // Encoded keys sort like their values: order this window's rows by key bytes.
+        if added > 1 {
+            let keys = &self.state.keys.bytes;
+            let mut order: Vec<usize> = (0..added).collect();
+            order.sort_unstable_by(|&a, &b| {
+                keys[rows.keys[first_row + a] as usize]
+                    .cmp(&keys[rows.keys[first_row + b] as usize])
+            });
+            let ids: Vec<u32> = order.iter().map(|&o| rows.keys[first_row + o]).collect();
+            let res: Vec<Out> = order
+                .iter()
+                .flat_map(|&o| {
+                    rows.res[(first_row + o) * n..(first_row + o + 1) * n]
+                        .iter()
+                        .copied()
+                })
+                .collect();
+            rows.keys[first_row..].copy_from_slice(&ids);
+            rows.res[first_row * n..].copy_from_slice(&res);
         }
     }
 
-    fn build_output(
-        &self,
-        start: Millis,
-        end: Millis,
-        rows: Vec<(Vec<u8>, Vec<Out>)>,
-    ) -> RecordBatch {
-        let mut decoded: Vec<(Vec<Scalar>, Vec<Out>)> = rows
-            .into_iter()
-            .map(|(key, res)| {
-                let mut pos = 0;
-                let k = self
-                    .key_types
-                    .iter()
-                    .map(|dt| decode(dt, &key, &mut pos))
-                    .collect();
-                (k, res)
-            })
-            .collect();
-        decoded.sort_by(|a, b| {
-            a.0.iter()
-                .zip(&b.0)
-                .map(|(x, y)| x.total_cmp(y))
-                .find(|o| o.is_ne())
-                .unwrap_or(std::cmp::Ordering::Equal)
-        });
-        let n = decoded.len();
-        let ts = |v: Millis| {
+    fn build_output(&self, rows: &OutRows) -> RecordBatch {
+        let n = rows.keys.len();
+        let n_aggs = self.aggs.len();
+        let ts = |v: &[Millis]| {
             let mut b = TimestampMillisecondBuilder::with_capacity(n).with_timezone("UTC");
-            b.append_value_n(v, n);
+            b.append_slice(v);
             Arc::new(b.finish()) as ArrayRef
         };
-        let mut cols: Vec<ArrayRef> = vec![ts(start), ts(end)];
-        for (i, dt) in self.key_types.iter().enumerate() {
-            let vals: Vec<Scalar> = decoded.iter().map(|(k, _)| k[i].clone()).collect();
+        let mut cols: Vec<ArrayRef> = vec![ts(&rows.start), ts(&rows.end)];
+        // Decode the keys column by column, each row's read position carried along.
+        let mut pos = vec![0usize; n];
+        for dt in &self.key_types {
+            let vals: Vec<Scalar> = rows
+                .keys
+                .iter()
+                .zip(pos.iter_mut())
+                .map(|(&id, p)| decode(dt, &self.state.keys.bytes[id as usize], p))
+                .collect();
             cols.push(array_from_scalars(dt, &vals));
         }
+        let result = |r: usize, i: usize| rows.res[r * n_aggs + i];
         for (i, a) in self.aggs.iter().enumerate() {
             cols.push(match &a.out_type {
                 DataType::Float64 => {
                     let mut b = Float64Builder::with_capacity(n);
-                    for (_, r) in &decoded {
-                        match r[i] {
+                    for r in 0..n {
+                        match result(r, i) {
                             Out::Float(v) => b.append_value(v),
                             Out::Int(v) => b.append_value(v as f64),
                             Out::Null => b.append_null(),
@@ -678,8 +805,8 @@ impl Aggregate {
                 }
                 DataType::Timestamp(..) => {
                     let mut b = TimestampMillisecondBuilder::with_capacity(n).with_timezone("UTC");
-                    for (_, r) in &decoded {
-                        match r[i] {
+                    for r in 0..n {
+                        match result(r, i) {
                             Out::Int(v) => b.append_value(v),
                             _ => b.append_null(),
                         }
@@ -688,8 +815,8 @@ impl Aggregate {
                 }
                 _ => {
                     let mut b = Int64Builder::with_capacity(n);
-                    for (_, r) in &decoded {
-                        match r[i] {
+                    for r in 0..n {
+                        match result(r, i) {
                             Out::Int(v) => b.append_value(v),
                             Out::Float(v) => b.append_value(v as i64),
                             Out::Null => b.append_null(),

@@ -115,8 +115,10 @@ impl<'a> Col<'a> {
         }
     }
 
-    /// Appends an encoding of row `i` to `buf`: a null byte, then fixed-width little-endian
-    /// numbers or a length-prefixed string. Equal values give equal bytes.
+    /// Appends an order-preserving encoding of row `i` to `buf`: equal values give equal
+    /// bytes, and comparing encodings as bytes orders values as their type does (NULL first),
+    /// so keys can be sorted without decoding them. Numbers are big-endian with the sign bit
+    /// flipped; strings end with `00 00`, a zero byte inside being written `00 FF`.
     #[inline]
     pub fn encode(&self, i: usize, buf: &mut Vec<u8>) {
         if self.is_null(i) {
@@ -127,15 +129,44 @@ impl<'a> Col<'a> {
         match self {
             Col::Str(a) => {
                 let s = a.value(i).as_bytes();
-                buf.extend_from_slice(&(s.len() as u32).to_le_bytes());
-                buf.extend_from_slice(s);
+                if memchr_zero(s) {
+                    for &b in s {
+                        buf.push(b);
+                        if b == 0 {
+                            buf.push(0xFF);
+                        }
+                    }
+                } else {
+                    buf.extend_from_slice(s);
+                }
+                buf.extend_from_slice(&[0, 0]);
             }
-            Col::F32(a) => buf.extend_from_slice(&f64::from(a.value(i)).to_bits().to_le_bytes()),
-            Col::F64(a) => buf.extend_from_slice(&a.value(i).to_bits().to_le_bytes()),
+            Col::F32(_) | Col::F64(_) => {
+                let bits = self.float(i).unwrap_or(0.0).to_bits();
+                let ordered = if bits >> 63 == 1 {
+                    !bits
+                } else {
+                    bits ^ (1 << 63)
+                };
+                buf.extend_from_slice(&ordered.to_be_bytes());
+            }
             Col::Bool(a) => buf.push(u8::from(a.value(i))),
-            _ => buf.extend_from_slice(&self.int(i).unwrap_or(0).to_le_bytes()),
+            Col::U8(_) | Col::U16(_) | Col::U32(_) | Col::U64(_) => {
+                let v = match self {
+                    Col::U64(a) => a.value(i),
+                    _ => self.int(i).unwrap_or(0) as u64,
+                };
+                buf.extend_from_slice(&v.to_be_bytes());
+            }
+            _ => buf
+                .extend_from_slice(&((self.int(i).unwrap_or(0) as u64) ^ (1 << 63)).to_be_bytes()),
         }
     }
+}
+
+#[inline]
+fn memchr_zero(s: &[u8]) -> bool {
+    s.contains(&0)
 }
 
 /// Decodes one value encoded by [`Col::encode`] for a column of type `dt`, advancing `pos`.
@@ -146,29 +177,45 @@ pub fn decode(dt: &DataType, buf: &[u8], pos: &mut usize) -> Scalar {
         return Scalar::Null;
     }
     let mut take8 = || {
-        let v = u64::from_le_bytes(buf[*pos..*pos + 8].try_into().expect("8 bytes"));
+        let v = u64::from_be_bytes(buf[*pos..*pos + 8].try_into().expect("8 bytes"));
         *pos += 8;
         v
     };
     match dt {
         DataType::Utf8 => {
-            let n = u32::from_le_bytes(buf[*pos..*pos + 4].try_into().expect("4 bytes")) as usize;
-            *pos += 4;
-            let s = String::from_utf8_lossy(&buf[*pos..*pos + n]).into_owned();
-            *pos += n;
-            Scalar::Str(s)
+            let mut bytes = Vec::new();
+            loop {
+                let b = buf[*pos];
+                *pos += 1;
+                if b == 0 {
+                    let next = buf[*pos];
+                    *pos += 1;
+                    if next == 0 {
+                        break;
+                    }
+                }
+                bytes.push(b);
+            }
+            Scalar::Str(
+                String::from_utf8(bytes)
+                    .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
+            )
         }
         DataType::Boolean => {
             let b = buf[*pos] != 0;
             *pos += 1;
             Scalar::Bool(b)
         }
-        DataType::Float32 | DataType::Float64 => Scalar::Float(f64::from_bits(take8())),
+        DataType::Float32 | DataType::Float64 => {
+            let o = take8();
+            let bits = if o >> 63 == 1 { o ^ (1 << 63) } else { !o };
+            Scalar::Float(f64::from_bits(bits))
+        }
         DataType::UInt8 | DataType::UInt16 | DataType::UInt32 | DataType::UInt64 => {
             Scalar::UInt(take8())
         }
-        DataType::Timestamp(..) => Scalar::Time(take8() as i64),
-        _ => Scalar::Int(take8() as i64),
+        DataType::Timestamp(..) => Scalar::Time((take8() ^ (1 << 63)) as i64),
+        _ => Scalar::Int((take8() ^ (1 << 63)) as i64),
     }
 }
 
@@ -227,6 +274,47 @@ pub fn array_from_scalars(dt: &DataType, values: &[Scalar]) -> ArrayRef {
                 }
             }
             Arc::new(b.finish())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow_array::{Float64Array, Int64Array, StringArray, UInt64Array};
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn enc(a: &ArrayRef, i: usize) -> Vec<u8> {
+        let mut b = Vec::new();
+        Col::new(a).unwrap().encode(i, &mut b);
+        b
+    }
+
+    proptest! {
+        /// Encodings sort like the values and decode back to them.
+        #[test]
+        fn encoding_preserves_order_and_roundtrips(
+            ints in proptest::collection::vec(proptest::option::of(any::<i64>()), 2),
+            uints in proptest::collection::vec(any::<u64>(), 2),
+            floats in proptest::collection::vec(-1e12f64..1e12, 2),
+            strs in proptest::collection::vec("[a\\x00b]{0,4}", 2),
+        ) {
+            let cases: Vec<(ArrayRef, Vec<Scalar>)> = vec![
+                (Arc::new(Int64Array::from(ints.clone())), ints.iter().map(|v| v.map_or(Scalar::Null, Scalar::Int)).collect()),
+                (Arc::new(UInt64Array::from(uints.clone())), uints.iter().map(|&v| Scalar::UInt(v)).collect()),
+                (Arc::new(Float64Array::from(floats.clone())), floats.iter().map(|&v| Scalar::Float(v)).collect()),
+                (Arc::new(StringArray::from(strs.clone())), strs.iter().map(|v| Scalar::Str(v.clone())).collect()),
+            ];
+            for (array, values) in cases {
+                let (a, b) = (enc(&array, 0), enc(&array, 1));
+                prop_assert_eq!(a.cmp(&b), values[0].total_cmp(&values[1]), "{:?}", values);
+                let mut pos = 0;
+                prop_assert_eq!(&decode(array.data_type(), &a, &mut pos), &values[0]);
+                prop_assert_eq!(pos, a.len());
+            }
         }
     }
 }
