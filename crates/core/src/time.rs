@@ -69,6 +69,40 @@ pub fn format_rfc3339_ms(ms: Millis) -> String {
     }
 }
 
+/// Appends [`format_rfc3339_ms`] of `ms` to `out` without allocating.
+pub fn write_rfc3339_ms(ms: Millis, out: &mut String) {
+    let secs = ms.div_euclid(1000);
+    let frac = ms.rem_euclid(1000);
+    let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
+    let sod = secs.rem_euclid(86_400);
+    if !(0..=9999).contains(&y) {
+        out.push_str(&format_rfc3339_ms(ms));
+        return;
+    }
+    let mut b = *b"0000-00-00T00:00:00.000Z";
+    let mut put = |at: usize, v: i64, width: usize| {
+        let mut v = v;
+        for k in (0..width).rev() {
+            b[at + k] = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+    };
+    put(0, y, 4);
+    put(5, i64::from(m), 2);
+    put(8, i64::from(d), 2);
+    put(11, sod / 3600, 2);
+    put(14, sod / 60 % 60, 2);
+    put(17, sod % 60, 2);
+    let text = if frac == 0 {
+        b[19] = b'Z';
+        &b[..20]
+    } else {
+        put(20, frac, 3);
+        &b[..]
+    };
+    out.push_str(std::str::from_utf8(text).expect("ASCII digits"));
+}
+
 /// Parses an RFC 3339 / ISO 8601 timestamp (`2026-11-21T14:05:00Z`,
 /// `2026-11-21 14:05:00.123+01:00`, no zone = UTC) into UTC milliseconds.
 pub fn parse_rfc3339_ms(s: &str) -> Option<Millis> {
@@ -256,6 +290,13 @@ mod tests {
         fn civil_roundtrip(days in -1_000_000i64..1_000_000) {
             let (y, m, d) = civil_from_days(days);
             prop_assert_eq!(days_from_civil(y, m, d), days);
+        }
+
+        #[test]
+        fn write_matches_format(ms in -10_000_000_000_000i64..10_000_000_000_000) {
+            let mut s = String::new();
+            write_rfc3339_ms(ms, &mut s);
+            prop_assert_eq!(s, format_rfc3339_ms(ms));
         }
 
         #[test]

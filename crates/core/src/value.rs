@@ -5,7 +5,7 @@ use std::fmt::Write;
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::*;
-use arrow_array::Array;
+use arrow_array::{Array, ArrayRef, PrimitiveArray, StringArray};
 use arrow_schema::{DataType, TimeUnit};
 
 use crate::time::format_rfc3339_ms;
@@ -56,28 +56,12 @@ impl Scalar {
     /// If the array's type is not [supported](is_supported); schemas are checked when a
     /// pipeline is built, so this is a broken invariant.
     pub fn from_array(array: &dyn Array, row: usize) -> Scalar {
-        if array.is_null(row) {
-            return Scalar::Null;
-        }
-        match array.data_type() {
-            DataType::Boolean => Scalar::Bool(array.as_boolean().value(row)),
-            DataType::Int8 => Scalar::Int(array.as_primitive::<Int8Type>().value(row).into()),
-            DataType::Int16 => Scalar::Int(array.as_primitive::<Int16Type>().value(row).into()),
-            DataType::Int32 => Scalar::Int(array.as_primitive::<Int32Type>().value(row).into()),
-            DataType::Int64 => Scalar::Int(array.as_primitive::<Int64Type>().value(row)),
-            DataType::UInt8 => Scalar::UInt(array.as_primitive::<UInt8Type>().value(row).into()),
-            DataType::UInt16 => Scalar::UInt(array.as_primitive::<UInt16Type>().value(row).into()),
-            DataType::UInt32 => Scalar::UInt(array.as_primitive::<UInt32Type>().value(row).into()),
-            DataType::UInt64 => Scalar::UInt(array.as_primitive::<UInt64Type>().value(row)),
-            DataType::Float32 => {
-                Scalar::Float(array.as_primitive::<Float32Type>().value(row).into())
-            }
-            DataType::Float64 => Scalar::Float(array.as_primitive::<Float64Type>().value(row)),
-            DataType::Utf8 => Scalar::Str(array.as_string::<i32>().value(row).to_owned()),
-            DataType::Timestamp(TimeUnit::Millisecond, _) => {
-                Scalar::Time(array.as_primitive::<TimestampMillisecondType>().value(row))
-            }
-            other => panic!("unsupported column type {other} reached Scalar::from_array"),
+        match Col::from_dyn(array) {
+            Some(c) => c.scalar(row),
+            None => panic!(
+                "unsupported column type {} reached Scalar::from_array",
+                array.data_type()
+            ),
         }
     }
 
@@ -143,9 +127,163 @@ impl Scalar {
     }
 }
 
+/// A column of one batch, downcast.
+pub enum Col<'a> {
+    /// Signed integers of any width.
+    I8(&'a PrimitiveArray<Int8Type>),
+    /// 16-bit.
+    I16(&'a PrimitiveArray<Int16Type>),
+    /// 32-bit.
+    I32(&'a PrimitiveArray<Int32Type>),
+    /// 64-bit.
+    I64(&'a PrimitiveArray<Int64Type>),
+    /// Unsigned 8-bit.
+    U8(&'a PrimitiveArray<UInt8Type>),
+    /// Unsigned 16-bit.
+    U16(&'a PrimitiveArray<UInt16Type>),
+    /// Unsigned 32-bit.
+    U32(&'a PrimitiveArray<UInt32Type>),
+    /// Unsigned 64-bit.
+    U64(&'a PrimitiveArray<UInt64Type>),
+    /// 32-bit float.
+    F32(&'a PrimitiveArray<Float32Type>),
+    /// 64-bit float.
+    F64(&'a PrimitiveArray<Float64Type>),
+    /// Timestamps (ms).
+    Ts(&'a PrimitiveArray<TimestampMillisecondType>),
+    /// Booleans.
+    Bool(&'a arrow_array::BooleanArray),
+    /// Strings.
+    Str(&'a StringArray),
+}
+
+impl<'a> Col<'a> {
+    /// Downcasts `a`; `None` for an unsupported type (checked when the pipeline is built).
+    pub fn new(a: &'a ArrayRef) -> Option<Col<'a>> {
+        Self::from_dyn(a.as_ref())
+    }
+
+    /// Downcasts `a`; `None` for an unsupported type.
+    pub fn from_dyn(a: &'a dyn Array) -> Option<Col<'a>> {
+        Some(match a.data_type() {
+            DataType::Int8 => Col::I8(a.as_primitive()),
+            DataType::Int16 => Col::I16(a.as_primitive()),
+            DataType::Int32 => Col::I32(a.as_primitive()),
+            DataType::Int64 => Col::I64(a.as_primitive()),
+            DataType::UInt8 => Col::U8(a.as_primitive()),
+            DataType::UInt16 => Col::U16(a.as_primitive()),
+            DataType::UInt32 => Col::U32(a.as_primitive()),
+            DataType::UInt64 => Col::U64(a.as_primitive()),
+            DataType::Float32 => Col::F32(a.as_primitive()),
+            DataType::Float64 => Col::F64(a.as_primitive()),
+            DataType::Timestamp(TimeUnit::Millisecond, _) => Col::Ts(a.as_primitive()),
+            DataType::Boolean => Col::Bool(a.as_boolean()),
+            DataType::Utf8 => Col::Str(a.as_string::<i32>()),
+            _ => return None,
+        })
+    }
+
+    /// The value at `i` as a [`Scalar`].
+    pub fn scalar(&self, i: usize) -> Scalar {
+        if self.is_null(i) {
+            return Scalar::Null;
+        }
+        match self {
+            Col::U8(_) | Col::U16(_) | Col::U32(_) => Scalar::UInt(self.int(i).unwrap_or(0) as u64),
+            Col::U64(a) => Scalar::UInt(a.value(i)),
+            Col::F32(_) | Col::F64(_) => Scalar::Float(self.float(i).unwrap_or(f64::NAN)),
+            Col::Ts(a) => Scalar::Time(a.value(i)),
+            Col::Bool(a) => Scalar::Bool(a.value(i)),
+            Col::Str(a) => Scalar::Str(a.value(i).to_owned()),
+            _ => Scalar::Int(self.int(i).unwrap_or(0)),
+        }
+    }
+
+    /// Appends the value at `i` as JSON to `out`, without intermediate allocations (the hot
+    /// path of every JSON sink).
+    #[inline]
+    pub fn write_json(&self, i: usize, out: &mut String) {
+        if self.is_null(i) {
+            out.push_str("null");
+            return;
+        }
+        match self {
+            Col::Str(a) => write_json_str(a.value(i), out),
+            Col::Ts(a) => {
+                out.push('"');
+                crate::time::write_rfc3339_ms(a.value(i), out);
+                out.push('"');
+            }
+            Col::U64(a) => out.push_str(itoa::Buffer::new().format(a.value(i))),
+            Col::F32(_) | Col::F64(_) | Col::Bool(_) => self.scalar(i).write_json(out),
+            _ => out.push_str(itoa::Buffer::new().format(self.int(i).unwrap_or(0))),
+        }
+    }
+
+    fn array(&self) -> &dyn Array {
+        match self {
+            Col::I8(a) => *a,
+            Col::I16(a) => *a,
+            Col::I32(a) => *a,
+            Col::I64(a) => *a,
+            Col::U8(a) => *a,
+            Col::U16(a) => *a,
+            Col::U32(a) => *a,
+            Col::U64(a) => *a,
+            Col::F32(a) => *a,
+            Col::F64(a) => *a,
+            Col::Ts(a) => *a,
+            Col::Bool(a) => *a,
+            Col::Str(a) => *a,
+        }
+    }
+
+    /// Whether row `i` is null.
+    #[inline]
+    pub fn is_null(&self, i: usize) -> bool {
+        self.array().is_null(i)
+    }
+
+    /// The value at `i` as an integer (floats are not integers: `None`).
+    #[inline]
+    pub fn int(&self, i: usize) -> Option<i64> {
+        if self.is_null(i) {
+            return None;
+        }
+        Some(match self {
+            Col::I8(a) => a.value(i).into(),
+            Col::I16(a) => a.value(i).into(),
+            Col::I32(a) => a.value(i).into(),
+            Col::I64(a) => a.value(i),
+            Col::U8(a) => a.value(i).into(),
+            Col::U16(a) => a.value(i).into(),
+            Col::U32(a) => a.value(i).into(),
+            Col::U64(a) => a.value(i) as i64,
+            Col::Ts(a) => a.value(i),
+            Col::Bool(a) => a.value(i).into(),
+            _ => return None,
+        })
+    }
+
+    /// The value at `i` as a float.
+    #[inline]
+    pub fn float(&self, i: usize) -> Option<f64> {
+        match self {
+            Col::F32(a) => (!a.is_null(i)).then(|| a.value(i).into()),
+            Col::F64(a) => (!a.is_null(i)).then(|| a.value(i)),
+            _ => self.int(i).map(|v| v as f64),
+        }
+    }
+}
+
 /// Appends `s` as a JSON string literal to `out`.
 pub fn write_json_str(s: &str, out: &mut String) {
     out.push('"');
+    if !s.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
+        out.push_str(s);
+        out.push('"');
+        return;
+    }
     for c in s.chars() {
         match c {
             '"' => out.push_str("\\\""),

@@ -16,7 +16,8 @@ use weir_core::value::{is_supported, Scalar};
 use weir_core::{Emitter, Error, Operator, Result};
 
 use crate::acc::{pane_result, run_result, AggFn, Input, NumKind, Out, PaneAcc, RunAcc};
-use crate::column::{array_from_scalars, decode, Col};
+use crate::column::{array_from_scalars, decode, Encode};
+use weir_core::value::Col;
 
 /// The kind of window.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

@@ -1,126 +1,25 @@
-//! Typed access to the columns an aggregation reads, resolved once per batch so the per-row
-//! loop does not look at Arrow types: key encoding, numeric inputs, and decoding keys back.
+//! Group keys and distinct values as bytes: an order-preserving encoding of column values
+//! (so keys sort without decoding), its decoding, and arrays built back from decoded values.
 
 use std::sync::Arc;
 
-use arrow_array::cast::AsArray;
-use arrow_array::types::*;
-use arrow_array::{Array, ArrayRef, PrimitiveArray, StringArray};
+use arrow_array::ArrayRef;
 use arrow_schema::{DataType, TimeUnit};
-use weir_core::value::Scalar;
+use weir_core::value::{Col, Scalar};
 
-/// A column of one batch, downcast.
-pub enum Col<'a> {
-    /// Signed integers of any width.
-    I8(&'a PrimitiveArray<Int8Type>),
-    /// 16-bit.
-    I16(&'a PrimitiveArray<Int16Type>),
-    /// 32-bit.
-    I32(&'a PrimitiveArray<Int32Type>),
-    /// 64-bit.
-    I64(&'a PrimitiveArray<Int64Type>),
-    /// Unsigned 8-bit.
-    U8(&'a PrimitiveArray<UInt8Type>),
-    /// Unsigned 16-bit.
-    U16(&'a PrimitiveArray<UInt16Type>),
-    /// Unsigned 32-bit.
-    U32(&'a PrimitiveArray<UInt32Type>),
-    /// Unsigned 64-bit.
-    U64(&'a PrimitiveArray<UInt64Type>),
-    /// 32-bit float.
-    F32(&'a PrimitiveArray<Float32Type>),
-    /// 64-bit float.
-    F64(&'a PrimitiveArray<Float64Type>),
-    /// Timestamps (ms).
-    Ts(&'a PrimitiveArray<TimestampMillisecondType>),
-    /// Booleans.
-    Bool(&'a arrow_array::BooleanArray),
-    /// Strings.
-    Str(&'a StringArray),
+/// Encodes column values as bytes.
+pub trait Encode {
+    /// Appends an order-preserving encoding of row `i` to `buf`.
+    fn encode(&self, i: usize, buf: &mut Vec<u8>);
 }
 
-impl<'a> Col<'a> {
-    /// Downcasts `a`; `None` for an unsupported type (checked when the pipeline is built).
-    pub fn new(a: &'a ArrayRef) -> Option<Col<'a>> {
-        Some(match a.data_type() {
-            DataType::Int8 => Col::I8(a.as_primitive()),
-            DataType::Int16 => Col::I16(a.as_primitive()),
-            DataType::Int32 => Col::I32(a.as_primitive()),
-            DataType::Int64 => Col::I64(a.as_primitive()),
-            DataType::UInt8 => Col::U8(a.as_primitive()),
-            DataType::UInt16 => Col::U16(a.as_primitive()),
-            DataType::UInt32 => Col::U32(a.as_primitive()),
-            DataType::UInt64 => Col::U64(a.as_primitive()),
-            DataType::Float32 => Col::F32(a.as_primitive()),
-            DataType::Float64 => Col::F64(a.as_primitive()),
-            DataType::Timestamp(TimeUnit::Millisecond, _) => Col::Ts(a.as_primitive()),
-            DataType::Boolean => Col::Bool(a.as_boolean()),
-            DataType::Utf8 => Col::Str(a.as_string::<i32>()),
-            _ => return None,
-        })
-    }
-
-    fn array(&self) -> &dyn Array {
-        match self {
-            Col::I8(a) => *a,
-            Col::I16(a) => *a,
-            Col::I32(a) => *a,
-            Col::I64(a) => *a,
-            Col::U8(a) => *a,
-            Col::U16(a) => *a,
-            Col::U32(a) => *a,
-            Col::U64(a) => *a,
-            Col::F32(a) => *a,
-            Col::F64(a) => *a,
-            Col::Ts(a) => *a,
-            Col::Bool(a) => *a,
-            Col::Str(a) => *a,
-        }
-    }
-
-    /// Whether row `i` is null.
-    #[inline]
-    pub fn is_null(&self, i: usize) -> bool {
-        self.array().is_null(i)
-    }
-
-    /// The value at `i` as an integer (floats are not integers: `None`).
-    #[inline]
-    pub fn int(&self, i: usize) -> Option<i64> {
-        if self.is_null(i) {
-            return None;
-        }
-        Some(match self {
-            Col::I8(a) => a.value(i).into(),
-            Col::I16(a) => a.value(i).into(),
-            Col::I32(a) => a.value(i).into(),
-            Col::I64(a) => a.value(i),
-            Col::U8(a) => a.value(i).into(),
-            Col::U16(a) => a.value(i).into(),
-            Col::U32(a) => a.value(i).into(),
-            Col::U64(a) => a.value(i) as i64,
-            Col::Ts(a) => a.value(i),
-            Col::Bool(a) => a.value(i).into(),
-            _ => return None,
-        })
-    }
-
-    /// The value at `i` as a float.
-    #[inline]
-    pub fn float(&self, i: usize) -> Option<f64> {
-        match self {
-            Col::F32(a) => (!a.is_null(i)).then(|| a.value(i).into()),
-            Col::F64(a) => (!a.is_null(i)).then(|| a.value(i)),
-            _ => self.int(i).map(|v| v as f64),
-        }
-    }
-
+impl Encode for Col<'_> {
     /// Appends an order-preserving encoding of row `i` to `buf`: equal values give equal
     /// bytes, and comparing encodings as bytes orders values as their type does (NULL first),
     /// so keys can be sorted without decoding them. Numbers are big-endian with the sign bit
     /// flipped; strings end with `00 00`, a zero byte inside being written `00 FF`.
     #[inline]
-    pub fn encode(&self, i: usize, buf: &mut Vec<u8>) {
+    fn encode(&self, i: usize, buf: &mut Vec<u8>) {
         if self.is_null(i) {
             buf.push(0);
             return;
@@ -289,7 +188,7 @@ mod tests {
 
     fn enc(a: &ArrayRef, i: usize) -> Vec<u8> {
         let mut b = Vec::new();
-        Col::new(a).unwrap().encode(i, &mut b);
+        Encode::encode(&Col::new(a).unwrap(), i, &mut b);
         b
     }
 

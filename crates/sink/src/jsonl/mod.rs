@@ -37,9 +37,7 @@ impl JsonlSink {
 impl Sink for JsonlSink {
     fn write(&mut self, batch: &RecordBatch) -> Result<()> {
         self.line.clear();
-        for row in 0..batch.num_rows() {
-            crate::encode::json_line(batch, row, &mut self.line);
-        }
+        crate::encode::json_lines(batch, 0..batch.num_rows(), &mut self.line);
         self.out
             .write_all(self.line.as_bytes())
             .map_err(|e| Error::io(format!("writing {}", self.path.display()), e))

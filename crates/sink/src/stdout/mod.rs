@@ -148,9 +148,7 @@ impl<W: Write + Send> Sink for StdoutSink<W> {
                 }
             }
             StdoutFormat::Auto | StdoutFormat::Jsonl => {
-                for r in 0..batch.num_rows() {
-                    crate::encode::json_line(batch, r, &mut self.text);
-                }
+                crate::encode::json_lines(batch, 0..batch.num_rows(), &mut self.text);
             }
         }
         match self
