@@ -57,6 +57,8 @@ pub struct CsvParser {
     cfg: CsvConfig,
     writer: RowWriter,
     header_seen: bool,
+    /// Why the header could not be used: every record is then a dead letter with this reason.
+    broken_header: Option<String>,
     /// For each declared field, its column index in a record.
     columns: Vec<usize>,
     /// Number of columns a record must have.
@@ -74,6 +76,7 @@ impl CsvParser {
             cfg: cfg.clone(),
             writer: RowWriter::new(cfg.fields.clone(), keep),
             header_seen: !cfg.header,
+            broken_header: None,
             columns: (0..cfg.fields.len()).collect(),
             width: cfg.fields.len(),
             cells: Vec::new(),
@@ -101,10 +104,8 @@ impl CsvParser {
         loop {
             let (res, nin, o, e) =
                 rdr.read_record(input, &mut self.scratch[nout..], &mut self.ends[nend..]);
-            // `ends` are relative to the output slice of this call.
-            for end in &mut self.ends[nend..nend + e] {
-                *end += nout;
-            }
+            // csv-core keeps its output position across the calls of one record, so `ends`
+            // are already offsets from the start of the record's output.
             input = &input[nin..];
             nout += o;
             nend += e;
@@ -125,8 +126,10 @@ impl CsvParser {
     }
 
     fn header(&mut self, no: u64, line: &[u8], dead: &mut DeadLetters) {
+        self.header_seen = true;
         if let Err(reason) = self.split(line) {
             dead.push(Some(no), &format!("header: {reason}"), line);
+            self.broken_header = Some(format!("the header on line {no} could not be read"));
             return;
         }
         let mut cols = Vec::new();
@@ -136,13 +139,13 @@ impl CsvParser {
                 None => {
                     let reason = format!("header has no column {:?} (declared in fields)", f.name);
                     dead.push(Some(no), &reason, line);
+                    self.broken_header = Some(format!("the header on line {no} has no column {:?}", f.name));
                     return;
                 }
             }
         }
         self.columns = cols;
         self.width = self.cells.len();
-        self.header_seen = true;
     }
 }
 
@@ -158,6 +161,10 @@ impl Parser for CsvParser {
             }
             if !self.header_seen {
                 self.header(no, line, dead);
+                return;
+            }
+            if let Some(reason) = &self.broken_header {
+                dead.push(Some(no), reason, line);
                 return;
             }
             if let Err(reason) = self.split(line) {

@@ -29,6 +29,9 @@ use weir_core::{Error, Parser, Result};
 
 pub use typed::{FieldSpec, FieldType};
 
+#[cfg(test)]
+mod tests;
+
 /// How the lines of a source are parsed (`[source.NAME.format]` in a pipeline file).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
