@@ -139,7 +139,10 @@ impl CsvParser {
                 None => {
                     let reason = format!("header has no column {:?} (declared in fields)", f.name);
                     dead.push(Some(no), &reason, line);
-                    self.broken_header = Some(format!("the header on line {no} has no column {:?}", f.name));
+                    self.broken_header = Some(format!(
+                        "the header on line {no} has no column {:?}",
+                        f.name
+                    ));
                     return;
                 }
             }

@@ -17,7 +17,9 @@ fn parse(cfg: &str, input: &str) -> (RecordBatch, Vec<String>) {
         Some(b) => {
             let lines = b.column(1).as_primitive::<arrow_array::types::UInt64Type>();
             let r = b.column(2).as_string::<i32>();
-            (0..b.num_rows()).map(|i| format!("{}: {}", lines.value(i), r.value(i))).collect()
+            (0..b.num_rows())
+                .map(|i| format!("{}: {}", lines.value(i), r.value(i)))
+                .collect()
         }
         None => Vec::new(),
     };
@@ -41,7 +43,10 @@ fn json_lines_typed_rows() {
     assert_eq!(dead, Vec::<String>::new());
     assert_eq!(b.num_rows(), 3, "the blank line is skipped");
     let ts = b.column(0).as_primitive::<TimestampMillisecondType>();
-    assert_eq!(ts.values().to_vec(), vec![804_571_201_000, 804_571_202_000, 804_571_203_000]);
+    assert_eq!(
+        ts.values().to_vec(),
+        vec![804_571_201_000, 804_571_202_000, 804_571_203_000]
+    );
     assert!(b.column(2).is_null(1));
     assert_eq!(b.column(3).as_primitive::<Int64Type>().value(0), 3);
 }
@@ -49,13 +54,41 @@ fn json_lines_typed_rows() {
 #[test]
 fn json_malformed_corpus() {
     let cases = [
-        ("not json", "ts_ms=1", "not a JSON object: expected ident at line 1 column 2"),
-        ("an array", "[1,2]", "not a JSON object: invalid type: sequence, expected a map at line 1 column 0"),
-        ("truncated", r#"{"ts_ms":1"#, "not a JSON object: EOF while parsing an object at line 1 column 10"),
-        ("wrong type", r#"{"ts_ms":1,"n":"ten"}"#, "field \"n\": expected a number, got a string"),
-        ("fraction for int", r#"{"ts_ms":1,"n":1.5}"#, "field \"n\": expected an integer in 64 bits, got 1.5"),
-        ("missing required", r#"{"n":1}"#, "field \"ts_ms\" is required but missing or null"),
-        ("bad time", r#"{"ts_ms":"yesterday"}"#, "field \"ts_ms\": expected an RFC 3339 time, got \"yesterday\""),
+        (
+            "not json",
+            "ts_ms=1",
+            "not a JSON object: expected ident at line 1 column 2",
+        ),
+        (
+            "an array",
+            "[1,2]",
+            "not a JSON object: invalid type: sequence, expected a map at line 1 column 0",
+        ),
+        (
+            "truncated",
+            r#"{"ts_ms":1"#,
+            "not a JSON object: EOF while parsing an object at line 1 column 10",
+        ),
+        (
+            "wrong type",
+            r#"{"ts_ms":1,"n":"ten"}"#,
+            "field \"n\": expected a number, got a string",
+        ),
+        (
+            "fraction for int",
+            r#"{"ts_ms":1,"n":1.5}"#,
+            "field \"n\": expected an integer in 64 bits, got 1.5",
+        ),
+        (
+            "missing required",
+            r#"{"n":1}"#,
+            "field \"ts_ms\" is required but missing or null",
+        ),
+        (
+            "bad time",
+            r#"{"ts_ms":"yesterday"}"#,
+            "field \"ts_ms\": expected an RFC 3339 time, got \"yesterday\"",
+        ),
         ("invalid utf-8", "{\"ts_ms\":1,\"type\":\"\u{fffd}\"}", ""),
     ];
     for (name, line, reason) in cases {
@@ -114,7 +147,10 @@ fn csv_malformed_corpus() {
     let (_, dead) = parse(CSV, "time,status\n1,2\n");
     assert_eq!(
         dead,
-        vec!["1: header has no column \"ts\" (declared in fields)", "2: the header on line 1 has no column \"ts\""]
+        vec![
+            "1: header has no column \"ts\" (declared in fields)",
+            "2: the header on line 1 has no column \"ts\""
+        ]
     );
 }
 

@@ -1,0 +1,239 @@
+//! The binary as a user runs it: check, run on the bundled example, stdin with idle close,
+//! Ctrl-C, a closed stdout pipe.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
+}
+
+fn weir() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_weir"));
+    c.current_dir(root());
+    c
+}
+
+#[test]
+fn every_example_passes_check() {
+    let mut n = 0;
+    for entry in std::fs::read_dir(root().join("examples")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            let out = weir().arg("check").arg(&path).output().unwrap();
+            assert!(
+                out.status.success(),
+                "{}: {}",
+                path.display(),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert!(String::from_utf8_lossy(&out.stdout).contains(": ok"));
+            n += 1;
+        }
+    }
+    assert!(n >= 2);
+}
+
+#[test]
+fn check_prints_every_problem_and_exits_2() {
+    let tmp = tempfile::tempdir().unwrap();
+    let p = tmp.path().join("bad.toml");
+    std::fs::write(
+        &p,
+        r#"
+[source.logs]
+type = "file"
+path = "/nonexistent/access.log"
+format = { type = "clf" }
+
+[stage.counts]
+type = "aggregate"
+input = "logs"
+time_field = "timestamp"
+window = { type = "tumbling", size = "5 minutes" }
+aggregates = [{ fn = "count" }]
+
+[stage.means]
+type = "aggregate"
+input = "logs"
+time_field = "timestamp"
+window = { type = "tumbling", size = "5m" }
+aggregates = [{ fn = "avg" }]
+
+[sink.out]
+type = "stdout"
+input = "counts"
+color = true
+"#,
+    )
+    .unwrap();
+    let out = weir().arg("check").arg(&p).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("has 3 problems"), "{err}");
+    assert!(
+        err.contains("stage.counts.window.size: expected a duration like \"5m\""),
+        "{err}"
+    );
+    assert!(
+        err.contains("stage.means.aggregates[0].field: Avg needs a field"),
+        "{err}"
+    );
+    assert!(
+        err.contains("sink.out.color: unknown field `color`, expected `format`"),
+        "{err}"
+    );
+    // With the config fixed, the missing input file is reported before running.
+    let fixed = std::fs::read_to_string(&p)
+        .unwrap()
+        .replace("5 minutes", "5m")
+        .replace(r#"fn = "avg""#, r#"fn = "count""#)
+        .replace("color = true\n", "");
+    std::fs::write(&p, fixed).unwrap();
+    let out = weir().arg("run").arg(&p).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr)
+        .contains("source.logs.path: /nonexistent/access.log does not exist"));
+}
+
+#[test]
+fn the_bundled_example_runs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let table = tmp.path().join("t.jsonl");
+    let bad = tmp.path().join("m.jsonl");
+    let out = weir()
+        .args(["run", "examples/http-status.toml"])
+        .arg(format!("--set=sink.table.path={}", table.display()))
+        .arg(format!("--set=sink.malformed.path={}", bad.display()))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(stdout.lines().count(), 158, "JSON lines on a pipe");
+    assert_eq!(stdout, std::fs::read_to_string(&table).unwrap());
+    assert!(stdout.contains(r#""status":999,"count":1"#));
+    let summary = String::from_utf8_lossy(&out.stderr);
+    assert!(summary.contains("10,000 lines read"), "{summary}");
+    assert!(summary.contains("1 malformed"), "{summary}");
+    assert!(
+        summary.contains("malformed: line 9001: request is not `METHOD PATH PROTOCOL`"),
+        "{summary}"
+    );
+    assert!(summary.contains("158 rows out in"), "{summary}");
+    assert_eq!(std::fs::read_to_string(&bad).unwrap().lines().count(), 1);
+}
+
+fn clf(sec: u32, status: u16) -> String {
+    format!("h - - [01/Jul/1995:00:00:{sec:02} -0400] \"GET / HTTP/1.0\" {status} 1\n")
+}
+
+fn stdin_job() -> std::process::Child {
+    weir()
+        .args(["run", "examples/http-status-stdin.toml", "--quiet"])
+        .args(["--set", r#"stage.status_counts.window.size="10s""#])
+        .args([
+            "--set",
+            r#"source.logs.event_time.max_out_of_orderness="0s""#,
+        ])
+        .args(["--set", r#"source.logs.event_time.idle_timeout="1s""#])
+        .args(["--set", "sink.malformed.path=/dev/null"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// `tail -F | weir`: the input stays open, yet the last window closes once it is idle.
+#[test]
+fn idle_stdin_still_closes_the_window() {
+    let mut child = stdin_job();
+    let mut stdin = child.stdin.take().unwrap();
+    for s in 1..10 {
+        stdin.write_all(clf(s, 200).as_bytes()).unwrap();
+    }
+    stdin.flush().unwrap();
+    let started = Instant::now();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    assert!(
+        first.contains(r#""window_end":"1995-07-01T04:00:10Z","status":200,"count":9"#),
+        "{first}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "the window closed after {:?}",
+        started.elapsed()
+    );
+    drop(stdin);
+    assert!(child.wait().unwrap().success());
+}
+
+/// Ctrl-C ends the input gracefully: the open window is flushed, the exit is clean.
+#[cfg(unix)]
+#[test]
+fn ctrl_c_flushes_open_windows() {
+    let mut child = stdin_job();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(clf(1, 404).as_bytes()).unwrap();
+    stdin.flush().unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let st = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains(r#""status":404,"count":1"#), "{text:?}");
+    drop(stdin);
+}
+
+/// `weir run … | head -1` ends quietly.
+#[test]
+fn closed_stdout_is_not_an_error() {
+    let mut child = weir()
+        .args([
+            "run",
+            "examples/http-status.toml",
+            "--quiet",
+            "--set",
+            "sink.table.path=/dev/null",
+            "--set",
+            "sink.malformed.path=/dev/null",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(first.contains("window_start"));
+}
