@@ -654,6 +654,13 @@ impl Plan {
         Ok(p)
     }
 
+    /// Whether a sink writes to standard output.
+    pub fn writes_stdout(&self) -> bool {
+        self.sinks
+            .iter()
+            .any(|s| matches!(s.kind, SinkKind::Stdout(_)))
+    }
+
     /// Problems found without running: input files that do not exist.
     pub fn preflight(&self) -> Vec<Error> {
         self.sources

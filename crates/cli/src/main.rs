@@ -8,7 +8,7 @@ mod config;
 mod progress;
 mod registry;
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -187,6 +187,8 @@ fn run(pipeline: &std::path::Path, sets: &[String], quiet: bool) -> anyhow::Resu
         Ok(p) => p,
         Err(errors) => return Ok(report(&errors, pipeline)),
     };
+    // Results printed to the terminal and a progress bar on it would garble each other.
+    let show_progress = !quiet && !(plan.writes_stdout() && std::io::stdout().is_terminal());
     let started = std::time::Instant::now();
     let running = plan.build()?.start()?;
     let stop = running.stop_flag();
@@ -199,7 +201,7 @@ fn run(pipeline: &std::path::Path, sets: &[String], quiet: bool) -> anyhow::Resu
         stop.store(true, Ordering::SeqCst);
     })
     .context("installing the Ctrl-C handler")?;
-    let mut display = (!quiet).then(|| progress::Progress::new(running.nodes()));
+    let mut display = show_progress.then(|| progress::Progress::new(running.nodes()));
     while !running.is_finished() {
         std::thread::sleep(std::time::Duration::from_millis(100));
         if let Some(d) = &mut display {

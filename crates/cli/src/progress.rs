@@ -88,7 +88,7 @@ impl Progress {
             mib(bytes) / secs,
             thousands(sum(n, NodeKind::Source, |m| get(&m.malformed))),
             thousands(sum(n, NodeKind::Stage, |m| get(&m.late))),
-            thousands(sum(n, NodeKind::Stage, |m| get(&m.emitted))),
+            thousands(sum(n, NodeKind::Stage, |m| get(&m.windows))),
         ));
     }
 
@@ -124,12 +124,12 @@ pub fn summary(nodes: &[NodeInfo], wall: Duration) -> String {
                 }
             }
             NodeKind::Stage => out.push_str(&format!(
-                "  stage {}: {} rows in, {} late, {} rows out in {} windows\n",
+                "  stage {}: {} rows in, {} late, {} rows out; {} windows closed\n",
                 n.name,
                 thousands(get(&m.records_in)),
                 thousands(get(&m.late)),
                 thousands(get(&m.records_out)),
-                thousands(get(&m.emitted)),
+                thousands(get(&m.windows)),
             )),
             NodeKind::Sink => out.push_str(&format!(
                 "  sink {}: {} rows written\n",

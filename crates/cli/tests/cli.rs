@@ -128,7 +128,10 @@ fn the_bundled_example_runs() {
         summary.contains("malformed: line 9001: request is not `METHOD PATH PROTOCOL`"),
         "{summary}"
     );
-    assert!(summary.contains("158 rows out in"), "{summary}");
+    assert!(
+        summary.contains("158 rows out; 44 windows closed"),
+        "{summary}"
+    );
     assert_eq!(std::fs::read_to_string(&bad).unwrap().lines().count(), 1);
 }
 

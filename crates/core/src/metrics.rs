@@ -19,8 +19,10 @@ pub struct NodeMetrics {
     pub malformed: AtomicU64,
     /// Records that arrived after their window closed (sent to the late port).
     pub late: AtomicU64,
-    /// Batches or windows emitted.
+    /// Batches emitted on the main output.
     pub emitted: AtomicU64,
+    /// Windows closed (windowed stages).
+    pub windows: AtomicU64,
     /// Last watermark seen, `i64::MIN` before the first.
     pub watermark: AtomicI64,
     /// The first few reasons for malformed or dropped records.

@@ -13,6 +13,8 @@ use crate::Result;
 pub struct Emitter {
     /// Messages in the order they were emitted, with their port.
     pub out: Vec<(Port, Message)>,
+    /// Windows closed during the call (windowed operators count them for progress reports).
+    pub windows_closed: u64,
 }
 
 impl Emitter {

@@ -268,6 +268,7 @@ pub(crate) fn run_stage(
     let mut em = Emitter::default();
     let mut last_tick = Instant::now();
     let flush = |em: &mut Emitter| -> Result<()> {
+        NodeMetrics::add(&m.windows, std::mem::take(&mut em.windows_closed));
         for (port, msg) in em.drain() {
             dispatch(&outs, m, port, msg)?;
         }

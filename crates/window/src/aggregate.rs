@@ -657,6 +657,7 @@ impl Aggregate {
                 break;
             }
             self.close_window(end, &mut rows, &mut released);
+            out.windows_closed += 1;
         }
         self.state.closed_upto = self.state.closed_upto.max(t);
         if !rows.keys.is_empty() {
