@@ -188,7 +188,8 @@ fn run(pipeline: &std::path::Path, sets: &[String], quiet: bool) -> anyhow::Resu
         Err(errors) => return Ok(report(&errors, pipeline)),
     };
     // Results printed to the terminal and a progress bar on it would garble each other.
-    let show_progress = !quiet && !(plan.writes_stdout() && std::io::stdout().is_terminal());
+    let results_on_terminal = plan.writes_stdout() && std::io::stdout().is_terminal();
+    let show_progress = !quiet && !results_on_terminal;
     let started = std::time::Instant::now();
     let running = plan.build()?.start()?;
     let stop = running.stop_flag();
