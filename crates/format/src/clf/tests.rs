@@ -305,7 +305,26 @@ fn nasa_sample_parses_completely() {
     assert_eq!(batch.num_rows(), 9_999);
 }
 
+/// The peers' `(\S+) (\S+) (\S+)` (plus the HTTP/0.9 form), written the slow way.
+fn split_request_naive(req: &[u8]) -> Option<(&[u8], &[u8], Option<&[u8]>)> {
+    let bad = |t: &[u8]| t.is_empty() || t.iter().any(|b| (0x09..=0x0d).contains(b));
+    let parts: Vec<&[u8]> = req.split(|&b| b == b' ').collect();
+    match parts.as_slice() {
+        [m, p] if !bad(m) && !bad(p) => Some((m, p, None)),
+        [m, p, v] if !bad(m) && !bad(p) && !bad(v) => Some((m, p, Some(v))),
+        _ => None,
+    }
+}
+
 proptest! {
+    /// The word-at-a-time request splitter agrees with the naive one on any bytes.
+    #[test]
+    fn split_request_matches_naive(req in proptest::collection::vec(prop_oneof![
+        Just(b' '), Just(b'\t'), Just(b'\r'), Just(0x0bu8), Just(b'a'), Just(b'/'), Just(0x80u8), Just(0xffu8), any::<u8>()
+    ], 0..80)) {
+        prop_assert_eq!(split_request(&req), split_request_naive(&req));
+    }
+
     /// Arbitrary bytes never panic, and every line is either a row or a dead letter.
     #[test]
     fn arbitrary_bytes_never_panic(data in proptest::collection::vec(any::<u8>(), 0..2000)) {
