@@ -199,10 +199,13 @@ fn token(line: &[u8], from: usize) -> Option<(&[u8], usize)> {
     (sp > 0).then(|| (&rest[..sp], from + sp + 1))
 }
 
+/// Method, path and protocol (absent for HTTP/0.9) of a request line.
+type Request<'a> = (&'a [u8], &'a [u8], Option<&'a [u8]>);
+
 /// Splits a request into its space-separated tokens in one pass: up to three non-empty
 /// tokens free of the other whitespace (`\t \n \v \f \r`), as the peers' `\S+` demands.
 #[inline]
-fn split_request(req: &[u8]) -> Option<(&[u8], &[u8], Option<&[u8]>)> {
+fn split_request(req: &[u8]) -> Option<Request<'_>> {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
     let mut cuts = [0usize; 2];

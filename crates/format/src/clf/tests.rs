@@ -306,7 +306,7 @@ fn nasa_sample_parses_completely() {
 }
 
 /// The peers' `(\S+) (\S+) (\S+)` (plus the HTTP/0.9 form), written the slow way.
-fn split_request_naive(req: &[u8]) -> Option<(&[u8], &[u8], Option<&[u8]>)> {
+fn split_request_naive(req: &[u8]) -> Option<Request<'_>> {
     let bad = |t: &[u8]| t.is_empty() || t.iter().any(|b| (0x09..=0x0d).contains(b));
     let parts: Vec<&[u8]> = req.split(|&b| b == b' ').collect();
     match parts.as_slice() {
@@ -320,7 +320,8 @@ proptest! {
     /// The word-at-a-time request splitter agrees with the naive one on any bytes.
     #[test]
     fn split_request_matches_naive(req in proptest::collection::vec(prop_oneof![
-        Just(b' '), Just(b'\t'), Just(b'\r'), Just(0x0bu8), Just(b'a'), Just(b'/'), Just(0x80u8), Just(0xffu8), any::<u8>()
+        40 => Just(b'a'), 10 => Just(b'/'), 6 => Just(b' '), 1 => Just(b'\t'), 1 => Just(b'\r'),
+        1 => Just(0x0bu8), 2 => Just(0x80u8), 2 => Just(0xffu8), 2 => any::<u8>()
     ], 0..80)) {
         prop_assert_eq!(split_request(&req), split_request_naive(&req));
     }
