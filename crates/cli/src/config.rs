@@ -32,7 +32,7 @@ use weir_core::{deadletter, Error, Operator, Parser, Port, Sink, Source};
 use weir_format::FormatConfig;
 use weir_runtime::{Pipeline, SinkSpec, SourceSpec, StageSpec};
 
-use crate::registry::{SinkKind, SourceKind, StageKind, SINKS, SOURCES, STAGES};
+use crate::registry::{Ctor, SinkKind, SourceKind, StageKind, SINKS, SOURCES, STAGES};
 
 /// A reference to a node's output: `logs`, `logs.errors`, `counts.late`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -214,6 +214,22 @@ fn take_type(
     }
 }
 
+/// Takes `type` from a section and builds its kind from the rest with the registry entry of
+/// that name; reports problems to `errors`.
+fn kind_of<K>(
+    mut t: toml::Table,
+    path: &str,
+    registry: &[(&str, Ctor<K>)],
+    errors: &mut Vec<Error>,
+) -> Option<K> {
+    let names: Vec<&str> = registry.iter().map(|(n, _)| *n).collect();
+    let ty = take_type(&mut t, path, &names, errors)?;
+    let ctor = registry.iter().find(|(n, _)| *n == ty).map(|(_, c)| c)?;
+    ctor(toml::Value::Table(t), path)
+        .map_err(|e| errors.push(e))
+        .ok()
+}
+
 fn sections(
     doc: &mut toml::Table,
     key: &str,
@@ -299,12 +315,6 @@ pub fn parse(text: &str, sets: &[String]) -> Result<PipelineFile, Vec<Error>> {
     }
     for (name, mut t) in source_sections {
         let path = format!("source.{name}");
-        let ty = take_type(
-            &mut t,
-            &path,
-            &SOURCES.iter().map(|(n, _)| *n).collect::<Vec<_>>(),
-            &mut errors,
-        );
         let format = match t.remove("format") {
             Some(v) => de::<FormatConfig>(v, &format!("{path}.format"))
                 .map_err(|e| errors.push(e))
@@ -343,16 +353,7 @@ pub fn parse(text: &str, sets: &[String]) -> Result<PipelineFile, Vec<Error>> {
                 .unwrap_or(ByteSize::from_bytes(0)),
             None => ByteSize::from_bytes(weir_runtime::DEFAULT_MAX_LINE as u64),
         };
-        let kind = ty.and_then(|ty| {
-            let ctor = SOURCES
-                .iter()
-                .find(|(n, _)| *n == ty)
-                .map(|(_, c)| c)
-                .expect("checked by take_type");
-            ctor(toml::Value::Table(t), &path)
-                .map_err(|e| errors.push(e))
-                .ok()
-        });
+        let kind = kind_of(t, &path, SOURCES, &mut errors);
         if let (Some(kind), Some(format)) = (kind, format) {
             file.sources.push(SourceDecl {
                 name,
@@ -365,23 +366,8 @@ pub fn parse(text: &str, sets: &[String]) -> Result<PipelineFile, Vec<Error>> {
     }
     for (name, mut t) in stage_sections {
         let path = format!("stage.{name}");
-        let ty = take_type(
-            &mut t,
-            &path,
-            &STAGES.iter().map(|(n, _)| *n).collect::<Vec<_>>(),
-            &mut errors,
-        );
         let inputs = take_inputs(&mut t, &path, &mut errors);
-        let kind = ty.and_then(|ty| {
-            let ctor = STAGES
-                .iter()
-                .find(|(n, _)| *n == ty)
-                .map(|(_, c)| c)
-                .expect("checked by take_type");
-            ctor(toml::Value::Table(t), &path)
-                .map_err(|e| errors.push(e))
-                .ok()
-        });
+        let kind = kind_of(t, &path, STAGES, &mut errors);
         if let Some(kind) = kind {
             errors.extend(kind.validate(&path));
             file.stages.push(StageDecl { name, inputs, kind });
@@ -389,23 +375,8 @@ pub fn parse(text: &str, sets: &[String]) -> Result<PipelineFile, Vec<Error>> {
     }
     for (name, mut t) in sink_sections {
         let path = format!("sink.{name}");
-        let ty = take_type(
-            &mut t,
-            &path,
-            &SINKS.iter().map(|(n, _)| *n).collect::<Vec<_>>(),
-            &mut errors,
-        );
         let inputs = take_inputs(&mut t, &path, &mut errors);
-        let kind = ty.and_then(|ty| {
-            let ctor = SINKS
-                .iter()
-                .find(|(n, _)| *n == ty)
-                .map(|(_, c)| c)
-                .expect("checked by take_type");
-            ctor(toml::Value::Table(t), &path)
-                .map_err(|e| errors.push(e))
-                .ok()
-        });
+        let kind = kind_of(t, &path, SINKS, &mut errors);
         if let Some(kind) = kind {
             file.sinks.push(SinkDecl { name, inputs, kind });
         }

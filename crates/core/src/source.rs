@@ -26,6 +26,17 @@ pub struct SourcePosition {
     pub offset: u64,
 }
 
+impl SourcePosition {
+    /// A position that is only a byte offset (streams without a file behind them).
+    pub fn at(offset: u64) -> Self {
+        SourcePosition {
+            path: None,
+            file_id: None,
+            offset,
+        }
+    }
+}
+
 /// A producer of raw bytes. Framing into lines and parsing happen downstream of it, in the
 /// source node the runtime builds around it.
 pub trait Source: Send {

@@ -318,11 +318,7 @@ impl Source for GenSource {
     }
 
     fn position(&self) -> SourcePosition {
-        SourcePosition {
-            path: None,
-            file_id: None,
-            offset: self.offset,
-        }
+        SourcePosition::at(self.offset)
     }
 
     fn seek(&mut self, _pos: &SourcePosition) -> Result<()> {

@@ -77,11 +77,7 @@ impl Source for StdinSource {
     }
 
     fn position(&self) -> SourcePosition {
-        SourcePosition {
-            path: None,
-            file_id: None,
-            offset: self.offset,
-        }
+        SourcePosition::at(self.offset)
     }
 
     fn seek(&mut self, _pos: &SourcePosition) -> Result<()> {
