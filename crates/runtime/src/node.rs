@@ -66,148 +66,144 @@ fn max_time(batch: &RecordBatch, col: usize) -> Option<Millis> {
     }
 }
 
-struct LineState {
+/// A source node: reads bytes, frames them into lines, parses, and sends batches, dead
+/// letters and watermarks.
+struct SourceNode<'a> {
+    spec: SourceSpec,
+    outs: Vec<Output>,
+    m: &'a NodeMetrics,
+    time_col: Option<usize>,
+    wm: Option<WatermarkGen>,
+    dead: DeadLetters,
+    /// Bytes read but not parsed yet: the partial last line.
     buf: Vec<u8>,
+    /// Number of the next line.
     line_no: u64,
+    /// Inside a line longer than `max_line`, dropping bytes up to its end.
     skipping: bool,
 }
 
 pub(crate) fn run_source(
-    mut s: SourceSpec,
+    spec: SourceSpec,
     outs: Vec<Output>,
     m: &NodeMetrics,
     stop: &AtomicBool,
 ) -> Result<()> {
-    let schema = s.parser.schema();
-    let time_col = match &s.event_time {
-        Some(et) => Some(schema.index_of(&et.field).map_err(|_| {
+    let time_col = match &spec.event_time {
+        Some(et) => Some(spec.parser.schema().index_of(&et.field).map_err(|_| {
             Error::Schema(format!(
                 "source {}: event_time.field {:?} is not a parsed field",
-                s.name, et.field
+                spec.name, et.field
             ))
         })?),
         None => None,
     };
-    let mut wm = s.event_time.as_ref().map(WatermarkGen::new);
-    let mut dead = DeadLetters::new(&s.name);
-    let mut st = LineState {
-        buf: Vec::with_capacity(2 * weir_source_chunk()),
+    let mut node = SourceNode {
+        wm: spec.event_time.as_ref().map(WatermarkGen::new),
+        dead: DeadLetters::new(&spec.name),
+        spec,
+        outs,
+        m,
+        time_col,
+        buf: Vec::with_capacity(2 * READ_CHUNK),
         line_no: 1,
         skipping: false,
     };
-    loop {
-        let before = st.buf.len();
-        let outcome = if stop.load(Ordering::Relaxed) {
-            ReadOutcome::Eof
-        } else {
-            s.source.read(&mut st.buf, TICK)?
-        };
-        NodeMetrics::add(&m.bytes_in, (st.buf.len() - before) as u64);
-        match outcome {
-            ReadOutcome::Data => {
-                if let Some(cut) = memchr::memrchr(b'\n', &st.buf) {
-                    // Parse the complete lines; keep the partial last line for the next read.
-                    let rest = st.buf[cut + 1..].to_vec();
-                    st.buf.truncate(cut + 1);
-                    let chunk = std::mem::replace(&mut st.buf, rest);
-                    parse(
-                        &mut s,
-                        &mut st,
-                        &chunk,
-                        &mut dead,
-                        time_col,
-                        wm.as_mut(),
-                        &outs,
-                        m,
-                    )?;
-                    st.buf.reserve(weir_source_chunk());
-                }
-                if st.buf.len() > s.max_line {
-                    let reason = format!(
-                        "line longer than {} bytes; skipped to the next line",
-                        s.max_line
-                    );
-                    if !st.skipping {
-                        dead.push(Some(st.line_no), &reason, &st.buf);
+    node.run(stop)
+}
+
+/// Bytes the source node keeps room for per read.
+const READ_CHUNK: usize = 1 << 20;
+
+impl SourceNode<'_> {
+    fn run(&mut self, stop: &AtomicBool) -> Result<()> {
+        loop {
+            let before = self.buf.len();
+            let outcome = if stop.load(Ordering::Relaxed) {
+                ReadOutcome::Eof
+            } else {
+                self.spec.source.read(&mut self.buf, TICK)?
+            };
+            NodeMetrics::add(&self.m.bytes_in, (self.buf.len() - before) as u64);
+            match outcome {
+                ReadOutcome::Data => self.complete_lines()?,
+                ReadOutcome::Eof => {
+                    // The last line may lack its newline.
+                    let buf = std::mem::take(&mut self.buf);
+                    if !buf.is_empty() {
+                        self.parse(&buf)?;
                     }
-                    st.buf.clear();
-                    st.skipping = true;
+                    self.flush_dead()?;
+                    dispatch(&self.outs, self.m, Port::Main, Message::Watermark(MAX_TIME))?;
+                    return send(&self.outs, Port::Main, &Message::End);
                 }
+                ReadOutcome::Idle => {}
             }
-            ReadOutcome::Eof => {
-                if !st.buf.is_empty() {
-                    let chunk = std::mem::take(&mut st.buf);
-                    parse(
-                        &mut s,
-                        &mut st,
-                        &chunk,
-                        &mut dead,
-                        time_col,
-                        wm.as_mut(),
-                        &outs,
-                        m,
-                    )?;
-                }
-                flush_dead(&mut dead, &outs, m)?;
-                dispatch(&outs, m, Port::Main, Message::Watermark(MAX_TIME))?;
-                send(&outs, Port::Main, &Message::End)?;
+            self.flush_dead()?;
+            if let Some(w) = self.wm.as_mut().and_then(|g| g.poll(now_ms())) {
+                dispatch(&self.outs, self.m, Port::Main, Message::Watermark(w))?;
+            }
+        }
+    }
+
+    /// Parses the complete lines in the buffer and keeps the partial last one.
+    fn complete_lines(&mut self) -> Result<()> {
+        let mut buf = std::mem::take(&mut self.buf);
+        if let Some(cut) = memchr::memrchr(b'\n', &buf) {
+            self.parse(&buf[..=cut])?;
+            buf.drain(..=cut);
+        }
+        if buf.len() > self.spec.max_line {
+            if !self.skipping {
+                let reason = format!(
+                    "line longer than {} bytes; skipped to the next line",
+                    self.spec.max_line
+                );
+                self.dead.push(Some(self.line_no), &reason, &buf);
+            }
+            buf.clear();
+            self.skipping = true;
+        }
+        buf.reserve(READ_CHUNK);
+        self.buf = buf;
+        Ok(())
+    }
+
+    fn parse(&mut self, mut chunk: &[u8]) -> Result<()> {
+        if self.skipping {
+            // The rest of an over-long line: drop up to and including its newline.
+            let Some(p) = memchr::memchr(b'\n', chunk) else {
                 return Ok(());
+            };
+            chunk = &chunk[p + 1..];
+            self.line_no += 1;
+            self.skipping = false;
+        }
+        let lines = self
+            .spec
+            .parser
+            .parse_chunk(chunk, self.line_no, &mut self.dead);
+        self.line_no += lines;
+        NodeMetrics::add(&self.m.records_in, lines);
+        let batch = self.spec.parser.finish();
+        if let (Some(c), Some(g)) = (self.time_col, self.wm.as_mut()) {
+            g.observe(max_time(&batch, c), now_ms());
+        }
+        dispatch(&self.outs, self.m, Port::Main, Message::Data(batch))
+    }
+
+    fn flush_dead(&mut self) -> Result<()> {
+        let Some(batch) = self.dead.take() else {
+            return Ok(());
+        };
+        let kept = self.m.reasons();
+        for r in self.dead.first_reasons() {
+            if !kept.contains(r) {
+                self.m.note_reason(|| r.clone());
             }
-            ReadOutcome::Idle => {}
         }
-        flush_dead(&mut dead, &outs, m)?;
-        if let Some(w) = wm.as_mut().and_then(|g| g.poll(now_ms())) {
-            dispatch(&outs, m, Port::Main, Message::Watermark(w))?;
-        }
+        dispatch(&self.outs, self.m, Port::Errors, Message::Data(batch))
     }
-}
-
-fn weir_source_chunk() -> usize {
-    1 << 20
-}
-
-#[allow(clippy::too_many_arguments)]
-fn parse(
-    s: &mut SourceSpec,
-    st: &mut LineState,
-    mut chunk: &[u8],
-    dead: &mut DeadLetters,
-    time_col: Option<usize>,
-    wm: Option<&mut WatermarkGen>,
-    outs: &[Output],
-    m: &NodeMetrics,
-) -> Result<()> {
-    if st.skipping {
-        // The rest of an over-long line: drop up to and including its newline.
-        match memchr::memchr(b'\n', chunk) {
-            Some(p) => {
-                chunk = &chunk[p + 1..];
-                st.line_no += 1;
-                st.skipping = false;
-            }
-            None => return Ok(()),
-        }
-    }
-    let lines = s.parser.parse_chunk(chunk, st.line_no, dead);
-    st.line_no += lines;
-    NodeMetrics::add(&m.records_in, lines);
-    let batch = s.parser.finish();
-    if let (Some(c), Some(g)) = (time_col, wm) {
-        g.observe(max_time(&batch, c), now_ms());
-    }
-    dispatch(outs, m, Port::Main, Message::Data(batch))
-}
-
-fn flush_dead(dead: &mut DeadLetters, outs: &[Output], m: &NodeMetrics) -> Result<()> {
-    let Some(batch) = dead.take() else {
-        return Ok(());
-    };
-    for r in dead.first_reasons() {
-        if m.reasons().len() < weir_core::metrics::KEPT_REASONS && !m.reasons().contains(r) {
-            m.note_reason(|| r.clone());
-        }
-    }
-    dispatch(outs, m, Port::Errors, Message::Data(batch))
 }
 
 /// Per-input progress of a consumer: each input's watermark and whether it ended.
