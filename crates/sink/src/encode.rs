@@ -1,6 +1,6 @@
 //! Row encoders shared by all sinks.
 
-use arrow_array::RecordBatch;
+use arrow_array::{Array, RecordBatch};
 use weir_core::value::{write_json_str, Col, Scalar};
 
 /// Appends row `row` of `batch` as one JSON object and a newline.
@@ -28,10 +28,25 @@ pub fn json_lines(batch: &RecordBatch, rows: std::ops::Range<usize>, out: &mut S
         .iter()
         .map(|c| Col::new(c).expect("sinks get supported types"))
         .collect();
+    // Consecutive rows often share a timestamp (a window's bounds): format each run once.
+    let mut last_ts: Vec<Option<(i64, usize, usize)>> = vec![None; cols.len()];
     for row in rows {
-        for (name, col) in names.iter().zip(&cols) {
+        for ((name, col), last) in names.iter().zip(&cols).zip(last_ts.iter_mut()) {
             out.push_str(name);
-            col.write_json(row, out);
+            match col {
+                Col::Ts(a) if a.is_valid(row) => {
+                    let v = a.value(row);
+                    match *last {
+                        Some((lv, from, to)) if lv == v => out.extend_from_within(from..to),
+                        _ => {
+                            let from = out.len();
+                            col.write_json(row, out);
+                            *last = Some((v, from, out.len()));
+                        }
+                    }
+                }
+                _ => col.write_json(row, out),
+            }
         }
         if cols.is_empty() {
             out.push('{');
@@ -79,6 +94,31 @@ pub fn csv_line(batch: &RecordBatch, row: usize, out: &mut String) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn repeated_timestamps_are_written_like_fresh_ones() {
+        use std::sync::Arc;
+        let ts = arrow_array::TimestampMillisecondArray::from(vec![
+            Some(0),
+            Some(0),
+            None,
+            Some(1500),
+            Some(0),
+        ])
+        .with_timezone("UTC");
+        let b = RecordBatch::try_from_iter([("t", Arc::new(ts) as _)]).unwrap();
+        let mut all = String::new();
+        json_lines(&b, 0..5, &mut all);
+        let mut one_by_one = String::new();
+        for r in 0..5 {
+            json_line(&b, r, &mut one_by_one);
+        }
+        assert_eq!(all, one_by_one);
+        assert_eq!(
+            all.lines().nth(3),
+            Some(r#"{"t":"1970-01-01T00:00:01.500Z"}"#)
+        );
+    }
 
     #[test]
     fn csv_quotes_only_when_needed() {
