@@ -450,20 +450,35 @@ pub struct Plan {
     pub schemas: HashMap<String, SchemaRef>,
 }
 
-/// Fields of `source` its consumers need (`None`: all of them).
-fn projection(file: &PipelineFile, source: &SourceDecl) -> Option<Vec<String>> {
-    let mut need: Vec<String> = source.event_time.iter().map(|e| e.field.clone()).collect();
-    let reads_main = |inputs: &[InputRef]| {
-        inputs
-            .iter()
-            .any(|i| i.node == source.name && i.port == Port::Main)
-    };
-    if file.sinks.iter().any(|s| reads_main(&s.inputs)) {
+/// Fields of `node`'s main output that its consumers read (`None`: all of them). A stage
+/// that passes records through (filter, union) needs what it reads itself plus what its own
+/// consumers need. `depth` stops a cycle, which planning reports.
+fn needed(file: &PipelineFile, node: &str, depth: usize) -> Option<Vec<String>> {
+    if depth > file.stages.len() {
         return None;
     }
-    for st in file.stages.iter().filter(|s| reads_main(&s.inputs)) {
-        need.extend(st.kind.required_fields()?);
+    let reads = |inputs: &[InputRef]| {
+        inputs
+            .iter()
+            .any(|i| i.node == node && i.port == Port::Main)
+    };
+    if file.sinks.iter().any(|s| reads(&s.inputs)) {
+        return None;
     }
+    let mut need = Vec::new();
+    for st in file.stages.iter().filter(|s| reads(&s.inputs)) {
+        need.extend(st.kind.required_fields()?);
+        if st.kind.passes_records_through() {
+            need.extend(needed(file, &st.name, depth + 1)?);
+        }
+    }
+    Some(need)
+}
+
+/// Fields the parser of `source` must produce (`None`: all of them).
+fn projection(file: &PipelineFile, source: &SourceDecl) -> Option<Vec<String>> {
+    let mut need = needed(file, &source.name, 0)?;
+    need.extend(source.event_time.iter().map(|e| e.field.clone()));
     // Fields the format lacks are left out here so the stage reports them, with its path.
     let known = source.format.field_names();
     need.retain(|f| known.contains(f));

@@ -3,6 +3,7 @@
 
 use arrow_schema::SchemaRef;
 use weir_core::{Error, Operator, Sink, Source};
+use weir_operator::filter::{Filter, FilterConfig};
 use weir_sink::csv::{CsvConfig as CsvSinkConfig, CsvSink};
 use weir_sink::jsonl::{JsonlConfig, JsonlSink};
 use weir_sink::stdout::{StdoutConfig, StdoutSink};
@@ -66,11 +67,14 @@ pub enum StageKind {
     Aggregate(AggregateConfig),
     /// `type = "union"`: merges inputs of one schema.
     Union,
+    /// `type = "filter"`: keeps records matching a SQL condition.
+    Filter(FilterConfig),
 }
 
 /// Stage types by name.
 pub const STAGES: &[(&str, Ctor<StageKind>)] = &[
     ("aggregate", |v, p| de(v, p).map(StageKind::Aggregate)),
+    ("filter", |v, p| de(v, p).map(StageKind::Filter)),
     ("union", |v, p| {
         #[derive(serde::Deserialize)]
         #[serde(deny_unknown_fields)]
@@ -85,32 +89,45 @@ impl StageKind {
         match self {
             StageKind::Aggregate(c) => c.validate(path),
             StageKind::Union => Vec::new(),
+            StageKind::Filter(c) => match weir_expr::Expr::parse(&c.condition) {
+                Ok(_) => Vec::new(),
+                Err(e) => vec![Error::config(format!("{path}.where"), e.to_string())],
+            },
         }
     }
 
-    /// Input fields the stage reads; `None` when it passes every field on.
+    /// Input fields the stage itself reads; `None`: all of them.
     pub fn required_fields(&self) -> Option<Vec<String>> {
         match self {
             StageKind::Aggregate(c) => Some(c.required_fields()),
-            StageKind::Union => None,
+            StageKind::Union => Some(Vec::new()),
+            StageKind::Filter(c) => Some(c.required_fields()),
         }
+    }
+
+    /// Whether the stage's output records are its input records (so its consumers' needs are
+    /// its input's needs too).
+    pub fn passes_records_through(&self) -> bool {
+        matches!(self, StageKind::Union | StageKind::Filter(_))
     }
 
     /// Builds the operator for its input schema.
     pub fn build(&self, input: SchemaRef, path: &str) -> Result<Box<dyn Operator>, Vec<Error>> {
-        Ok(match self {
-            StageKind::Aggregate(c) => {
-                // validate() already reported config-only problems; keep the schema ones.
-                let op = Aggregate::new(c, input, path).map_err(|errs| {
-                    let own: Vec<String> =
-                        c.validate(path).iter().map(ToString::to_string).collect();
-                    errs.into_iter()
-                        .filter(|e| !own.contains(&e.to_string()))
-                        .collect::<Vec<_>>()
-                })?;
-                Box::new(op)
-            }
-            StageKind::Union => Box::new(weir_runtime::union::Union::new(input)),
+        let built: Result<Box<dyn Operator>, Vec<Error>> = match self {
+            StageKind::Aggregate(c) => Aggregate::new(c, input, path).map(|op| Box::new(op) as _),
+            StageKind::Union => Ok(Box::new(weir_runtime::union::Union::new(input))),
+            StageKind::Filter(c) => Filter::new(c, input, path).map(|op| Box::new(op) as _),
+        };
+        // validate() already reported the config-only problems; keep the schema ones.
+        built.map_err(|errs| {
+            let own: Vec<String> = self
+                .validate(path)
+                .iter()
+                .map(ToString::to_string)
+                .collect();
+            errs.into_iter()
+                .filter(|e| !own.contains(&e.to_string()))
+                .collect()
         })
     }
 }

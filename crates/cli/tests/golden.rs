@@ -105,6 +105,11 @@ fn golden_nasa_aug95_status() {
 }
 
 #[test]
+fn golden_nasa_aug95_error_classes() {
+    run_case("nasa-aug95-error-classes");
+}
+
+#[test]
 fn golden_nasa_random_sliding() {
     run_case("nasa-random-sliding");
 }

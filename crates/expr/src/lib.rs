@@ -220,6 +220,43 @@ impl Expr {
         })
     }
 
+    /// Parses `expression` or `expression AS name`; returns the name too when one is given.
+    pub fn parse_aliased(text: &str) -> Result<(Expr, Option<String>), ExprError> {
+        let dialect = GenericDialect {};
+        let mut p = Parser::new(&dialect)
+            .try_with_sql(text)
+            .map_err(|e| syntax(format!("in `{text}`: {e}")))?;
+        let item = p
+            .parse_select_item()
+            .map_err(|e| syntax(format!("in `{text}`: {e}")))?;
+        let next = p.peek_token();
+        if next.token != Token::EOF {
+            return Err(syntax(format!(
+                "in `{text}`: unexpected `{}` at {}",
+                next.token, next.span.start
+            )));
+        }
+        match item {
+            ast::SelectItem::UnnamedExpr(e) => Ok((
+                Expr {
+                    node: convert(&e)?,
+                    text: text.trim().to_string(),
+                },
+                None,
+            )),
+            ast::SelectItem::ExprWithAlias { expr, alias } => Ok((
+                Expr {
+                    node: convert(&expr)?,
+                    text: expr.to_string(),
+                },
+                Some(alias.value),
+            )),
+            other => Err(syntax(format!(
+                "in `{text}`: expected an expression, got `{other}`"
+            ))),
+        }
+    }
+
     /// The text the expression was parsed from.
     pub fn text(&self) -> &str {
         &self.text

@@ -182,6 +182,12 @@ fn masks_treat_null_as_false_and_columns_are_listed() {
     );
     assert_eq!(m.null_count(), 0);
     assert_eq!(Expr::parse(" status ").unwrap().as_column(), Some("status"));
+    let (e, alias) = Expr::parse_aliased("status / 100 AS class").unwrap();
+    assert_eq!(
+        (e.text(), alias.as_deref()),
+        ("status / 100", Some("class"))
+    );
+    assert_eq!(Expr::parse_aliased("status").unwrap().1, None);
 }
 
 proptest! {

@@ -14,6 +14,7 @@ use weir_core::message::Port;
 use weir_core::time::{Millis, MAX_TIME, MIN_TIME};
 use weir_core::value::{is_supported, Scalar};
 use weir_core::{Emitter, Error, Operator, Result};
+use weir_expr::{Bound, Expr};
 
 use crate::acc::{pane_result, run_result, AggFn, Input, NumKind, Out, PaneAcc, RunAcc};
 use crate::column::{array_from_scalars, decode, Encode};
@@ -126,7 +127,8 @@ pub struct AggregateConfig {
     /// (default `"0s"`).
     #[serde(default = "default_lateness")]
     pub allowed_lateness: Duration,
-    /// Fields to group by (none: one group).
+    /// Group keys (none: one group): field names, or SQL expressions with an optional name,
+    /// e.g. `["status", "status / 100 AS class"]`.
     #[serde(default)]
     pub group_by: Vec<String>,
     /// What to compute per window and group.
@@ -183,7 +185,15 @@ impl AggregateConfig {
             ));
         }
         let mut names: Vec<String> = vec![WINDOW_START.into(), WINDOW_END.into()];
-        names.extend(self.group_by.iter().cloned());
+        for (i, g) in self.group_by.iter().enumerate() {
+            match Expr::parse_aliased(g) {
+                Ok((e, alias)) => names.push(alias.unwrap_or_else(|| e.text().to_string())),
+                Err(e) => errors.push(Error::config(
+                    format!("{path}.group_by[{i}]"),
+                    e.to_string(),
+                )),
+            }
+        }
         for (i, a) in self.aggregates.iter().enumerate() {
             if a.field.is_none() && a.func != AggFn::Count {
                 errors.push(Error::config(
@@ -206,12 +216,24 @@ impl AggregateConfig {
     /// Input fields the stage reads (for projection pushdown into parsers).
     pub fn required_fields(&self) -> Vec<String> {
         let mut f: Vec<String> = self.time_field.iter().cloned().collect();
-        f.extend(self.group_by.iter().cloned());
+        for g in &self.group_by {
+            if let Ok((e, _)) = Expr::parse_aliased(g) {
+                f.extend(e.columns());
+            }
+        }
         f.extend(self.aggregates.iter().filter_map(|a| a.field.clone()));
         f.sort();
         f.dedup();
         f
     }
+}
+
+/// Where a group key comes from.
+enum KeySource {
+    /// An input column.
+    Column(usize),
+    /// A computed expression.
+    Expr(Bound),
 }
 
 /// How one aggregate reads its input column.
@@ -322,7 +344,7 @@ pub struct Aggregate {
     out_schema: SchemaRef,
     in_schema: SchemaRef,
     time_col: Option<usize>,
-    key_cols: Vec<usize>,
+    key_cols: Vec<KeySource>,
     key_types: Vec<DataType>,
     aggs: Vec<AggPlan>,
     size: i64,
@@ -400,9 +422,34 @@ impl Aggregate {
             }
         };
         let mut key_cols = Vec::new();
+        let mut key_fields = Vec::new();
         for (i, k) in cfg.group_by.iter().enumerate() {
-            if let Some(c) = find(k, format!("{path}.group_by[{i}]"), &mut errors) {
-                key_cols.push(c);
+            let at = format!("{path}.group_by[{i}]");
+            let Ok((expr, alias)) = Expr::parse_aliased(k) else {
+                continue;
+            }; // reported by validate
+            if let Some(col) = expr.as_column() {
+                if let Some(c) = find(col, at, &mut errors) {
+                    let f = schema.field(c).as_ref().clone().with_nullable(true);
+                    key_fields.push(match alias {
+                        Some(a) => f.with_name(a),
+                        None => f,
+                    });
+                    key_cols.push(KeySource::Column(c));
+                }
+                continue;
+            }
+            match expr.bind(&schema) {
+                Ok(b) if is_supported(b.data_type()) => {
+                    let name = alias.unwrap_or_else(|| expr.text().to_string());
+                    key_fields.push(Field::new(name, b.data_type().clone(), true));
+                    key_cols.push(KeySource::Expr(b));
+                }
+                Ok(b) => errors.push(Error::config(
+                    at,
+                    format!("the key's type {} is not supported", b.data_type()),
+                )),
+                Err(e) => errors.push(Error::config(at, e.to_string())),
             }
         }
         let mut aggs = Vec::new();
@@ -459,9 +506,8 @@ impl Aggregate {
             Field::new(WINDOW_START, ts_type.clone(), false),
             Field::new(WINDOW_END, ts_type, false),
         ];
-        for &c in &key_cols {
-            fields.push(schema.field(c).as_ref().clone().with_nullable(true));
-        }
+        let key_types = key_fields.iter().map(|f| f.data_type().clone()).collect();
+        fields.extend(key_fields);
         for (a, p) in cfg.aggregates.iter().zip(&aggs) {
             fields.push(Field::new(
                 a.output_name(),
@@ -472,10 +518,7 @@ impl Aggregate {
         let (size, slide) = cfg.window.size_slide();
         Ok(Aggregate {
             out_schema: Arc::new(Schema::new(fields)),
-            key_types: key_cols
-                .iter()
-                .map(|&c| schema.field(c).data_type().clone())
-                .collect(),
+            key_types,
             in_schema: schema,
             time_col,
             key_cols,
@@ -516,15 +559,24 @@ impl Aggregate {
         self.state.keys.live()
     }
 
-    fn add_rows(&mut self, batch: &RecordBatch, out: &mut Emitter) {
+    fn add_rows(&mut self, batch: &RecordBatch, out: &mut Emitter) -> Result<()> {
         let n = batch.num_rows();
         let times = self
             .time_col
             .map(|c| Col::new(batch.column(c)).expect("checked at build"));
-        let keys: Vec<Col<'_>> = self
+        let key_arrays: Vec<ArrayRef> = self
             .key_cols
             .iter()
-            .map(|&c| Col::new(batch.column(c)).expect("checked at build"))
+            .map(|k| match k {
+                KeySource::Column(c) => Ok(batch.column(*c).clone()),
+                KeySource::Expr(e) => e.eval(batch).map_err(|err| {
+                    Error::Internal(format!("evaluating the group key `{}`: {err}", e.text()))
+                }),
+            })
+            .collect::<Result<_>>()?;
+        let keys: Vec<Col<'_>> = key_arrays
+            .iter()
+            .map(|a| Col::new(a).expect("key types are checked at build"))
             .collect();
         let vals: Vec<Option<Col<'_>>> = self
             .aggs
@@ -632,6 +684,7 @@ impl Aggregate {
                 out.side(Port::Late, late);
             }
         }
+        Ok(())
     }
 
     /// The next window end that has data to emit, if any.
@@ -849,7 +902,7 @@ impl Operator for Aggregate {
         if self.time_col.is_none() {
             self.now = self.now.max(weir_core::time::now_ms());
         }
-        self.add_rows(batch, out);
+        self.add_rows(batch, out)?;
         Ok(())
     }
 

@@ -172,3 +172,31 @@ fn toml_syntax_errors_carry_the_position() {
     let errs = parse("[source.logs\n", &[]).err().unwrap();
     assert!(errs[0].to_string().contains("line 1"), "{}", errs[0]);
 }
+
+#[test]
+fn projection_follows_filters_to_their_consumers() {
+    let text = GOOD.replace(
+        r#"input = "logs"
+time_field"#,
+        r#"input = "errors_only"
+time_field"#,
+    ) + r#"
+[stage.errors_only]
+type = "filter"
+input = "logs"
+where = "status >= 500 AND method <> 'HEAD'"
+"#;
+    let plan = Plan::new(parse(&text, &[]).unwrap()).unwrap();
+    let fields: Vec<String> = plan.schemas["logs"]
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
+    assert_eq!(fields, ["timestamp", "method", "status"]);
+    let errs = errors(&GOOD.replace(r#"type = "aggregate""#, "type = \"filter\"\nwhere = \"status >\"").replace("time_field = \"timestamp\"\nwindow = { type = \"tumbling\", size = \"5m\" }\ngroup_by = [\"status\"]\naggregates = [{ fn = \"count\" }]\n", ""));
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert!(
+        errs[0].starts_with("stage.counts.where: in `status >`: sql parser error"),
+        "{errs:?}"
+    );
+}

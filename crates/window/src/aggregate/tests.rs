@@ -300,7 +300,7 @@ fn processing_time_windows_close_on_ticks() {
     let mut out = Emitter::default();
     op.on_tick(5_500, &mut out).unwrap();
     op.now = 5_500; // the wall clock of on_batch is later than this; pin it for the test
-    op.add_rows(&rows(&[(0, "a", None)]), &mut out);
+    op.add_rows(&rows(&[(0, "a", None)]), &mut out).unwrap();
     op.on_tick(6_000, &mut out).unwrap();
     let (mut got, mut late) = (Vec::new(), 0);
     collect(&mut out, &mut got, &mut late);
@@ -476,4 +476,71 @@ proptest! {
         let cfg = config(window, lateness);
         prop_assert_eq!(run(&cfg, &steps, Some(restart)), run(&cfg, &steps, None));
     }
+}
+
+#[test]
+fn group_keys_can_be_expressions() {
+    let mut cfg = config(tumbling(10_000), 0);
+    cfg.group_by = vec!["v % 2 AS parity".into(), "k".into()];
+    cfg.aggregates = vec![AggSpec {
+        func: AggFn::Count,
+        field: None,
+        name: None,
+    }];
+    assert_eq!(cfg.required_fields(), ["k", "ts", "v"]);
+    let mut op = Aggregate::new(&cfg, in_schema(), "s").unwrap();
+    let names: Vec<String> = op
+        .output_schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
+    assert_eq!(
+        names,
+        ["window_start", "window_end", "parity", "k", "count"]
+    );
+    let mut out = Emitter::default();
+    op.on_batch(
+        &rows(&[
+            (1, "a", Some(1)),
+            (2, "a", Some(3)),
+            (3, "a", Some(4)),
+            (4, "b", None),
+        ]),
+        &mut out,
+    )
+    .unwrap();
+    op.on_end(&mut out).unwrap();
+    let Some((_, Message::Data(b))) = out.drain().next() else {
+        panic!("a batch")
+    };
+    let col = |i: usize| {
+        (0..b.num_rows())
+            .map(|r| Scalar::from_array(b.column(i).as_ref(), r).to_text())
+            .collect::<Vec<_>>()
+    };
+    // Sorted by key: NULL parity first.
+    assert_eq!(col(2), ["", "0", "1"]);
+    assert_eq!(col(3), ["b", "a", "a"]);
+    assert_eq!(col(4), ["1", "1", "2"]);
+}
+
+#[test]
+fn bad_key_expressions_are_config_errors() {
+    let mut cfg = config(tumbling(10_000), 0);
+    cfg.group_by = vec!["v +".into(), "k * 2".into()];
+    let errs: Vec<String> = Aggregate::new(&cfg, in_schema(), "stage.t")
+        .err()
+        .unwrap()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert!(
+        errs[0].starts_with("stage.t.group_by[0]: in `v +`: sql parser error"),
+        "{errs:?}"
+    );
+    assert_eq!(
+        errs[1],
+        "stage.t.group_by[1]: cannot do arithmetic on Utf8 and Int64"
+    );
 }
