@@ -12,3 +12,6 @@ pub const DL_LINE: &str = "line";
 pub const DL_REASON: &str = "reason";
 /// Dead-letter field: the raw record, lossily decoded as UTF-8 and cut at 4 KiB.
 pub const DL_RAW: &str = "raw";
+/// Field metadata key: the Utf8 column holds JSON text that JSON sinks embed as is (alert
+/// contributors), rather than as a quoted string.
+pub const META_JSON: &str = "weir.json";

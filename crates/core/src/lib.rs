@@ -16,6 +16,7 @@ pub mod config;
 pub mod deadletter;
 pub mod error;
 pub mod fields;
+pub mod keys;
 pub mod message;
 pub mod metrics;
 pub mod operator;

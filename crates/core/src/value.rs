@@ -220,6 +220,11 @@ impl<'a> Col<'a> {
         }
     }
 
+    /// The column's Arrow type.
+    pub fn data_type(&self) -> &DataType {
+        self.array().data_type()
+    }
+
     fn array(&self) -> &dyn Array {
         match self {
             Col::I8(a) => *a,

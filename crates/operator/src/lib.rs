@@ -1,4 +1,4 @@
-//! weir-operator owns the per-record operators of a pipeline; today [`filter`].
+//! weir-operator owns the per-record operators of a pipeline: [`filter`] and [`alert`].
 //!
 //! Each operator is one synchronous [`weir_core::Operator`]; the runtime drives it and passes
 //! watermarks through. Conditions are SQL expressions ([`weir_expr`]).
@@ -16,4 +16,5 @@
 //! assert_eq!(out.out.len(), 1);
 //! ```
 
+pub mod alert;
 pub mod filter;

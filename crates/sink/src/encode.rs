@@ -28,12 +28,23 @@ pub fn json_lines(batch: &RecordBatch, rows: std::ops::Range<usize>, out: &mut S
         .iter()
         .map(|c| Col::new(c).expect("sinks get supported types"))
         .collect();
+    let raw_json: Vec<bool> = schema
+        .fields()
+        .iter()
+        .map(|f| f.metadata().get(weir_core::fields::META_JSON).is_some())
+        .collect();
     // Consecutive rows often share a timestamp (a window's bounds): format each run once.
     let mut last_ts: Vec<Option<(i64, usize, usize)>> = vec![None; cols.len()];
     for row in rows {
-        for ((name, col), last) in names.iter().zip(&cols).zip(last_ts.iter_mut()) {
+        for (((name, col), last), raw) in names
+            .iter()
+            .zip(&cols)
+            .zip(last_ts.iter_mut())
+            .zip(&raw_json)
+        {
             out.push_str(name);
             match col {
+                Col::Str(a) if *raw && a.is_valid(row) => out.push_str(a.value(row)),
                 Col::Ts(a) if a.is_valid(row) => {
                     let v = a.value(row);
                     match *last {

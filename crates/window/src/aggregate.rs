@@ -17,7 +17,7 @@ use weir_core::{Emitter, Error, Operator, Result};
 use weir_expr::{Bound, Expr};
 
 use crate::acc::{pane_result, run_result, AggFn, Input, NumKind, Out, PaneAcc, RunAcc};
-use crate::column::{array_from_scalars, decode, Encode};
+use weir_core::keys::{array_from_scalars, decode, Encode};
 use weir_core::value::Col;
 
 /// The kind of window.

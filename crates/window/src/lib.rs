@@ -21,7 +21,6 @@
 
 pub mod acc;
 pub mod aggregate;
-pub mod column;
 
 pub use acc::AggFn;
 pub use aggregate::{AggSpec, Aggregate, AggregateConfig, WindowKind, WindowSpec};

@@ -1,11 +1,12 @@
 //! Group keys and distinct values as bytes: an order-preserving encoding of column values
 //! (so keys sort without decoding), its decoding, and arrays built back from decoded values.
+//! Windows, alerts and every keyed operator share it.
 
 use std::sync::Arc;
 
+use crate::value::{Col, Scalar};
 use arrow_array::ArrayRef;
 use arrow_schema::{DataType, TimeUnit};
-use weir_core::value::{Col, Scalar};
 
 /// Encodes column values as bytes.
 pub trait Encode {
