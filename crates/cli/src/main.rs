@@ -78,19 +78,42 @@ enum GenKind {
     /// Common Log Format lines like the NASA logs of 1995: ~20 events/s of event time, 5 %
     /// up to 30 s out of order, 0.5 % malformed.
     Clf {
-        /// Number of lines.
-        #[arg(long, short = 'n', default_value_t = 1_000_000)]
-        count: u64,
-        /// Random seed; the same seed gives the same bytes.
-        #[arg(long, default_value_t = 42)]
-        seed: u64,
-        /// Lines per second of wall-clock time (token bucket); 0 = as fast as possible.
-        #[arg(long, default_value_t = 0)]
-        rate: u64,
-        /// Output file (default: stdout).
-        #[arg(long, short)]
-        out: Option<PathBuf>,
+        #[command(flatten)]
+        common: GenCommon,
     },
+    /// JSON security messages {timestamp, type, target_ip, source_ip}: background events of
+    /// four types and DDOS bursts on a few attacked targets that change every few minutes.
+    /// Event time starts at --start and advances 1/--rate s per message (1 ms at full speed).
+    Ddos {
+        #[command(flatten)]
+        common: GenCommon,
+        /// Number of target addresses.
+        #[arg(long, default_value_t = 1000)]
+        targets: usize,
+        /// Share of messages that are DDOS attempts on attacked targets.
+        #[arg(long, default_value_t = 0.01)]
+        attack_share: f64,
+        /// Event time of the first message (RFC 3339); default: now.
+        #[arg(long)]
+        start: Option<String>,
+    },
+}
+
+/// Options every generator takes.
+#[derive(clap::Args)]
+struct GenCommon {
+    /// Number of lines; 0 = never stop.
+    #[arg(long, short = 'n', default_value_t = 1_000_000)]
+    count: u64,
+    /// Random seed; the same seed gives the same bytes.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Lines per second of wall-clock time (token bucket); 0 = as fast as possible.
+    #[arg(long, default_value_t = 0)]
+    rate: u64,
+    /// Output file (default: stdout).
+    #[arg(long, short)]
+    out: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -110,14 +133,26 @@ fn main() -> ExitCode {
         } => run(&pipeline, &sets, quiet),
         Command::Check { pipeline, sets } => check(&pipeline, &sets),
         Command::Gen {
+            kind: GenKind::Clf { common },
+        } => generate(
+            weir_source::gen::GenConfig::new(weir_source::gen::GenKind::Clf),
+            common,
+        ),
+        Command::Gen {
             kind:
-                GenKind::Clf {
-                    count,
-                    seed,
-                    rate,
-                    out,
+                GenKind::Ddos {
+                    common,
+                    targets,
+                    attack_share,
+                    start,
                 },
-        } => gen_clf(count, seed, rate, out),
+        } => {
+            let mut cfg = weir_source::gen::GenConfig::new(weir_source::gen::GenKind::Ddos);
+            cfg.targets = targets;
+            cfg.attack_share = attack_share;
+            cfg.start = start;
+            generate(cfg, common)
+        }
     };
     match result {
         Ok(code) => code,
@@ -219,15 +254,13 @@ fn run(pipeline: &std::path::Path, sets: &[String], quiet: bool) -> anyhow::Resu
     Ok(ExitCode::SUCCESS)
 }
 
-fn gen_clf(count: u64, seed: u64, rate: u64, out: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+fn generate(mut cfg: weir_source::gen::GenConfig, common: GenCommon) -> anyhow::Result<ExitCode> {
     use weir_core::{ReadOutcome, Source};
-    let mut src = weir_source::gen::GenSource::new(&weir_source::gen::GenConfig {
-        kind: weir_source::gen::GenKind::Clf,
-        count,
-        rate,
-        seed,
-    });
-    let mut w: Box<dyn Write> = match &out {
+    cfg.count = common.count;
+    cfg.rate = common.rate;
+    cfg.seed = common.seed;
+    let mut src = weir_source::gen::GenSource::new(&cfg)?;
+    let mut w: Box<dyn Write> = match &common.out {
         Some(p) => Box::new(std::io::BufWriter::with_capacity(
             1 << 20,
             std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?,
@@ -245,7 +278,7 @@ fn gen_clf(count: u64, seed: u64, rate: u64, out: Option<PathBuf>) -> anyhow::Re
             ReadOutcome::Idle => w.flush()?,
             ReadOutcome::Data => {
                 w.write_all(&buf)?;
-                if rate > 0 {
+                if cfg.rate > 0 {
                     w.flush()?;
                 }
             }

@@ -123,14 +123,19 @@ pub fn summary(nodes: &[NodeInfo], wall: Duration) -> String {
                     out.push_str(&format!("    malformed: {r}\n"));
                 }
             }
-            NodeKind::Stage => out.push_str(&format!(
-                "  stage {}: {} rows in, {} late, {} rows out; {} windows closed\n",
-                n.name,
-                thousands(get(&m.records_in)),
-                thousands(get(&m.late)),
-                thousands(get(&m.records_out)),
-                thousands(get(&m.windows)),
-            )),
+            NodeKind::Stage => {
+                out.push_str(&format!(
+                    "  stage {}: {} rows in, {} late, {} rows out",
+                    n.name,
+                    thousands(get(&m.records_in)),
+                    thousands(get(&m.late)),
+                    thousands(get(&m.records_out)),
+                ));
+                match get(&m.windows) {
+                    0 => out.push('\n'),
+                    w => out.push_str(&format!("; {} windows closed\n", thousands(w))),
+                }
+            }
             NodeKind::Sink => out.push_str(&format!(
                 "  sink {}: {} rows written\n",
                 n.name,

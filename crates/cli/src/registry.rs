@@ -3,6 +3,7 @@
 
 use arrow_schema::SchemaRef;
 use weir_core::{Error, Operator, Sink, Source};
+use weir_operator::alert::{Alert, AlertConfig};
 use weir_operator::filter::{Filter, FilterConfig};
 use weir_sink::csv::{CsvConfig as CsvSinkConfig, CsvSink};
 use weir_sink::jsonl::{JsonlConfig, JsonlSink};
@@ -45,7 +46,7 @@ impl SourceKind {
             SourceKind::File(c) => Box::new(FileSource::open(c)?),
             SourceKind::Tail(c) => Box::new(TailSource::new(c)),
             SourceKind::Stdin(c) => Box::new(StdinSource::new(c)),
-            SourceKind::Generator(c) => Box::new(GenSource::new(c)),
+            SourceKind::Generator(c) => Box::new(GenSource::new(c)?),
         })
     }
 
@@ -69,12 +70,15 @@ pub enum StageKind {
     Union,
     /// `type = "filter"`: keeps records matching a SQL condition.
     Filter(FilterConfig),
+    /// `type = "alert"`: N records of a key within W, fired once per episode.
+    Alert(AlertConfig),
 }
 
 /// Stage types by name.
 pub const STAGES: &[(&str, Ctor<StageKind>)] = &[
     ("aggregate", |v, p| de(v, p).map(StageKind::Aggregate)),
     ("filter", |v, p| de(v, p).map(StageKind::Filter)),
+    ("alert", |v, p| de(v, p).map(StageKind::Alert)),
     ("union", |v, p| {
         #[derive(serde::Deserialize)]
         #[serde(deny_unknown_fields)]
@@ -93,6 +97,7 @@ impl StageKind {
                 Ok(_) => Vec::new(),
                 Err(e) => vec![Error::config(format!("{path}.where"), e.to_string())],
             },
+            StageKind::Alert(c) => c.validate(path),
         }
     }
 
@@ -102,6 +107,7 @@ impl StageKind {
             StageKind::Aggregate(c) => Some(c.required_fields()),
             StageKind::Union => Some(Vec::new()),
             StageKind::Filter(c) => Some(c.required_fields()),
+            StageKind::Alert(c) => Some(c.required_fields()),
         }
     }
 
@@ -117,6 +123,7 @@ impl StageKind {
             StageKind::Aggregate(c) => Aggregate::new(c, input, path).map(|op| Box::new(op) as _),
             StageKind::Union => Ok(Box::new(weir_runtime::union::Union::new(input))),
             StageKind::Filter(c) => Filter::new(c, input, path).map(|op| Box::new(op) as _),
+            StageKind::Alert(c) => Alert::new(c, input, path).map(|op| Box::new(op) as _),
         };
         // validate() already reported the config-only problems; keep the schema ones.
         built.map_err(|errs| {

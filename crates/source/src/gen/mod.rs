@@ -5,6 +5,11 @@
 //! with Zipf-like skew, statuses 200/304/302/404/500/403 at 80/8/5/4/2/1 %, 5 % of lines up to
 //! 30 s out of order, 0.5 % malformed (one in five without any timestamp). The same seed gives
 //! the same bytes on every machine.
+//!
+//! [`DdosGen`] writes JSON security messages `{"timestamp", "type", "target_ip",
+//! "source_ip"}`: background events of four types against `targets` addresses, and a share of
+//! DDOS events concentrated on a few attacked targets that change every few minutes of event
+//! time, so "10 DDOS attempts at one IP within 5 minutes" fires now and then.
 
 use serde::Deserialize;
 use weir_core::{Error, ReadOutcome, Result, Source, SourcePosition};
@@ -237,12 +242,112 @@ fn normal(r: &mut Rng) -> f64 {
     (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
 }
 
+/// Something that writes one line at a time.
+pub trait LineGen: Send {
+    /// Appends one line (with `\n`) to `out`.
+    fn line(&mut self, out: &mut Vec<u8>);
+}
+
+impl LineGen for ClfGen {
+    fn line(&mut self, out: &mut Vec<u8>) {
+        ClfGen::line(self, out)
+    }
+}
+
+/// Generates JSON security messages (see the module docs).
+pub struct DdosGen {
+    rng: Rng,
+    targets: Vec<String>,
+    attack_share: f64,
+    attacked: Vec<usize>,
+    attack_until: Vec<i64>,
+    start_ms: i64,
+    step_ms: f64,
+    n: u64,
+}
+
+/// Background event types and their cumulative weights: DDOS attempts are rare outside attacks.
+const EVENT_TYPES: [&str; 4] = ["AUTH_FAILURE", "PORT_SCAN", "MALWARE", "DDOS"];
+const EVENT_CUM: [f64; 4] = [0.40, 0.75, 0.99, 1.00];
+
+impl DdosGen {
+    /// `targets` addresses; `attack_share` of events are DDOS on attacked targets; event time
+    /// starts at `start_ms` and advances `1000 / events_per_sec` ms per event.
+    pub fn new(
+        seed: u64,
+        targets: usize,
+        attack_share: f64,
+        start_ms: i64,
+        events_per_sec: f64,
+    ) -> Self {
+        let mut rng = Rng::new(seed);
+        let targets: Vec<String> = (0..targets.max(1))
+            .map(|i| format!("10.{}.{}.{}", i / 65_536 % 256, i / 256 % 256, i % 256))
+            .collect();
+        let n_attacked = (targets.len() / 200).max(1);
+        let attacked = (0..n_attacked)
+            .map(|_| rng.below(targets.len() as u64) as usize)
+            .collect();
+        DdosGen {
+            attack_until: vec![start_ms; n_attacked],
+            rng,
+            targets,
+            attack_share,
+            attacked,
+            start_ms,
+            step_ms: 1000.0 / events_per_sec.max(1e-3),
+            n: 0,
+        }
+    }
+}
+
+impl LineGen for DdosGen {
+    fn line(&mut self, out: &mut Vec<u8>) {
+        use std::io::Write;
+        let t = self.start_ms + (self.n as f64 * self.step_ms) as i64;
+        self.n += 1;
+        let r = &mut self.rng;
+        let (kind, target) = if r.f64() < self.attack_share {
+            let a = r.below(self.attacked.len() as u64) as usize;
+            if t >= self.attack_until[a] {
+                // This attack is over: another target is hit for 1 to 10 minutes.
+                self.attacked[a] = r.below(self.targets.len() as u64) as usize;
+                self.attack_until[a] = t + 60_000 * (1 + r.below(10) as i64);
+            }
+            ("DDOS", self.attacked[a])
+        } else {
+            (
+                EVENT_TYPES[r.pick(&EVENT_CUM)],
+                r.below(self.targets.len() as u64) as usize,
+            )
+        };
+        let source = format!("203.0.{}.{}", r.below(256), r.below(256));
+        let mut ts = String::new();
+        weir_core::time::write_rfc3339_ms(t, &mut ts);
+        let _ = writeln!(
+            out,
+            r#"{{"timestamp":"{ts}","type":"{kind}","target_ip":"{}","source_ip":"{source}"}}"#,
+            self.targets[target]
+        );
+    }
+}
+
 /// What a generator source produces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum GenKind {
     /// Common Log Format lines ([`ClfGen`]).
     Clf,
+    /// JSON security messages ([`DdosGen`]).
+    Ddos,
+}
+
+const fn default_targets() -> usize {
+    1000
+}
+
+const fn default_attack_share() -> f64 {
+    0.01
 }
 
 const fn default_seed() -> u64 {
@@ -264,11 +369,36 @@ pub struct GenConfig {
     /// Random seed (default 42): the same seed gives the same lines.
     #[serde(default = "default_seed")]
     pub seed: u64,
+    /// `ddos`: number of target addresses (default 1000).
+    #[serde(default = "default_targets")]
+    pub targets: usize,
+    /// `ddos`: share of events that are DDOS on attacked targets (default 0.01).
+    #[serde(default = "default_attack_share")]
+    pub attack_share: f64,
+    /// `ddos`: event time of the first message, RFC 3339 (default: now). Event time advances
+    /// by 1/`rate` s per message (1 ms when `rate` is 0).
+    #[serde(default)]
+    pub start: Option<String>,
+}
+
+impl GenConfig {
+    /// A config with the defaults of every optional field.
+    pub fn new(kind: GenKind) -> Self {
+        GenConfig {
+            kind,
+            count: 0,
+            rate: 0,
+            seed: default_seed(),
+            targets: default_targets(),
+            attack_share: default_attack_share(),
+            start: None,
+        }
+    }
 }
 
 /// A generator as a source, with a token-bucket rate limit.
 pub struct GenSource {
-    gen: ClfGen,
+    gen: Box<dyn LineGen>,
     cfg: GenConfig,
     produced: u64,
     offset: u64,
@@ -277,14 +407,37 @@ pub struct GenSource {
 
 impl GenSource {
     /// A source producing what `cfg` says.
-    pub fn new(cfg: &GenConfig) -> Self {
-        GenSource {
-            gen: ClfGen::new(cfg.seed),
+    pub fn new(cfg: &GenConfig) -> Result<Self> {
+        let gen: Box<dyn LineGen> = match cfg.kind {
+            GenKind::Clf => Box::new(ClfGen::new(cfg.seed)),
+            GenKind::Ddos => {
+                let start = match &cfg.start {
+                    None => weir_core::time::now_ms(),
+                    Some(s) => weir_core::time::parse_rfc3339_ms(s).ok_or_else(|| {
+                        Error::config("start", format!("expected an RFC 3339 time like \"2026-11-21T14:00:00Z\", got {s:?}"))
+                    })?,
+                };
+                let per_sec = if cfg.rate > 0 {
+                    cfg.rate as f64
+                } else {
+                    1000.0
+                };
+                Box::new(DdosGen::new(
+                    cfg.seed,
+                    cfg.targets,
+                    cfg.attack_share,
+                    start,
+                    per_sec,
+                ))
+            }
+        };
+        Ok(GenSource {
+            gen,
             cfg: cfg.clone(),
             produced: 0,
             offset: 0,
             started: std::time::Instant::now(),
-        }
+        })
     }
 }
 
@@ -332,6 +485,46 @@ impl Source for GenSource {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ddos_messages_are_json_with_attack_bursts() {
+        let mut g = DdosGen::new(3, 1000, 0.05, 1_700_000_000_000, 100.0);
+        let mut buf = Vec::new();
+        for _ in 0..10_000 {
+            g.line(&mut buf);
+        }
+        let text = String::from_utf8(buf).unwrap();
+        let ddos: Vec<&str> = text
+            .lines()
+            .filter(|l| l.contains(r#""type":"DDOS""#))
+            .collect();
+        // 5 % attack share plus 1 % of the background.
+        assert!(
+            (500..700).contains(&ddos.len()),
+            "{} DDOS lines",
+            ddos.len()
+        );
+        assert!(text
+            .lines()
+            .next()
+            .unwrap()
+            .starts_with(r#"{"timestamp":"2023-11-14T22:13:20Z","type":"#));
+        let mut per_target = std::collections::HashMap::new();
+        for l in &ddos {
+            let t = l
+                .split(r#""target_ip":""#)
+                .nth(1)
+                .unwrap()
+                .split('"')
+                .next()
+                .unwrap();
+            *per_target.entry(t).or_insert(0) += 1;
+        }
+        assert!(
+            per_target.values().any(|&n| n >= 50),
+            "attacked targets get bursts"
+        );
+    }
 
     #[test]
     fn same_seed_same_bytes_and_realistic_mix() {
