@@ -378,6 +378,7 @@ pub fn parse(text: &str, sets: &[String]) -> Result<PipelineFile, Vec<Error>> {
         let inputs = take_inputs(&mut t, &path, &mut errors);
         let kind = kind_of(t, &path, SINKS, &mut errors);
         if let Some(kind) = kind {
+            errors.extend(kind.validate(&path));
             file.sinks.push(SinkDecl { name, inputs, kind });
         }
     }

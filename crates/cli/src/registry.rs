@@ -8,6 +8,7 @@ use weir_operator::filter::{Filter, FilterConfig};
 use weir_sink::csv::{CsvConfig as CsvSinkConfig, CsvSink};
 use weir_sink::jsonl::{JsonlConfig, JsonlSink};
 use weir_sink::stdout::{StdoutConfig, StdoutSink};
+use weir_sink::webhook::{WebhookConfig, WebhookSink};
 use weir_source::file::{FileConfig, FileSource};
 use weir_source::gen::{GenConfig, GenSource};
 use weir_source::stdin::{StdinConfig, StdinSource};
@@ -147,6 +148,8 @@ pub enum SinkKind {
     Jsonl(JsonlConfig),
     /// `type = "csv"`.
     Csv(CsvSinkConfig),
+    /// `type = "webhook"`.
+    Webhook(WebhookConfig),
 }
 
 /// Sink types by name.
@@ -154,6 +157,7 @@ pub const SINKS: &[(&str, Ctor<SinkKind>)] = &[
     ("stdout", |v, p| de(v, p).map(SinkKind::Stdout)),
     ("jsonl", |v, p| de(v, p).map(SinkKind::Jsonl)),
     ("csv", |v, p| de(v, p).map(SinkKind::Csv)),
+    ("webhook", |v, p| de(v, p).map(SinkKind::Webhook)),
 ];
 
 impl SinkKind {
@@ -163,6 +167,15 @@ impl SinkKind {
             SinkKind::Stdout(c) => Box::new(StdoutSink::new(c)),
             SinkKind::Jsonl(c) => Box::new(JsonlSink::create(c)?),
             SinkKind::Csv(c) => Box::new(CsvSink::create(c)?),
+            SinkKind::Webhook(c) => Box::new(WebhookSink::new(c)?),
         })
+    }
+
+    /// Checks the config alone.
+    pub fn validate(&self, path: &str) -> Vec<Error> {
+        match self {
+            SinkKind::Webhook(c) => c.validate(path),
+            _ => Vec::new(),
+        }
     }
 }

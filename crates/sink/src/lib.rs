@@ -19,6 +19,7 @@ pub mod csv;
 pub mod encode;
 pub mod jsonl;
 pub mod stdout;
+pub mod webhook;
 
 use std::fs::File;
 use std::io::BufWriter;
