@@ -8,9 +8,12 @@ use arrow_array::StringArray;
 
 use super::*;
 
+/// Requests received: (headers, body).
+type Received = Arc<Mutex<Vec<(String, String)>>>;
+
 /// Answers each request with the next status of `statuses` (the last one repeats) and keeps
-/// what it received: (headers, body).
-fn server(statuses: Vec<u16>) -> (String, Arc<Mutex<Vec<(String, String)>>>) {
+/// what it received.
+fn server(statuses: Vec<u16>) -> (String, Received) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}/hook", listener.local_addr().unwrap());
     let seen = Arc::new(Mutex::new(Vec::new()));
