@@ -4,6 +4,7 @@
 use arrow_schema::SchemaRef;
 use weir_core::{Error, Operator, Sink, Source};
 use weir_operator::alert::{Alert, AlertConfig};
+use weir_operator::condition::{Condition, ConditionConfig};
 use weir_operator::filter::{Filter, FilterConfig};
 use weir_sink::csv::{CsvConfig as CsvSinkConfig, CsvSink};
 use weir_sink::jsonl::{JsonlConfig, JsonlSink};
@@ -73,6 +74,8 @@ pub enum StageKind {
     Filter(FilterConfig),
     /// `type = "alert"`: N records of a key within W, fired once per episode.
     Alert(AlertConfig),
+    /// `type = "condition"`: alerts on window results, fire once until the condition clears.
+    Condition(ConditionConfig),
 }
 
 /// Stage types by name.
@@ -80,6 +83,7 @@ pub const STAGES: &[(&str, Ctor<StageKind>)] = &[
     ("aggregate", |v, p| de(v, p).map(StageKind::Aggregate)),
     ("filter", |v, p| de(v, p).map(StageKind::Filter)),
     ("alert", |v, p| de(v, p).map(StageKind::Alert)),
+    ("condition", |v, p| de(v, p).map(StageKind::Condition)),
     ("union", |v, p| {
         #[derive(serde::Deserialize)]
         #[serde(deny_unknown_fields)]
@@ -99,6 +103,7 @@ impl StageKind {
                 Err(e) => vec![Error::config(format!("{path}.where"), e.to_string())],
             },
             StageKind::Alert(c) => c.validate(path),
+            StageKind::Condition(c) => c.validate(path),
         }
     }
 
@@ -109,6 +114,7 @@ impl StageKind {
             StageKind::Union => Some(Vec::new()),
             StageKind::Filter(c) => Some(c.required_fields()),
             StageKind::Alert(c) => Some(c.required_fields()),
+            StageKind::Condition(c) => Some(c.required_fields()),
         }
     }
 
@@ -125,6 +131,7 @@ impl StageKind {
             StageKind::Union => Ok(Box::new(weir_runtime::union::Union::new(input))),
             StageKind::Filter(c) => Filter::new(c, input, path).map(|op| Box::new(op) as _),
             StageKind::Alert(c) => Alert::new(c, input, path).map(|op| Box::new(op) as _),
+            StageKind::Condition(c) => Condition::new(c, input, path).map(|op| Box::new(op) as _),
         };
         // validate() already reported the config-only problems; keep the schema ones.
         built.map_err(|errs| {

@@ -1,4 +1,4 @@
-//! weir-operator owns the per-record operators of a pipeline: [`filter`] and [`alert`].
+//! weir-operator owns the per-record operators of a pipeline: [`filter`], [`alert`] and [`condition`].
 //!
 //! Each operator is one synchronous [`weir_core::Operator`]; the runtime drives it and passes
 //! watermarks through. Conditions are SQL expressions ([`weir_expr`]).
@@ -17,4 +17,5 @@
 //! ```
 
 pub mod alert;
+pub mod condition;
 pub mod filter;

@@ -79,7 +79,9 @@ pub struct AggSpec {
     /// What to compute.
     #[serde(rename = "fn")]
     pub func: AggFn,
-    /// The input field; `count` without a field counts rows.
+    /// The input: a field, or a SQL expression named with `as` (`field = "status >= 500",
+    /// as = "errors"` with `fn = "sum"` counts errors; booleans sum and average as 0/1).
+    /// `count` without a field counts rows.
     #[serde(default)]
     pub field: Option<String>,
     /// Output column name; default `count`, `sum_<field>`, `min_<field>`, ….
@@ -195,6 +197,21 @@ impl AggregateConfig {
             }
         }
         for (i, a) in self.aggregates.iter().enumerate() {
+            if let Some(f) = &a.field {
+                match Expr::parse(f) {
+                    Err(e) => errors.push(Error::config(
+                        format!("{path}.aggregates[{i}].field"),
+                        e.to_string(),
+                    )),
+                    Ok(e) if e.as_column().is_none() && a.name.is_none() => {
+                        errors.push(Error::config(
+                            format!("{path}.aggregates[{i}].as"),
+                            format!("name the result of `{f}` with `as`"),
+                        ))
+                    }
+                    Ok(_) => {}
+                }
+            }
             if a.field.is_none() && a.func != AggFn::Count {
                 errors.push(Error::config(
                     format!("{path}.aggregates[{i}].field"),
@@ -221,15 +238,19 @@ impl AggregateConfig {
                 f.extend(e.columns());
             }
         }
-        f.extend(self.aggregates.iter().filter_map(|a| a.field.clone()));
+        for a in &self.aggregates {
+            if let Some(Ok(e)) = a.field.as_deref().map(Expr::parse) {
+                f.extend(e.columns());
+            }
+        }
         f.sort();
         f.dedup();
         f
     }
 }
 
-/// Where a group key comes from.
-enum KeySource {
+/// Where a group key or an aggregate's input comes from.
+enum ColumnSource {
     /// An input column.
     Column(usize),
     /// A computed expression.
@@ -237,10 +258,9 @@ enum KeySource {
 }
 
 /// How one aggregate reads its input column.
-#[derive(Debug, Clone)]
 struct AggPlan {
     func: AggFn,
-    col: Option<usize>,
+    col: Option<ColumnSource>,
     kind: NumKind,
     out_type: DataType,
 }
@@ -344,7 +364,7 @@ pub struct Aggregate {
     out_schema: SchemaRef,
     in_schema: SchemaRef,
     time_col: Option<usize>,
-    key_cols: Vec<KeySource>,
+    key_cols: Vec<ColumnSource>,
     key_types: Vec<DataType>,
     aggs: Vec<AggPlan>,
     size: i64,
@@ -435,7 +455,7 @@ impl Aggregate {
                         Some(a) => f.with_name(a),
                         None => f,
                     });
-                    key_cols.push(KeySource::Column(c));
+                    key_cols.push(ColumnSource::Column(c));
                 }
                 continue;
             }
@@ -443,7 +463,7 @@ impl Aggregate {
                 Ok(b) if is_supported(b.data_type()) => {
                     let name = alias.unwrap_or_else(|| expr.text().to_string());
                     key_fields.push(Field::new(name, b.data_type().clone(), true));
-                    key_cols.push(KeySource::Expr(b));
+                    key_cols.push(ColumnSource::Expr(b));
                 }
                 Ok(b) => errors.push(Error::config(
                     at,
@@ -454,17 +474,37 @@ impl Aggregate {
         }
         let mut aggs = Vec::new();
         for (i, a) in cfg.aggregates.iter().enumerate() {
-            let col = a
-                .field
-                .as_ref()
-                .and_then(|f| find(f, format!("{path}.aggregates[{i}].field"), &mut errors));
-            let dt = col.map(|c| schema.field(c).data_type().clone());
+            let at = format!("{path}.aggregates[{i}].field");
+            let (col, dt) = match a.field.as_deref().map(Expr::parse) {
+                None | Some(Err(_)) => (None, None), // a syntax error is reported by validate
+                Some(Ok(e)) => match e.as_column() {
+                    Some(name) => match find(name, at, &mut errors) {
+                        Some(c) => (
+                            Some(ColumnSource::Column(c)),
+                            Some(schema.field(c).data_type().clone()),
+                        ),
+                        None => (None, None),
+                    },
+                    None => match e.bind(&schema) {
+                        Ok(b) => {
+                            let dt = b.data_type().clone();
+                            (Some(ColumnSource::Expr(b)), Some(dt))
+                        }
+                        Err(err) => {
+                            errors.push(Error::config(at, err.to_string()));
+                            (None, None)
+                        }
+                    },
+                },
+            };
             let kind = match &dt {
                 Some(DataType::Float32 | DataType::Float64) => NumKind::Float,
                 _ => NumKind::Int,
             };
-            let numeric =
-                matches!(&dt, Some(d) if d.is_numeric() || matches!(d, DataType::Timestamp(..)));
+            // Booleans sum and average as 0/1: `sum(status >= 500)` counts errors.
+            let numeric = matches!(&dt, Some(d) if d.is_numeric()
+                || matches!(d, DataType::Timestamp(..))
+                || (matches!(d, DataType::Boolean) && matches!(a.func, AggFn::Sum | AggFn::Avg)));
             if matches!(a.func, AggFn::Sum | AggFn::Avg | AggFn::Min | AggFn::Max)
                 && dt.is_some()
                 && !numeric
@@ -568,8 +608,8 @@ impl Aggregate {
             .key_cols
             .iter()
             .map(|k| match k {
-                KeySource::Column(c) => Ok(batch.column(*c).clone()),
-                KeySource::Expr(e) => e.eval(batch).map_err(|err| {
+                ColumnSource::Column(c) => Ok(batch.column(*c).clone()),
+                ColumnSource::Expr(e) => e.eval(batch).map_err(|err| {
                     Error::Internal(format!("evaluating the group key `{}`: {err}", e.text()))
                 }),
             })
@@ -578,13 +618,23 @@ impl Aggregate {
             .iter()
             .map(|a| Col::new(a).expect("key types are checked at build"))
             .collect();
-        let vals: Vec<Option<Col<'_>>> = self
+        let val_arrays: Vec<Option<ArrayRef>> = self
             .aggs
             .iter()
-            .map(|a| {
-                a.col
-                    .map(|c| Col::new(batch.column(c)).expect("checked at build"))
+            .map(|a| match &a.col {
+                None => Ok(None),
+                Some(ColumnSource::Column(c)) => Ok(Some(batch.column(*c).clone())),
+                Some(ColumnSource::Expr(e)) => e.eval(batch).map(Some).map_err(|err| {
+                    Error::Internal(format!(
+                        "evaluating the aggregate input `{}`: {err}",
+                        e.text()
+                    ))
+                }),
             })
+            .collect::<Result<_>>()?;
+        let vals: Vec<Option<Col<'_>>> = val_arrays
+            .iter()
+            .map(|a| a.as_ref().map(|a| Col::new(a).expect("checked at build")))
             .collect();
         self.late_rows.clear();
         // The open pane last written to: consecutive records usually share it.

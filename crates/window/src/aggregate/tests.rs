@@ -544,3 +544,51 @@ fn bad_key_expressions_are_config_errors() {
         "stage.t.group_by[1]: cannot do arithmetic on Utf8 and Int64"
     );
 }
+
+#[test]
+fn aggregate_inputs_can_be_expressions() {
+    let mut cfg = config(tumbling(10_000), 0);
+    let agg = |f: AggFn, field: &str, name: &str| AggSpec {
+        func: f,
+        field: Some(field.into()),
+        name: Some(name.into()),
+    };
+    cfg.group_by = vec![];
+    cfg.aggregates = vec![
+        agg(AggFn::Sum, "v > 0", "positive"),
+        agg(AggFn::Avg, "v > 0", "share"),
+        agg(AggFn::Max, "v * 10", "max10"),
+    ];
+    assert_eq!(cfg.required_fields(), ["ts", "v"]);
+    let mut op = Aggregate::new(&cfg, in_schema(), "s").unwrap();
+    let mut out = Emitter::default();
+    op.on_batch(
+        &rows(&[
+            (1, "a", Some(1)),
+            (2, "a", Some(-3)),
+            (3, "a", Some(4)),
+            (4, "b", None),
+        ]),
+        &mut out,
+    )
+    .unwrap();
+    op.on_end(&mut out).unwrap();
+    let Some((_, Message::Data(b))) = out.drain().next() else {
+        panic!("a batch")
+    };
+    let cell = |i: usize| Scalar::from_array(b.column(i).as_ref(), 0).to_text();
+    assert_eq!(
+        (cell(2), cell(3), cell(4)),
+        ("2".into(), "0.6666666666666666".into(), "40".into())
+    );
+    cfg.aggregates = vec![AggSpec {
+        func: AggFn::Sum,
+        field: Some("v > 0".into()),
+        name: None,
+    }];
+    let errs = Aggregate::new(&cfg, in_schema(), "stage.t").err().unwrap();
+    assert_eq!(
+        errs[0].to_string(),
+        "stage.t.aggregates[0].as: name the result of `v > 0` with `as`"
+    );
+}
