@@ -6,6 +6,9 @@
 
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
+use std::borrow::Cow;
+
+use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde::Deserialize;
 use weir_core::deadletter::DeadLetters;
 use weir_core::parse::for_each_line;
@@ -24,6 +27,8 @@ pub struct JsonConfig {
 /// The JSON-lines parser.
 pub struct JsonParser {
     writer: RowWriter,
+    names: Vec<String>,
+    values: Vec<Option<serde_json::Value>>,
 }
 
 impl JsonParser {
@@ -32,7 +37,63 @@ impl JsonParser {
         let keep = projection_mask(&cfg.fields, projection, "json")?;
         Ok(JsonParser {
             writer: RowWriter::new(cfg.fields.clone(), keep),
+            names: cfg.fields.iter().map(|f| f.name.clone()).collect(),
+            values: vec![None; cfg.fields.len()],
         })
+    }
+}
+
+/// An object key, borrowed from the line unless it has escapes.
+struct Key<'de>(Cow<'de, str>);
+
+impl<'de> Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a key")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> std::result::Result<Self::Value, E> {
+                Ok(Key(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> std::result::Result<Self::Value, E> {
+                Ok(Key(Cow::Owned(v.to_owned())))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+/// Reads one JSON object, keeping only the declared fields (the rest is skipped without
+/// being built), into `values` by declaration index.
+struct Line<'a> {
+    names: &'a [String],
+    values: &'a mut [Option<serde_json::Value>],
+}
+
+impl<'de> DeserializeSeed<'de> for Line<'_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> std::result::Result<(), D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Line<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON object")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<(), A::Error> {
+        while let Some(Key(key)) = map.next_key()? {
+            match self.names.iter().position(|n| *n == key) {
+                Some(i) => self.values[i] = Some(map.next_value()?),
+                None => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(())
     }
 }
 
@@ -46,15 +107,20 @@ impl Parser for JsonParser {
             if line.iter().all(u8::is_ascii_whitespace) {
                 return;
             }
-            let obj: serde_json::Map<String, serde_json::Value> = match serde_json::from_slice(line)
-            {
-                Ok(o) => o,
-                Err(e) => {
-                    dead.push(Some(no), &format!("not a JSON object: {e}"), line);
-                    return;
-                }
-            };
-            let res = self.writer.write(|_, spec| match obj.get(&spec.name) {
+            self.values.iter_mut().for_each(|v| *v = None);
+            let mut de = serde_json::Deserializer::from_slice(line);
+            let parsed = Line {
+                names: &self.names,
+                values: &mut self.values,
+            }
+            .deserialize(&mut de)
+            .and_then(|()| de.end());
+            if let Err(e) = parsed {
+                dead.push(Some(no), &format!("not a JSON object: {e}"), line);
+                return;
+            }
+            let values = &self.values;
+            let res = self.writer.write(|i, spec| match &values[i] {
                 None => Ok(Value::Null),
                 Some(v) => from_json(spec.ty, v),
             });

@@ -62,7 +62,7 @@ fn json_malformed_corpus() {
         (
             "an array",
             "[1,2]",
-            "not a JSON object: invalid type: sequence, expected a map at line 1 column 0",
+            "not a JSON object: invalid type: sequence, expected a JSON object at line 1 column 0",
         ),
         (
             "truncated",

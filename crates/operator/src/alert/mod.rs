@@ -146,6 +146,14 @@ struct Fired {
     contributors: String,
 }
 
+fn or_empty_object(fields: &str) -> &str {
+    if fields.is_empty() {
+        "{}"
+    } else {
+        fields
+    }
+}
+
 /// The alert operator (see the module docs).
 pub struct Alert {
     schema: SchemaRef,
@@ -159,6 +167,8 @@ pub struct Alert {
     lateness: i64,
     state: State,
     key_buf: Vec<u8>,
+    /// `close` at the last sweep of idle keys.
+    last_sweep: Millis,
 }
 
 impl Alert {
@@ -261,6 +271,7 @@ impl Alert {
                 seq: 0,
             },
             key_buf: Vec::new(),
+            last_sweep: MIN_TIME,
         })
     }
 
@@ -393,7 +404,7 @@ impl Operator for Alert {
                     if i > 0 {
                         contributors.push(',');
                     }
-                    contributors.push_str(&r.fields);
+                    contributors.push_str(or_empty_object(&r.fields));
                 }
                 contributors.push(']');
                 let mut pos = 0;
@@ -407,7 +418,7 @@ impl Operator for Alert {
                     count: st.window.len(),
                     start: from,
                     end: st.newest,
-                    trigger: trigger.fields.to_string(),
+                    trigger: or_empty_object(&trigger.fields).to_string(),
                     contributors,
                 });
             }
@@ -426,6 +437,15 @@ impl Operator for Alert {
 
     fn on_watermark(&mut self, wm: Millis, out: &mut Emitter) -> Result<()> {
         self.state.close = self.state.close.max(wm.saturating_sub(self.lateness));
+        out.watermark(wm);
+        // Sweeping every key costs O(keys); watermarks come with every batch. Sweep when event
+        // time has moved by a quarter window (at least 1 s) since the last sweep: state is
+        // released a little later, the hot path stays cheap.
+        let step = (self.window / 4).max(1000);
+        if self.state.close < self.last_sweep.saturating_add(step) {
+            return Ok(());
+        }
+        self.last_sweep = self.state.close;
         // No future record is older than `close`, so nothing at or before close − W can be in
         // a future window: drop it, and release keys left with nothing to remember.
         let horizon = self.state.close.saturating_sub(self.window);
@@ -435,7 +455,6 @@ impl Operator for Alert {
             }
             !(st.window.is_empty() && (st.armed || st.trigger_t <= horizon))
         });
-        out.watermark(wm);
         Ok(())
     }
 

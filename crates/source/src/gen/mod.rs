@@ -456,7 +456,7 @@ impl Source for GenSource {
                 .saturating_sub(self.produced)
                 .min(self.cfg.rate.max(1));
             if available == 0 {
-                std::thread::sleep(wait.min(std::time::Duration::from_millis(5)));
+                std::thread::sleep(wait.min(std::time::Duration::from_millis(1)));
                 return Ok(ReadOutcome::Idle);
             }
             budget = budget.min(available);
