@@ -246,6 +246,10 @@ fn normal(r: &mut Rng) -> f64 {
 pub trait LineGen: Send {
     /// Appends one line (with `\n`) to `out`.
     fn line(&mut self, out: &mut Vec<u8>);
+
+    /// Moves the event time of the first line to `start_ms` (for generators whose event time
+    /// follows the wall clock from the moment they start).
+    fn set_start(&mut self, _start_ms: i64) {}
 }
 
 impl LineGen for ClfGen {
@@ -302,6 +306,14 @@ impl DdosGen {
 }
 
 impl LineGen for DdosGen {
+    fn set_start(&mut self, start_ms: i64) {
+        let shift = start_ms - self.start_ms;
+        self.start_ms = start_ms;
+        for u in &mut self.attack_until {
+            *u += shift;
+        }
+    }
+
     fn line(&mut self, out: &mut Vec<u8>) {
         use std::io::Write;
         let t = self.start_ms + (self.n as f64 * self.step_ms) as i64;
@@ -431,12 +443,19 @@ impl GenSource {
                 ))
             }
         };
+        let mut gen = gen;
+        let started = std::time::Instant::now();
+        if cfg.kind == GenKind::Ddos && cfg.start.is_none() {
+            // Building 100 k target names takes milliseconds: start the event clock with the
+            // token bucket, not before, or every message would look that much late.
+            gen.set_start(weir_core::time::now_ms());
+        }
         Ok(GenSource {
             gen,
             cfg: cfg.clone(),
             produced: 0,
             offset: 0,
-            started: std::time::Instant::now(),
+            started,
         })
     }
 }
