@@ -281,6 +281,36 @@ impl<'a> Col<'a> {
     }
 }
 
+/// The index of field `name` in `schema`, if it exists and has a supported type; otherwise
+/// pushes a config error at key path `at` (naming the fields there are) and returns `None`.
+pub fn find_field(
+    schema: &arrow_schema::Schema,
+    name: &str,
+    at: String,
+    errors: &mut Vec<crate::Error>,
+) -> Option<usize> {
+    match schema.index_of(name) {
+        Ok(i) if is_supported(schema.field(i).data_type()) => Some(i),
+        Ok(i) => {
+            let t = schema.field(i).data_type();
+            errors.push(crate::Error::config(
+                at,
+                format!("field {name:?} has unsupported type {t}"),
+            ));
+            None
+        }
+        Err(_) => {
+            let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+            let msg = format!(
+                "no field {name:?} in the input; it has {}",
+                names.join(", ")
+            );
+            errors.push(crate::Error::config(at, msg));
+            None
+        }
+    }
+}
+
 /// Appends `s` as a JSON string literal to `out`.
 pub fn write_json_str(s: &str, out: &mut String) {
     out.push('"');

@@ -197,23 +197,30 @@ fn convert(e: &ast::Expr) -> Result<Node, ExprError> {
     })
 }
 
+/// Runs `f` on a parser of `text` and requires that it consumed all of it.
+fn parse_whole<T>(
+    text: &str,
+    f: impl FnOnce(&mut Parser<'_>) -> Result<T, sqlparser::parser::ParserError>,
+) -> Result<T, ExprError> {
+    let dialect = GenericDialect {};
+    let mut p = Parser::new(&dialect)
+        .try_with_sql(text)
+        .map_err(|e| syntax(format!("in `{text}`: {e}")))?;
+    let out = f(&mut p).map_err(|e| syntax(format!("in `{text}`: {e}")))?;
+    let next = p.peek_token();
+    if next.token != Token::EOF {
+        return Err(syntax(format!(
+            "in `{text}`: unexpected `{}` at {}",
+            next.token, next.span.start
+        )));
+    }
+    Ok(out)
+}
+
 impl Expr {
     /// Parses SQL expression text.
     pub fn parse(text: &str) -> Result<Expr, ExprError> {
-        let dialect = GenericDialect {};
-        let mut p = Parser::new(&dialect)
-            .try_with_sql(text)
-            .map_err(|e| syntax(format!("in `{text}`: {e}")))?;
-        let ast = p
-            .parse_expr()
-            .map_err(|e| syntax(format!("in `{text}`: {e}")))?;
-        let next = p.peek_token();
-        if next.token != Token::EOF {
-            return Err(syntax(format!(
-                "in `{text}`: unexpected `{}` at {}",
-                next.token, next.span.start
-            )));
-        }
+        let ast = parse_whole(text, |p| p.parse_expr())?;
         Ok(Expr {
             node: convert(&ast)?,
             text: text.trim().to_string(),
@@ -222,20 +229,7 @@ impl Expr {
 
     /// Parses `expression` or `expression AS name`; returns the name too when one is given.
     pub fn parse_aliased(text: &str) -> Result<(Expr, Option<String>), ExprError> {
-        let dialect = GenericDialect {};
-        let mut p = Parser::new(&dialect)
-            .try_with_sql(text)
-            .map_err(|e| syntax(format!("in `{text}`: {e}")))?;
-        let item = p
-            .parse_select_item()
-            .map_err(|e| syntax(format!("in `{text}`: {e}")))?;
-        let next = p.peek_token();
-        if next.token != Token::EOF {
-            return Err(syntax(format!(
-                "in `{text}`: unexpected `{}` at {}",
-                next.token, next.span.start
-            )));
-        }
+        let item = parse_whole(text, |p| p.parse_select_item())?;
         match item {
             ast::SelectItem::UnnamedExpr(e) => Ok((
                 Expr {

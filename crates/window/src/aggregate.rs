@@ -12,7 +12,7 @@ use weir_core::config::Duration;
 use weir_core::fields::{WINDOW_END, WINDOW_START};
 use weir_core::message::Port;
 use weir_core::time::{Millis, MAX_TIME, MIN_TIME};
-use weir_core::value::{is_supported, Scalar};
+use weir_core::value::{find_field, is_supported, Scalar};
 use weir_core::{Emitter, Error, Operator, Result};
 use weir_expr::{Bound, Expr};
 
@@ -393,33 +393,8 @@ impl Aggregate {
     /// `path`.
     pub fn new(cfg: &AggregateConfig, schema: SchemaRef, path: &str) -> Result<Self, Vec<Error>> {
         let mut errors = cfg.validate(path);
-        let find = |name: &str, at: String, errors: &mut Vec<Error>| -> Option<usize> {
-            match schema.index_of(name) {
-                Ok(i) if is_supported(schema.field(i).data_type()) => Some(i),
-                Ok(i) => {
-                    errors.push(Error::config(
-                        at,
-                        format!(
-                            "field {name:?} has unsupported type {}",
-                            schema.field(i).data_type()
-                        ),
-                    ));
-                    None
-                }
-                Err(_) => {
-                    let names: Vec<&str> =
-                        schema.fields().iter().map(|f| f.name().as_str()).collect();
-                    errors.push(Error::config(
-                        at,
-                        format!(
-                            "no field {name:?} in the input; it has {}",
-                            names.join(", ")
-                        ),
-                    ));
-                    None
-                }
-            }
-        };
+        let find =
+            |name: &str, at: String, errors: &mut Vec<Error>| find_field(&schema, name, at, errors);
         let time_col = match &cfg.time_field {
             None => None,
             Some(t) => {

@@ -32,7 +32,7 @@ use weir_core::config::Duration;
 use weir_core::fields::{META_JSON, WINDOW_END, WINDOW_START};
 use weir_core::keys::{array_from_scalars, decode, Encode};
 use weir_core::time::{now_ms, Millis, MIN_TIME};
-use weir_core::value::{is_supported, write_json_str, Col, Scalar};
+use weir_core::value::{find_field, write_json_str, Col, Scalar};
 use weir_core::{Emitter, Error, Operator, Port, Result};
 
 /// Output field: stable id of the alert (key and trigger time), for deduplication downstream.
@@ -175,33 +175,7 @@ impl Alert {
     /// Builds the operator for `schema`; errors carry key paths below `path`.
     pub fn new(cfg: &AlertConfig, schema: SchemaRef, path: &str) -> Result<Self, Vec<Error>> {
         let mut errors = cfg.validate(path);
-        let mut find = |name: &str, at: String| -> Option<usize> {
-            match schema.index_of(name) {
-                Ok(i) if is_supported(schema.field(i).data_type()) => Some(i),
-                Ok(i) => {
-                    errors.push(Error::config(
-                        at,
-                        format!(
-                            "field {name:?} has unsupported type {}",
-                            schema.field(i).data_type()
-                        ),
-                    ));
-                    None
-                }
-                Err(_) => {
-                    let names: Vec<&str> =
-                        schema.fields().iter().map(|f| f.name().as_str()).collect();
-                    errors.push(Error::config(
-                        at,
-                        format!(
-                            "no field {name:?} in the input; it has {}",
-                            names.join(", ")
-                        ),
-                    ));
-                    None
-                }
-            }
-        };
+        let mut find = |name: &str, at: String| find_field(&schema, name, at, &mut errors);
         let time_col = find(&cfg.time_field, format!("{path}.time_field"));
         let key_cols: Vec<usize> = cfg
             .key
