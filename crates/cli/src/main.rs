@@ -112,8 +112,46 @@ struct GenCommon {
     #[arg(long, default_value_t = 0)]
     rate: u64,
     /// Output file (default: stdout).
-    #[arg(long, short)]
+    #[arg(long, short, conflicts_with = "http")]
     out: Option<PathBuf>,
+    /// POST the lines to this URL instead, as newline-delimited JSON/text bodies of up to
+    /// 8192 lines (for HTTP ingest endpoints).
+    #[arg(long, value_name = "URL")]
+    http: Option<String>,
+}
+
+/// Where generated lines go.
+enum GenOut {
+    Writer(Box<dyn Write>),
+    Http(ureq::Agent, String),
+}
+
+impl GenOut {
+    fn send(&mut self, chunk: &[u8]) -> anyhow::Result<()> {
+        match self {
+            GenOut::Writer(w) => Ok(w.write_all(chunk)?),
+            GenOut::Http(agent, url) => {
+                let resp = agent
+                    .post(url.as_str())
+                    .header("Content-Type", "application/x-ndjson")
+                    .send(chunk)
+                    .with_context(|| format!("POST to {url}"))?;
+                anyhow::ensure!(
+                    resp.status().is_success(),
+                    "POST to {url}: HTTP {}",
+                    resp.status()
+                );
+                Ok(())
+            }
+        }
+    }
+
+    fn flush(&mut self) -> anyhow::Result<()> {
+        if let GenOut::Writer(w) = self {
+            w.flush()?;
+        }
+        Ok(())
+    }
 }
 
 fn main() -> ExitCode {
@@ -260,15 +298,16 @@ fn generate(mut cfg: weir_source::gen::GenConfig, common: GenCommon) -> anyhow::
     cfg.rate = common.rate;
     cfg.seed = common.seed;
     let mut src = weir_source::gen::GenSource::new(&cfg)?;
-    let mut w: Box<dyn Write> = match &common.out {
-        Some(p) => Box::new(std::io::BufWriter::with_capacity(
+    let mut w = match (&common.out, &common.http) {
+        (_, Some(url)) => GenOut::Http(ureq::Agent::new_with_defaults(), url.clone()),
+        (Some(p), None) => GenOut::Writer(Box::new(std::io::BufWriter::with_capacity(
             1 << 20,
             std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?,
-        )),
-        None => Box::new(std::io::BufWriter::with_capacity(
+        ))),
+        (None, None) => GenOut::Writer(Box::new(std::io::BufWriter::with_capacity(
             1 << 20,
             std::io::stdout().lock(),
-        )),
+        ))),
     };
     let mut buf = Vec::with_capacity(1 << 20);
     loop {
@@ -277,7 +316,7 @@ fn generate(mut cfg: weir_source::gen::GenConfig, common: GenCommon) -> anyhow::
             ReadOutcome::Eof => break,
             ReadOutcome::Idle => w.flush()?,
             ReadOutcome::Data => {
-                w.write_all(&buf)?;
+                w.send(&buf)?;
                 if cfg.rate > 0 {
                     w.flush()?;
                 }

@@ -313,3 +313,51 @@ fn gen_ddos_is_deterministic_for_a_seed() {
     assert_eq!(a, gen());
     assert_eq!(String::from_utf8(a).unwrap().lines().count(), 1000);
 }
+
+/// `weir gen ddos --http URL` POSTs the lines to an HTTP endpoint.
+#[test]
+fn gen_posts_to_http() {
+    use std::io::Read;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/ingest", listener.local_addr().unwrap());
+    let server = std::thread::spawn(move || {
+        let mut lines = 0;
+        for conn in listener.incoming().take(1) {
+            let mut conn = conn.unwrap();
+            // One keep-alive connection: read requests until the client closes it.
+            let mut reader = BufReader::new(conn.try_clone().unwrap());
+            loop {
+                let mut len = 0;
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                    break;
+                }
+                loop {
+                    let mut h = String::new();
+                    reader.read_line(&mut h).unwrap();
+                    if h == "\r\n" {
+                        break;
+                    }
+                    if let Some(v) = h.to_ascii_lowercase().strip_prefix("content-length:") {
+                        len = v.trim().parse().unwrap();
+                    }
+                }
+                let mut body = vec![0; len];
+                reader.read_exact(&mut body).unwrap();
+                lines += body.iter().filter(|&&b| b == b'\n').count();
+                conn.write_all(b"HTTP/1.1 204 No Content\r\n\r\n").unwrap();
+            }
+        }
+        lines
+    });
+    let out = weir()
+        .args(["gen", "ddos", "-n", "20000", "--http", &url])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(server.join().unwrap(), 20_000);
+}
