@@ -27,8 +27,9 @@ struct Cli {
 
 const LONG_ABOUT: &str = "\
 weir measures event streams as they pass: it reads logs and events from files, followed files
-and stdin, parses them into typed records, places them in event-time windows and writes the
-results to the terminal or to files, as each window closes.
+and stdin, parses them into typed records, places them in event-time windows, raises
+threshold alerts the moment they are crossed, and writes results to the terminal, files or
+webhooks as each window closes.
 
 A pipeline is a TOML file of named sources, stages and sinks wired by name:
 
@@ -36,6 +37,7 @@ A pipeline is a TOML file of named sources, stages and sinks wired by name:
     weir run examples/http-status.toml --set source.logs.path=/var/log/nginx/access.log
     tail -F access.log | weir run examples/http-status-stdin.toml
     weir check examples/http-status.toml
+    weir run examples/ddos-alert.toml              # 10 DDOS attempts at one IP within 5 min
 
 See README.md for a tour of the pipeline file.";
 
@@ -66,7 +68,7 @@ enum Command {
         #[arg(long = "set", value_name = "KEY=VALUE")]
         sets: Vec<String>,
     },
-    /// Generate synthetic input (deterministic for a seed) to stdout or a file.
+    /// Generate synthetic input (deterministic for a seed) to stdout, a file or an HTTP URL.
     Gen {
         #[command(subcommand)]
         kind: GenKind,
