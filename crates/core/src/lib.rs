@@ -23,6 +23,7 @@ pub mod operator;
 pub mod parse;
 pub mod sink;
 pub mod source;
+pub mod state;
 pub mod time;
 pub mod value;
 pub mod watermark;

@@ -349,7 +349,6 @@ struct KeyWindow {
 /// Everything an [`Aggregate`] must keep across a restart.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct State {
-    version: u32,
     keys: KeyTable,
     open: VecDeque<OpenPane>,
     windows: HashMap<u32, KeyWindow>,
@@ -543,7 +542,6 @@ impl Aggregate {
             pane: gcd(size, slide),
             lateness: cfg.allowed_lateness.ms,
             state: State {
-                version: STATE_VERSION,
                 keys: KeyTable::default(),
                 open: VecDeque::new(),
                 windows: HashMap::new(),
@@ -959,20 +957,11 @@ impl Operator for Aggregate {
     }
 
     fn snapshot(&self) -> Result<Vec<u8>> {
-        postcard::to_stdvec(&self.state)
-            .map_err(|e| Error::State(format!("encoding aggregate state: {e}")))
+        weir_core::state::encode("aggregate", STATE_VERSION, &self.state)
     }
 
     fn restore(&mut self, bytes: &[u8]) -> Result<()> {
-        let state: State = postcard::from_bytes(bytes)
-            .map_err(|e| Error::State(format!("decoding aggregate state: {e}")))?;
-        if state.version != STATE_VERSION {
-            return Err(Error::State(format!(
-                "aggregate state version {} is not {STATE_VERSION}",
-                state.version
-            )));
-        }
-        self.state = state;
+        self.state = weir_core::state::decode("aggregate", STATE_VERSION, bytes)?;
         Ok(())
     }
 }

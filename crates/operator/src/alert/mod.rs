@@ -127,7 +127,6 @@ struct KeyState {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct State {
-    version: u32,
     keys: HashMap<Vec<u8>, KeyState>,
     close: Millis,
     seq: u64,
@@ -239,7 +238,6 @@ impl Alert {
             max_contributors: cfg.max_contributors,
             lateness: cfg.allowed_lateness.ms,
             state: State {
-                version: STATE_VERSION,
                 keys: HashMap::new(),
                 close: MIN_TIME,
                 seq: 0,
@@ -433,20 +431,11 @@ impl Operator for Alert {
     }
 
     fn snapshot(&self) -> Result<Vec<u8>> {
-        postcard::to_stdvec(&self.state)
-            .map_err(|e| Error::State(format!("encoding alert state: {e}")))
+        weir_core::state::encode("alert", STATE_VERSION, &self.state)
     }
 
     fn restore(&mut self, bytes: &[u8]) -> Result<()> {
-        let state: State = postcard::from_bytes(bytes)
-            .map_err(|e| Error::State(format!("decoding alert state: {e}")))?;
-        if state.version != STATE_VERSION {
-            return Err(Error::State(format!(
-                "alert state version {} is not {STATE_VERSION}",
-                state.version
-            )));
-        }
-        self.state = state;
+        self.state = weir_core::state::decode("alert", STATE_VERSION, bytes)?;
         Ok(())
     }
 }

@@ -63,6 +63,8 @@ impl ConditionConfig {
     }
 }
 
+const STATE_VERSION: u32 = 1;
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct State {
     /// Keys whose condition is true (disarmed), with the last window end they were seen in.
@@ -224,13 +226,11 @@ impl Operator for Condition {
     }
 
     fn snapshot(&self) -> Result<Vec<u8>> {
-        postcard::to_stdvec(&self.state)
-            .map_err(|e| Error::State(format!("encoding condition state: {e}")))
+        weir_core::state::encode("condition", STATE_VERSION, &self.state)
     }
 
     fn restore(&mut self, bytes: &[u8]) -> Result<()> {
-        self.state = postcard::from_bytes(bytes)
-            .map_err(|e| Error::State(format!("decoding condition state: {e}")))?;
+        self.state = weir_core::state::decode("condition", STATE_VERSION, bytes)?;
         Ok(())
     }
 }
