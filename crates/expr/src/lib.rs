@@ -345,16 +345,12 @@ fn lit_type(l: &Lit) -> DataType {
     }
 }
 
-fn is_int(t: &DataType) -> bool {
-    t.is_integer()
-}
-
 /// The type both operands are brought to, or `None` when they cannot be compared/combined.
 fn common(a: &DataType, b: &DataType) -> Option<DataType> {
     use DataType as T;
     Some(match (a, b) {
         (T::Null, x) | (x, T::Null) => x.clone(),
-        (x, y) if is_int(x) && is_int(y) => T::Int64,
+        (x, y) if x.is_integer() && y.is_integer() => T::Int64,
         (x, y) if x.is_numeric() && y.is_numeric() => T::Float64,
         (T::Timestamp(..), T::Timestamp(..))
         | (T::Timestamp(..), T::Utf8)

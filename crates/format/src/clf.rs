@@ -19,7 +19,8 @@
 use std::sync::Arc;
 
 use arrow_array::builder::{
-    Int16Builder, StringBuilder, TimestampMillisecondBuilder, UInt16Builder, UInt64Builder,
+    ArrayBuilder, Int16Builder, StringBuilder, TimestampMillisecondBuilder, UInt16Builder,
+    UInt64Builder,
 };
 use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
@@ -541,41 +542,25 @@ impl Parser for ClfParser {
     fn finish(&mut self) -> RecordBatch {
         let rows = std::mem::take(&mut self.rows);
         let c = &mut self.cols;
-        let mut cols: Vec<ArrayRef> = Vec::with_capacity(12);
-        let mut s = |b: &mut Option<StringBuilder>| {
-            if let Some(b) = b {
-                cols.push(Arc::new(b.finish()));
-            }
-        };
-        s(&mut c.host);
-        s(&mut c.ident);
-        s(&mut c.user);
-        if let Some(b) = &mut c.timestamp {
-            cols.push(Arc::new(b.finish()));
+        fn dynb<B: ArrayBuilder>(b: &mut Option<B>) -> Option<&mut dyn ArrayBuilder> {
+            b.as_mut().map(|b| b as &mut dyn ArrayBuilder)
         }
-        if let Some(b) = &mut c.utc_offset {
-            cols.push(Arc::new(b.finish()));
-        }
-        let mut s = |b: &mut Option<StringBuilder>| {
-            if let Some(b) = b {
-                cols.push(Arc::new(b.finish()));
-            }
-        };
-        s(&mut c.method);
-        s(&mut c.path);
-        s(&mut c.protocol);
-        if let Some(b) = &mut c.status {
-            cols.push(Arc::new(b.finish()));
-        }
-        if let Some(b) = &mut c.bytes {
-            cols.push(Arc::new(b.finish()));
-        }
-        if let Some(b) = &mut c.referer {
-            cols.push(Arc::new(b.finish()));
-        }
-        if let Some(b) = &mut c.user_agent {
-            cols.push(Arc::new(b.finish()));
-        }
+        // In schema order (FIELDS); unprojected columns have no builder.
+        let builders = [
+            dynb(&mut c.host),
+            dynb(&mut c.ident),
+            dynb(&mut c.user),
+            dynb(&mut c.timestamp),
+            dynb(&mut c.utc_offset),
+            dynb(&mut c.method),
+            dynb(&mut c.path),
+            dynb(&mut c.protocol),
+            dynb(&mut c.status),
+            dynb(&mut c.bytes),
+            dynb(&mut c.referer),
+            dynb(&mut c.user_agent),
+        ];
+        let cols: Vec<ArrayRef> = builders.into_iter().flatten().map(|b| b.finish()).collect();
         RecordBatch::try_new_with_options(
             self.schema.clone(),
             cols,
