@@ -64,6 +64,8 @@ pub struct SourceDecl {
     pub event_time: Option<EventTimeConfig>,
     /// Longest line accepted.
     pub max_line: ByteSize,
+    /// Lines per second at most (0: unlimited).
+    pub rate: u64,
 }
 
 /// A declared stage.
@@ -94,6 +96,50 @@ pub struct PipelineFile {
     pub stages: Vec<StageDecl>,
     /// Sinks in file order.
     pub sinks: Vec<SinkDecl>,
+    /// A digest of each node's section, by node name: a checkpoint taken by a pipeline whose
+    /// digests differ is not resumed.
+    pub fingerprints: std::collections::BTreeMap<String, String>,
+}
+
+/// Keys that may change between runs without making a checkpoint unusable.
+const FINGERPRINT_FREE: &[&str] = &["rate"];
+
+/// A stable digest of a section (keys sorted; 64-bit FNV-1a of its canonical text).
+fn fingerprint(t: &toml::Table) -> String {
+    fn canon(v: &toml::Value, out: &mut String) {
+        match v {
+            toml::Value::Table(t) => {
+                let mut keys: Vec<&String> = t.keys().collect();
+                keys.sort();
+                out.push('{');
+                for k in keys {
+                    out.push_str(&format!("{k:?}="));
+                    canon(&t[k], out);
+                    out.push(',');
+                }
+                out.push('}');
+            }
+            toml::Value::Array(a) => {
+                out.push('[');
+                for x in a {
+                    canon(x, out);
+                    out.push(',');
+                }
+                out.push(']');
+            }
+            other => out.push_str(&other.to_string()),
+        }
+    }
+    let mut t = t.clone();
+    for k in FINGERPRINT_FREE {
+        t.remove(*k);
+    }
+    let mut text = String::new();
+    canon(&toml::Value::Table(t), &mut text);
+    let h = text.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    format!("{h:016x}")
 }
 
 /// Deserialises `v` into `T`, reporting the full key path below `path` on failure.
@@ -286,14 +332,20 @@ pub fn parse(text: &str, sets: &[String]) -> Result<PipelineFile, Vec<Error>> {
             errors.push(e);
         }
     }
+    let source_sections = sections(&mut doc, "source", &mut errors);
+    let stage_sections = sections(&mut doc, "stage", &mut errors);
+    let sink_sections = sections(&mut doc, "sink", &mut errors);
     let mut file = PipelineFile {
         sources: Vec::new(),
         stages: Vec::new(),
         sinks: Vec::new(),
+        fingerprints: source_sections
+            .iter()
+            .chain(&stage_sections)
+            .chain(&sink_sections)
+            .map(|(n, t)| (n.clone(), fingerprint(t)))
+            .collect(),
     };
-    let source_sections = sections(&mut doc, "source", &mut errors);
-    let stage_sections = sections(&mut doc, "stage", &mut errors);
-    let sink_sections = sections(&mut doc, "sink", &mut errors);
     // Names declared, even by sections with errors, so an input naming them is not reported
     // as unknown on top of their own errors.
     let declared: Vec<String> = source_sections
@@ -353,6 +405,12 @@ pub fn parse(text: &str, sets: &[String]) -> Result<PipelineFile, Vec<Error>> {
                 .unwrap_or(ByteSize::from_bytes(0)),
             None => ByteSize::from_bytes(weir_runtime::DEFAULT_MAX_LINE as u64),
         };
+        let rate = match t.remove("rate") {
+            Some(v) => de::<u64>(v, &format!("{path}.rate"))
+                .map_err(|e| errors.push(e))
+                .unwrap_or(0),
+            None => 0,
+        };
         let kind = kind_of(t, &path, SOURCES, &mut errors);
         if let (Some(kind), Some(format)) = (kind, format) {
             file.sources.push(SourceDecl {
@@ -361,6 +419,7 @@ pub fn parse(text: &str, sets: &[String]) -> Result<PipelineFile, Vec<Error>> {
                 format,
                 event_time,
                 max_line,
+                rate,
             });
         }
     }
@@ -449,6 +508,8 @@ pub struct Plan {
     sinks: Vec<SinkDecl>,
     /// Schema of every node's main output.
     pub schemas: HashMap<String, SchemaRef>,
+    /// Digest of every node's configuration (see [`PipelineFile::fingerprints`]).
+    pub fingerprints: std::collections::BTreeMap<String, String>,
 }
 
 /// Fields of `node`'s main output that its consumers read (`None`: all of them). A stage
@@ -500,6 +561,7 @@ impl Plan {
             sources,
             stages,
             sinks,
+            fingerprints,
         } = file;
         let mut built_sources = Vec::new();
         for (decl, proj) in sources.into_iter().zip(projections) {
@@ -604,6 +666,7 @@ impl Plan {
                 stages: built_stages,
                 sinks,
                 schemas,
+                fingerprints,
             })
         } else {
             Err(errors)
@@ -621,6 +684,7 @@ impl Plan {
                 parser,
                 event_time: decl.event_time,
                 max_line: decl.max_line.bytes as usize,
+                rate: decl.rate,
             });
         }
         for (decl, op) in self.stages {

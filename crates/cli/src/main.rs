@@ -59,6 +59,20 @@ enum Command {
         /// No progress display and no summary.
         #[arg(long, short)]
         quiet: bool,
+        #[command(flatten)]
+        checkpoint: CheckpointArgs,
+    },
+    /// List the checkpoints in a checkpoint directory: epochs, sizes, source positions, age.
+    #[command(
+        long_about = "List the checkpoints in a checkpoint directory, newest first: \
+        epoch, when it was taken, its size, whether the pipeline had finished, and where each \
+        source stood. Damaged checkpoints (missing manifest, truncated or corrupt state, \
+        another format) are listed with the reason; `weir run` skips them and resumes from \
+        the newest intact one."
+    )]
+    Checkpoints {
+        /// The directory given to `weir run --checkpoint-dir`.
+        dir: PathBuf,
     },
     /// Validate a pipeline file and print every problem with its key path.
     Check {
@@ -73,6 +87,38 @@ enum Command {
         #[command(subcommand)]
         kind: GenKind,
     },
+}
+
+/// Checkpoint options of `weir run`.
+#[derive(clap::Args)]
+struct CheckpointArgs {
+    /// Take checkpoints in this directory and, if it holds one, resume from the newest intact
+    /// checkpoint: sources continue at their saved positions, windows and alerts keep their
+    /// state, and file sinks commit rows per checkpoint, so a run killed at any moment and
+    /// restarted writes every row exactly once. Ctrl-C then stops without flushing open
+    /// windows; they resume with the next run.
+    #[arg(long, value_name = "DIR")]
+    checkpoint_dir: Option<PathBuf>,
+    /// Time between checkpoints (file sinks make rows visible at each one).
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = "5s",
+        requires = "checkpoint_dir"
+    )]
+    checkpoint_interval: weir_core::config::Duration,
+    /// Complete checkpoints kept (older ones are removed).
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 3,
+        requires = "checkpoint_dir"
+    )]
+    checkpoint_retain: usize,
+    /// Discard the checkpoints in --checkpoint-dir and start from the beginning (output
+    /// files are written again from the start). Needed after a change to the pipeline.
+    #[arg(long, requires = "checkpoint_dir")]
+    reset_state: bool,
 }
 
 #[derive(Subcommand)]
@@ -170,7 +216,9 @@ fn main() -> ExitCode {
             pipeline,
             sets,
             quiet,
-        } => run(&pipeline, &sets, quiet),
+            checkpoint,
+        } => run(&pipeline, &sets, quiet, &checkpoint),
+        Command::Checkpoints { dir } => list_checkpoints(&dir),
         Command::Check { pipeline, sets } => check(&pipeline, &sets),
         Command::Gen {
             kind: GenKind::Clf { common },
@@ -257,23 +305,152 @@ fn check(pipeline: &std::path::Path, sets: &[String]) -> anyhow::Result<ExitCode
     }
 }
 
-fn run(pipeline: &std::path::Path, sets: &[String], quiet: bool) -> anyhow::Result<ExitCode> {
+/// Opens the checkpoint directory and finds the checkpoint to resume from.
+fn checkpointing(
+    args: &CheckpointArgs,
+    plan: &config::Plan,
+    quiet: bool,
+) -> anyhow::Result<Option<weir_runtime::checkpoint::Checkpointing>> {
+    use weir_runtime::checkpoint::{Checkpointing, Store};
+    let Some(dir) = &args.checkpoint_dir else {
+        return Ok(None);
+    };
+    anyhow::ensure!(
+        args.checkpoint_interval.ms > 0,
+        "--checkpoint-interval must be more than 0"
+    );
+    let store = Store::open(dir, args.checkpoint_retain)?;
+    if args.reset_state {
+        store.reset()?;
+        eprintln!(
+            "weir: --reset-state: removed the checkpoints in {}",
+            dir.display()
+        );
+    }
+    let restore = store.latest()?;
+    if let Some(l) = &restore {
+        for s in &l.skipped {
+            eprintln!("weir: warning: skipped a damaged checkpoint: {s}");
+        }
+        if !quiet {
+            let age = (weir_core::time::now_ms() - l.manifest.created_ms).max(0) as u64;
+            eprintln!(
+                "weir: resuming from checkpoint epoch {} in {} (taken {} ago)",
+                l.manifest.epoch,
+                dir.display(),
+                humantime_ms(age)
+            );
+        }
+    } else if !store.list()?.is_empty() {
+        eprintln!(
+            "weir: warning: no intact checkpoint in {}; starting from the beginning",
+            dir.display()
+        );
+    }
+    Ok(Some(Checkpointing {
+        store,
+        interval: args.checkpoint_interval.to_std(),
+        fingerprints: plan.fingerprints.clone(),
+        restore,
+    }))
+}
+
+/// `1234` ms as `1.2 s`, minutes and hours as `3m 05s`, `2h 07m`.
+fn humantime_ms(ms: u64) -> String {
+    match ms {
+        ms if ms < 60_000 => format!("{:.1} s", ms as f64 / 1000.0),
+        ms if ms < 3_600_000 => format!("{}m {:02}s", ms / 60_000, ms / 1000 % 60),
+        ms => format!("{}h {:02}m", ms / 3_600_000, ms / 60_000 % 60),
+    }
+}
+
+fn list_checkpoints(dir: &std::path::Path) -> anyhow::Result<ExitCode> {
+    anyhow::ensure!(dir.is_dir(), "{} is not a directory", dir.display());
+    let store = weir_runtime::checkpoint::Store::open(dir, usize::MAX)?;
+    let list = store.list()?;
+    if list.is_empty() {
+        println!("{}: no checkpoints", dir.display());
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "{}: {} checkpoint{}, newest first",
+        dir.display(),
+        list.len(),
+        if list.len() == 1 { "" } else { "s" }
+    );
+    let now = weir_core::time::now_ms();
+    for l in &list {
+        match &l.manifest {
+            Ok(m) => {
+                println!(
+                    "  epoch {:>6}  {}  {:>9} ago  {:>9}  {}",
+                    m.epoch,
+                    weir_core::time::format_rfc3339_ms(m.created_ms),
+                    humantime_ms((now - m.created_ms).max(0) as u64),
+                    progress::bytes(m.bytes()),
+                    if m.finished { "finished" } else { "running" },
+                );
+                for n in &m.nodes {
+                    let pos = match &n.position {
+                        Some(p) => format!(
+                            " at byte {}{}",
+                            progress::thousands(p.offset),
+                            p.path
+                                .as_deref()
+                                .map(|p| format!(" of {p}"))
+                                .unwrap_or_default()
+                        ),
+                        None => String::new(),
+                    };
+                    println!(
+                        "      {} {}: {}{}{}",
+                        n.kind,
+                        n.name,
+                        progress::bytes(n.bytes),
+                        pos,
+                        if n.finished { " (finished)" } else { "" }
+                    );
+                }
+            }
+            Err(why) => println!("  epoch {:>6}  DAMAGED: {why}", l.epoch),
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run(
+    pipeline: &std::path::Path,
+    sets: &[String],
+    quiet: bool,
+    ck: &CheckpointArgs,
+) -> anyhow::Result<ExitCode> {
     let plan = match plan(pipeline, sets) {
         Ok(p) => p,
         Err(errors) => return Ok(report(&errors, pipeline)),
     };
+    let checkpointing = checkpointing(ck, &plan, quiet)?;
+    let suspends = checkpointing.is_some();
     // Results printed to the terminal and a progress bar on it would garble each other.
     let results_on_terminal = plan.writes_stdout() && std::io::stdout().is_terminal();
     let show_progress = !quiet && !results_on_terminal;
     let started = std::time::Instant::now();
-    let running = plan.build()?.start()?;
+    let mut pipeline_ = plan.build()?;
+    pipeline_.checkpoint = checkpointing;
+    let running = pipeline_.start()?;
     let stop = running.stop_flag();
     let presses = Arc::new(AtomicUsize::new(0));
     ctrlc::set_handler(move || {
         if presses.fetch_add(1, Ordering::SeqCst) > 0 {
             std::process::exit(130);
         }
-        eprintln!("\nweir: stopping: flushing open windows (Ctrl-C again to exit at once)");
+        if suspends {
+            eprintln!(
+                "\nweir: stopping: taking a final checkpoint; open windows resume with the next \
+                 run (Ctrl-C again to exit at once; the last checkpoint still holds)"
+            );
+        } else {
+            eprintln!("\nweir: stopping: flushing open windows (Ctrl-C again to exit at once)");
+        }
         stop.store(true, Ordering::SeqCst);
     })
     .context("installing the Ctrl-C handler")?;
@@ -287,9 +464,16 @@ fn run(pipeline: &std::path::Path, sets: &[String], quiet: bool) -> anyhow::Resu
     if let Some(d) = display.take() {
         d.finish();
     }
+    let ck_stats = running.checkpoints();
     let nodes = running.join().map_err(|f| anyhow::anyhow!(f))?;
     if !quiet {
         eprint!("{}", progress::summary(&nodes, started.elapsed()));
+        if let (Some(s), Some(dir)) = (ck_stats, &ck.checkpoint_dir) {
+            eprint!(
+                "{}",
+                progress::checkpoint_summary(&s, &dir.display().to_string())
+            );
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -146,6 +146,47 @@ pub fn summary(nodes: &[NodeInfo], wall: Duration) -> String {
     out
 }
 
+/// Byte counts as `812 B`, `3.4 KiB`, `1.2 MiB`.
+pub fn bytes(n: u64) -> String {
+    match n {
+        n if n < 1024 => format!("{n} B"),
+        n if n < 1 << 20 => format!("{:.1} KiB", n as f64 / 1024.0),
+        n => format!("{:.1} MiB", mib(n)),
+    }
+}
+
+/// The checkpoint lines of the summary.
+pub fn checkpoint_summary(s: &weir_runtime::checkpoint::CheckpointStats, dir: &str) -> String {
+    let mut out = String::new();
+    let restored = get(&s.restored_epoch);
+    if restored > 0 {
+        out.push_str(&format!(
+            "  resumed from checkpoint epoch {restored}: {} of state restored in {:.1} ms\n",
+            bytes(get(&s.restored_bytes)),
+            get(&s.restore_us) as f64 / 1000.0
+        ));
+    }
+    let done = get(&s.completed);
+    out.push_str(&format!(
+        "  checkpoints in {dir}: {done} taken{}",
+        match get(&s.failed) {
+            0 => String::new(),
+            f => format!(", {f} FAILED"),
+        }
+    ));
+    if done > 0 {
+        out.push_str(&format!(
+            "; last epoch {} ({}, {:.1} ms from barrier to durable, slowest {:.1} ms)",
+            get(&s.last_epoch),
+            bytes(get(&s.last_bytes)),
+            get(&s.last_us) as f64 / 1000.0,
+            get(&s.max_us) as f64 / 1000.0,
+        ));
+    }
+    out.push('\n');
+    out
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

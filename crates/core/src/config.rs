@@ -29,6 +29,16 @@ impl std::fmt::Display for Duration {
     }
 }
 
+impl std::str::FromStr for Duration {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        parse_duration_ms(s)
+            .map(Duration::from_ms)
+            .map_err(|e| e.to_string())
+    }
+}
+
 impl<'de> Deserialize<'de> for Duration {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;

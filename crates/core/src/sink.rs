@@ -24,4 +24,34 @@ pub trait Sink: Send {
     fn finish(&mut self) -> Result<()> {
         self.flush()
     }
+
+    /// Whether this sink's output is exactly-once when the pipeline runs with checkpoints:
+    /// output is staged per epoch and made visible only when the epoch's checkpoint is durable.
+    /// Sinks that return `false` are at-least-once: after a crash they repeat what followed the
+    /// last checkpoint, so their rows must carry a stable key consumers can deduplicate on.
+    fn exactly_once(&self) -> bool {
+        false
+    }
+
+    /// With checkpoints, called once before anything else. `state` is what
+    /// [`Sink::pre_commit`] returned in the checkpoint being resumed from (`None` on a fresh
+    /// start). The sink finishes that checkpoint's commit if the crash came before it, and
+    /// discards whatever it staged or committed after it.
+    fn recover(&mut self, _state: Option<&[u8]>) -> Result<()> {
+        Ok(())
+    }
+
+    /// With checkpoints: every input has passed the barrier of `epoch`. Stage what was written
+    /// since the previous barrier durably, under `epoch`, and return what [`Sink::recover`]
+    /// needs to commit or discard it after a crash.
+    fn pre_commit(&mut self, _epoch: u64) -> Result<Vec<u8>> {
+        self.flush()?;
+        Ok(Vec::new())
+    }
+
+    /// The checkpoint of `epoch` is durable: make everything staged under epochs up to and
+    /// including it visible. Called in epoch order; must be idempotent.
+    fn commit(&mut self, _epoch: u64) -> Result<()> {
+        Ok(())
+    }
 }

@@ -1,7 +1,7 @@
 //! The watermark generator of a source: bounded out-of-orderness, with an idle timeout after
 //! which event time follows the wall clock so windows close when input stalls.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::config::Duration;
 use crate::time::{Millis, MIN_TIME};
@@ -28,6 +28,13 @@ pub struct EventTimeConfig {
     /// clock, so the last windows of a stalled stream still close. `"0s"` disables it.
     #[serde(default = "default_idle")]
     pub idle_timeout: Duration,
+}
+
+/// A [`WatermarkGen`]'s checkpointed state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WatermarkState {
+    /// The newest event time seen.
+    pub max_ts: Millis,
 }
 
 /// Tracks the newest event time and turns it into watermarks.
@@ -58,6 +65,21 @@ impl WatermarkGen {
         if let Some(t) = max_ts {
             self.max_ts = self.max_ts.max(t);
         }
+        self.last_input_wall = now;
+    }
+
+    /// What survives a restart: the newest event time seen.
+    pub fn state(&self) -> WatermarkState {
+        WatermarkState {
+            max_ts: self.max_ts,
+        }
+    }
+
+    /// Continues from `state` at wall time `now`; the restored watermark is emitted again on
+    /// the next poll, because downstream stages start without one.
+    pub fn restore(&mut self, state: &WatermarkState, now: Millis) {
+        self.max_ts = state.max_ts;
+        self.emitted = MIN_TIME;
         self.last_input_wall = now;
     }
 

@@ -15,14 +15,16 @@
 //! sources, memory stays bounded. Stages are synchronous [`Operator`]s; this crate owns all
 //! threads, timers and channels.
 
+mod align;
+pub mod checkpoint;
 mod node;
 pub mod union;
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use crossbeam_channel::{bounded, Sender};
+use crossbeam_channel::{bounded, unbounded, Sender};
 use weir_core::metrics::NodeMetrics;
 use weir_core::watermark::EventTimeConfig;
 use weir_core::{Error, Message, Operator, Parser, Port, Result, Sink, Source};
@@ -45,6 +47,8 @@ pub struct SourceSpec {
     pub event_time: Option<EventTimeConfig>,
     /// Longest accepted line in bytes.
     pub max_line: usize,
+    /// Lines per second at most (0: as fast as it comes), to replay a file at a given pace.
+    pub rate: u64,
 }
 
 /// A processing stage.
@@ -100,6 +104,8 @@ pub struct Pipeline {
     pub stages: Vec<StageSpec>,
     /// Sinks.
     pub sinks: Vec<SinkSpec>,
+    /// Checkpoints, if the pipeline takes them.
+    pub checkpoint: Option<checkpoint::Checkpointing>,
 }
 
 /// Where a producer sends one of its ports.
@@ -116,6 +122,7 @@ pub struct Running {
     nodes: Vec<NodeInfo>,
     handles: Vec<(String, JoinHandle<Result<()>>)>,
     stop: Arc<AtomicBool>,
+    checkpoints: Option<Arc<checkpoint::CheckpointStats>>,
 }
 
 impl Pipeline {
@@ -124,6 +131,9 @@ impl Pipeline {
     /// Fails if an input names a node that does not exist (the config layer checks this
     /// first, with paths).
     pub fn start(self) -> Result<Running> {
+        if let Some(c) = &self.checkpoint {
+            c.check_compatible()?;
+        }
         let stop = Arc::new(AtomicBool::new(false));
         let mut outputs: std::collections::HashMap<String, Vec<Output>> = Default::default();
         let mut receivers = Vec::new();
@@ -158,14 +168,29 @@ impl Pipeline {
         let mut receivers = receivers.into_iter();
         let mut nodes = Vec::new();
         let mut handles = Vec::new();
-        let mut spawn = |name: String, f: Box<dyn FnOnce() -> Result<()> + Send>| -> Result<()> {
+        let mut ck = self
+            .checkpoint
+            .map(|c| Checkpoints::new(c, &self.sources, &self.stages, &self.sinks, &stop));
+        let mut spawn = |name: String,
+                         f: Box<dyn FnOnce() -> Result<()> + Send>,
+                         failed: Option<Sender<checkpoint::Report>>|
+         -> Result<()> {
+            let run = move || {
+                let res = f();
+                if let (Err(_), Some(tx)) = (&res, failed) {
+                    let _ = tx.send(checkpoint::Report::Failed);
+                }
+                res
+            };
             let h = std::thread::Builder::new()
                 .name(format!("weir-{name}"))
-                .spawn(f)
+                .spawn(run)
                 .map_err(|e| Error::io(format!("starting a thread for {name}"), e))?;
             handles.push((name, h));
             Ok(())
         };
+        let mut node_ck = |name: &str, sink: bool| ck.as_mut().map(|c| c.node(name, sink));
+        let failed = |c: &Option<node::NodeCkpt>| c.as_ref().map(|c| c.ck.reports.clone());
         for s in self.sources {
             let m = Arc::new(NodeMetrics::new());
             nodes.push(NodeInfo {
@@ -176,9 +201,12 @@ impl Pipeline {
             });
             let outs = outputs.remove(&s.name).unwrap_or_default();
             let stop = stop.clone();
+            let c = node_ck(&s.name, false);
+            let f = failed(&c);
             spawn(
                 s.name.clone(),
-                Box::new(move || node::run_source(s, outs, &m, &stop)),
+                Box::new(move || node::run_source(s, outs, &m, &stop, c)),
+                f,
             )?;
         }
         for s in self.stages {
@@ -191,9 +219,13 @@ impl Pipeline {
             });
             let outs = outputs.remove(&s.name).unwrap_or_default();
             let rx = receivers.next().expect("one receiver per stage");
+            let stop = stop.clone();
+            let c = node_ck(&s.name, false);
+            let f = failed(&c);
             spawn(
                 s.name.clone(),
-                Box::new(move || node::run_stage(s, rx, outs, &m)),
+                Box::new(move || node::run_stage(s, rx, outs, &m, &stop, c)),
+                f,
             )?;
         }
         for s in self.sinks {
@@ -205,13 +237,126 @@ impl Pipeline {
                 size_hint: None,
             });
             let rx = receivers.next().expect("one receiver per sink");
-            spawn(s.name.clone(), Box::new(move || node::run_sink(s, rx, &m)))?;
+            let c = node_ck(&s.name, true);
+            let f = failed(&c);
+            spawn(
+                s.name.clone(),
+                Box::new(move || node::run_sink(s, rx, &m, c)),
+                f,
+            )?;
+        }
+        let stats = ck.as_ref().map(|c| c.stats.clone());
+        if let Some(c) = ck {
+            let coordinator = c.into_coordinator();
+            spawn(
+                "checkpoints".into(),
+                Box::new(move || coordinator.run()),
+                None,
+            )?;
         }
         Ok(Running {
             nodes,
             handles,
             stop,
+            checkpoints: stats,
         })
+    }
+}
+
+/// Checkpoint wiring while a pipeline starts: one report channel, per-sink commit channels.
+struct Checkpoints {
+    cfg: checkpoint::Checkpointing,
+    metas: Vec<checkpoint::NodeMeta>,
+    reports: (
+        Sender<checkpoint::Report>,
+        crossbeam_channel::Receiver<checkpoint::Report>,
+    ),
+    commits: Vec<Sender<u64>>,
+    requested: Arc<AtomicU64>,
+    stats: Arc<checkpoint::CheckpointStats>,
+    stop: Arc<AtomicBool>,
+    base_epoch: u64,
+}
+
+impl Checkpoints {
+    fn new(
+        cfg: checkpoint::Checkpointing,
+        sources: &[SourceSpec],
+        stages: &[StageSpec],
+        sinks: &[SinkSpec],
+        stop: &Arc<AtomicBool>,
+    ) -> Self {
+        let names = sources
+            .iter()
+            .map(|s| (&s.name, "source"))
+            .chain(stages.iter().map(|s| (&s.name, "stage")))
+            .chain(sinks.iter().map(|s| (&s.name, "sink")));
+        let metas = names
+            .map(|(name, kind)| checkpoint::NodeMeta {
+                name: name.clone(),
+                kind,
+                fingerprint: cfg.fingerprints.get(name).cloned().unwrap_or_default(),
+            })
+            .collect();
+        let stats = Arc::new(checkpoint::CheckpointStats::default());
+        let base_epoch = cfg.restore.as_ref().map_or(0, |l| l.manifest.epoch);
+        if let Some(l) = &cfg.restore {
+            stats.restored_epoch.store(base_epoch, Ordering::Relaxed);
+            let bytes = l.states.values().map(|s| s.len() as u64).sum();
+            stats.restored_bytes.store(bytes, Ordering::Relaxed);
+        }
+        Checkpoints {
+            cfg,
+            metas,
+            reports: unbounded(),
+            commits: Vec::new(),
+            requested: Arc::new(AtomicU64::new(base_epoch)),
+            stats,
+            stop: stop.clone(),
+            base_epoch,
+        }
+    }
+
+    fn node(&mut self, name: &str, sink: bool) -> node::NodeCkpt {
+        let index = self
+            .metas
+            .iter()
+            .position(|m| m.name == name)
+            .expect("every node has a meta");
+        let commits = sink.then(|| {
+            let (tx, rx) = unbounded();
+            self.commits.push(tx);
+            rx
+        });
+        node::NodeCkpt {
+            ck: checkpoint::NodeCk {
+                node: index,
+                reports: self.reports.0.clone(),
+                requested: self.requested.clone(),
+            },
+            restore: self
+                .cfg
+                .restore
+                .as_mut()
+                .and_then(|l| l.states.remove(name)),
+            base_epoch: self.base_epoch,
+            stats: self.stats.clone(),
+            commits,
+        }
+    }
+
+    fn into_coordinator(self) -> checkpoint::Coordinator {
+        checkpoint::Coordinator {
+            store: self.cfg.store,
+            interval: self.cfg.interval,
+            nodes: self.metas,
+            requested: self.requested,
+            reports: self.reports.1,
+            commits: self.commits,
+            stats: self.stats,
+            stop: self.stop,
+            first_epoch: self.base_epoch + 1,
+        }
     }
 }
 
@@ -225,6 +370,11 @@ impl Running {
     /// flushed and sinks finish, as at the end of a file.
     pub fn stop_flag(&self) -> Arc<AtomicBool> {
         self.stop.clone()
+    }
+
+    /// Checkpoint figures, when the pipeline takes checkpoints.
+    pub fn checkpoints(&self) -> Option<Arc<checkpoint::CheckpointStats>> {
+        self.checkpoints.clone()
     }
 
     /// Whether every node has finished.

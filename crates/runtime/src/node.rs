@@ -1,19 +1,47 @@
 //! The loops that drive one node each.
 
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::TimestampMillisecondType;
 use arrow_array::{Array, RecordBatch};
-use crossbeam_channel::{Receiver, RecvTimeoutError};
+use crossbeam_channel::Receiver;
+use serde::{Deserialize, Serialize};
 use weir_core::deadletter::DeadLetters;
 use weir_core::metrics::NodeMetrics;
 use weir_core::time::{now_ms, Millis, MAX_TIME, MIN_TIME};
-use weir_core::watermark::WatermarkGen;
-use weir_core::{Emitter, Error, Message, Port, ReadOutcome, Result};
+use weir_core::watermark::{WatermarkGen, WatermarkState};
+use weir_core::{Emitter, Error, Message, Port, ReadOutcome, Result, SourcePosition};
 
+use crate::align::{Aligner, Event};
+use crate::checkpoint::{CheckpointStats, NodeCk};
 use crate::{Output, SinkSpec, SourceSpec, StageSpec};
+
+/// A node's part in checkpointing.
+pub(crate) struct NodeCkpt {
+    pub ck: NodeCk,
+    /// Its state in the checkpoint being resumed from.
+    pub restore: Option<Vec<u8>>,
+    /// The epoch resumed from (0: a fresh start).
+    pub base_epoch: u64,
+    pub stats: Arc<CheckpointStats>,
+    /// Sinks: epochs that became durable.
+    pub commits: Option<Receiver<u64>>,
+}
+
+impl NodeCkpt {
+    /// Runs `restore` and adds its time to the restore figures (nodes restore in parallel, so
+    /// the slowest one is the pipeline's restore time).
+    fn timed(&self, restore: impl FnOnce() -> Result<()>) -> Result<()> {
+        let t = Instant::now();
+        restore()?;
+        let us = t.elapsed().as_micros() as u64;
+        self.stats.restore_us.fetch_max(us, Ordering::Relaxed);
+        Ok(())
+    }
+}
 
 /// How often idle nodes wake up: watermark polling, processing-time ticks, sink flushes.
 const TICK: Duration = Duration::from_millis(100);
@@ -21,7 +49,7 @@ const TICK: Duration = Duration::from_millis(100);
 fn send(outputs: &[Output], port: Port, msg: &Message) -> Result<()> {
     for o in outputs
         .iter()
-        .filter(|o| o.port == port || matches!(msg, Message::End))
+        .filter(|o| o.port == port || matches!(msg, Message::End | Message::Barrier(_)))
     {
         o.tx.send((o.input_idx, msg.clone()))
             .map_err(|_| Error::Stopped(o.to.clone()))?;
@@ -66,8 +94,20 @@ fn max_time(batch: &RecordBatch, col: usize) -> Option<Millis> {
     }
 }
 
+/// What a source node keeps across a restart.
+#[derive(Debug, Serialize, Deserialize)]
+struct SourceState {
+    /// Where the next unparsed line starts.
+    position: SourcePosition,
+    line_no: u64,
+    skipping: bool,
+    watermark: Option<WatermarkState>,
+}
+
+const SOURCE_STATE_VERSION: u32 = 1;
+
 /// A source node: reads bytes, frames them into lines, parses, and sends batches, dead
-/// letters and watermarks.
+/// letters, watermarks and checkpoint barriers.
 struct SourceNode<'a> {
     spec: SourceSpec,
     outs: Vec<Output>,
@@ -75,12 +115,18 @@ struct SourceNode<'a> {
     time_col: Option<usize>,
     wm: Option<WatermarkGen>,
     dead: DeadLetters,
-    /// Bytes read but not parsed yet: the partial last line.
+    /// Bytes read but not parsed yet: the partial last line (and, when rate-limited, complete
+    /// lines not yet due).
     buf: Vec<u8>,
     /// Number of the next line.
     line_no: u64,
     /// Inside a line longer than `max_line`, dropping bytes up to its end.
     skipping: bool,
+    ck: Option<NodeCkpt>,
+    /// The newest epoch whose barrier this source sent.
+    injected: u64,
+    /// Rate limit: when it started and lines parsed since.
+    rate_clock: (Instant, u64),
 }
 
 pub(crate) fn run_source(
@@ -88,6 +134,7 @@ pub(crate) fn run_source(
     outs: Vec<Output>,
     m: &NodeMetrics,
     stop: &AtomicBool,
+    ck: Option<NodeCkpt>,
 ) -> Result<()> {
     let time_col = match &spec.event_time {
         Some(et) => Some(spec.parser.schema().index_of(&et.field).map_err(|_| {
@@ -108,7 +155,11 @@ pub(crate) fn run_source(
         buf: Vec::with_capacity(2 * READ_CHUNK),
         line_no: 1,
         skipping: false,
+        injected: ck.as_ref().map_or(0, |c| c.base_epoch),
+        ck,
+        rate_clock: (Instant::now(), 0),
     };
+    node.restore()?;
     node.run(stop)
 }
 
@@ -116,10 +167,73 @@ pub(crate) fn run_source(
 const READ_CHUNK: usize = 1 << 20;
 
 impl SourceNode<'_> {
+    fn restore(&mut self) -> Result<()> {
+        let Some(ck) = &self.ck else {
+            return Ok(());
+        };
+        let Some(bytes) = &ck.restore else {
+            return Ok(());
+        };
+        let st: SourceState = weir_core::state::decode("source", SOURCE_STATE_VERSION, bytes)?;
+        ck.timed(|| self.spec.source.seek(&st.position))?;
+        self.line_no = st.line_no;
+        self.skipping = st.skipping;
+        if let (Some(g), Some(w)) = (self.wm.as_mut(), &st.watermark) {
+            g.restore(w, now_ms());
+        }
+        tracing::info!(source = %self.spec.name, offset = st.position.offset, line = st.line_no, "resuming");
+        Ok(())
+    }
+
+    /// The source's state now; the position is that of the first unparsed line.
+    fn state(&self) -> Result<(Vec<u8>, SourcePosition)> {
+        let mut position = self.spec.source.position();
+        position.offset = position.offset.saturating_sub(self.buf.len() as u64);
+        let st = SourceState {
+            position: position.clone(),
+            line_no: self.line_no,
+            skipping: self.skipping,
+            watermark: self.wm.as_ref().map(WatermarkGen::state),
+        };
+        Ok((
+            weir_core::state::encode("source", SOURCE_STATE_VERSION, &st)?,
+            position,
+        ))
+    }
+
+    /// Sends a barrier if the coordinator asked for a new epoch.
+    fn barrier(&mut self) -> Result<()> {
+        let Some(ck) = &self.ck else {
+            return Ok(());
+        };
+        let epoch = ck.ck.requested.load(Ordering::SeqCst);
+        if epoch <= self.injected {
+            return Ok(());
+        }
+        self.flush_dead()?;
+        let (state, position) = self.state()?;
+        self.ck
+            .as_ref()
+            .expect("checked")
+            .ck
+            .report(Some(epoch), state, Some(position))?;
+        send(&self.outs, Port::Main, &Message::Barrier(epoch))?;
+        self.injected = epoch;
+        Ok(())
+    }
+
     fn run(&mut self, stop: &AtomicBool) -> Result<()> {
         loop {
+            self.barrier()?;
+            let stopped = stop.load(Ordering::Relaxed);
+            if self.spec.rate > 0 && !stopped && memchr::memchr(b'\n', &self.buf).is_some() {
+                // Rate-limited with complete lines waiting: release the ones that are due.
+                self.complete_lines()?;
+                self.after_step()?;
+                continue;
+            }
             let before = self.buf.len();
-            let outcome = if stop.load(Ordering::Relaxed) {
+            let outcome = if stopped {
                 ReadOutcome::Eof
             } else {
                 self.spec.source.read(&mut self.buf, TICK)?
@@ -127,33 +241,81 @@ impl SourceNode<'_> {
             NodeMetrics::add(&self.m.bytes_in, (self.buf.len() - before) as u64);
             match outcome {
                 ReadOutcome::Data => self.complete_lines()?,
-                ReadOutcome::Eof => {
-                    // The last line may lack its newline.
-                    let buf = std::mem::take(&mut self.buf);
-                    if !buf.is_empty() {
-                        self.parse(&buf)?;
-                    }
-                    self.flush_dead()?;
-                    dispatch(&self.outs, self.m, Port::Main, Message::Watermark(MAX_TIME))?;
-                    return send(&self.outs, Port::Main, &Message::End);
-                }
+                ReadOutcome::Eof => return self.end(stopped),
                 ReadOutcome::Idle => {}
             }
-            self.flush_dead()?;
-            if let Some(w) = self.wm.as_mut().and_then(|g| g.poll(now_ms())) {
-                dispatch(&self.outs, self.m, Port::Main, Message::Watermark(w))?;
-            }
+            self.after_step()?;
         }
     }
 
-    /// Parses the complete lines in the buffer and keeps the partial last one.
+    fn after_step(&mut self) -> Result<()> {
+        self.flush_dead()?;
+        if let Some(w) = self.wm.as_mut().and_then(|g| g.poll(now_ms())) {
+            dispatch(&self.outs, self.m, Port::Main, Message::Watermark(w))?;
+        }
+        Ok(())
+    }
+
+    /// The input ended, or the pipeline is stopping. Stopped with checkpoints, the source
+    /// suspends: unparsed bytes stay unread (the restart reads them) and event time does not
+    /// jump to the end, so open windows stay open in the final checkpoint.
+    fn end(&mut self, stopped: bool) -> Result<()> {
+        let suspend = stopped && self.ck.is_some();
+        if !suspend {
+            // The last line may lack its newline.
+            let buf = std::mem::take(&mut self.buf);
+            if !buf.is_empty() {
+                self.parse(&buf)?;
+            }
+        }
+        self.flush_dead()?;
+        if !suspend {
+            dispatch(&self.outs, self.m, Port::Main, Message::Watermark(MAX_TIME))?;
+        }
+        if let Some(ck) = &self.ck {
+            let (state, position) = self.state()?;
+            ck.ck.report(None, state, Some(position))?;
+        }
+        send(&self.outs, Port::Main, &Message::End)
+    }
+
+    /// How many lines the rate limit lets through now (unlimited: `None`).
+    fn due(&mut self) -> Option<u64> {
+        if self.spec.rate == 0 {
+            return None;
+        }
+        let (since, done) = self.rate_clock;
+        let allowed = (since.elapsed().as_secs_f64() * self.spec.rate as f64) as u64;
+        let due = allowed
+            .saturating_sub(done)
+            .min(self.spec.rate.div_ceil(20).max(1));
+        if due == 0 {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        Some(due)
+    }
+
+    /// Parses the complete lines in the buffer (those due, when rate-limited) and keeps the
+    /// rest.
     fn complete_lines(&mut self) -> Result<()> {
         let mut buf = std::mem::take(&mut self.buf);
-        if let Some(cut) = memchr::memrchr(b'\n', &buf) {
+        let cut = match self.due() {
+            None => memchr::memrchr(b'\n', &buf),
+            Some(0) => None,
+            Some(n) => {
+                let mut it = memchr::memchr_iter(b'\n', &buf);
+                let nth = it.nth(n as usize - 1);
+                nth.or_else(|| memchr::memrchr(b'\n', &buf))
+            }
+        };
+        if let Some(cut) = cut {
+            let before = self.line_no;
             self.parse(&buf[..=cut])?;
+            self.rate_clock.1 += self.line_no - before;
             buf.drain(..=cut);
         }
-        if buf.len() > self.spec.max_line {
+        let partial_only = memchr::memchr(b'\n', &buf).is_none();
+        if partial_only && buf.len() > self.spec.max_line {
             if !self.skipping {
                 let reason = format!(
                     "line longer than {} bytes; skipped to the next line",
@@ -168,7 +330,6 @@ impl SourceNode<'_> {
         self.buf = buf;
         Ok(())
     }
-
     fn parse(&mut self, mut chunk: &[u8]) -> Result<()> {
         if self.skipping {
             // The rest of an over-long line: drop up to and including its newline.
@@ -259,8 +420,16 @@ pub(crate) fn run_stage(
     rx: Receiver<(usize, Message)>,
     outs: Vec<Output>,
     m: &NodeMetrics,
+    stop: &AtomicBool,
+    ck: Option<NodeCkpt>,
 ) -> Result<()> {
+    if let Some(c) = &ck {
+        if let Some(bytes) = &c.restore {
+            c.timed(|| s.op.restore(bytes))?;
+        }
+    }
     let mut inputs = Inputs::new(s.inputs.len());
+    let mut al = Aligner::new(rx, s.inputs.len());
     let mut em = Emitter::default();
     let mut last_tick = Instant::now();
     let flush = |em: &mut Emitter| -> Result<()> {
@@ -270,31 +439,46 @@ pub(crate) fn run_stage(
         }
         Ok(())
     };
+    // Stopped with checkpoints: the stage suspends (no end-of-input flush); its state, open
+    // windows included, goes into the final checkpoint.
+    let suspending = || ck.is_some() && stop.load(Ordering::SeqCst);
     loop {
-        match rx.recv_timeout(TICK) {
-            Ok((_, Message::Data(b))) => {
+        match al.next(TICK)? {
+            Event::Msg(_, Message::Data(b)) => {
                 NodeMetrics::add(&m.records_in, b.num_rows() as u64);
                 s.op.on_batch(&b, &mut em)?;
             }
-            Ok((i, Message::Watermark(w))) => {
+            Event::Msg(i, Message::Watermark(w)) => {
                 if let Some(w) = inputs.watermark(i, w) {
                     s.op.on_watermark(w, &mut em)?;
                 }
             }
-            Ok((_, Message::Barrier(_))) => {}
-            Ok((i, Message::End)) => {
-                if let Some(w) = inputs.end(i) {
+            Event::Msg(i, Message::End) => {
+                let suspend = suspending();
+                if let Some(w) = inputs.end(i).filter(|_| !suspend) {
                     s.op.on_watermark(w, &mut em)?;
                 }
                 if inputs.all_ended() {
-                    s.op.on_end(&mut em)?;
+                    if !suspend {
+                        s.op.on_end(&mut em)?;
+                    }
                     flush(&mut em)?;
+                    if let Some(c) = &ck {
+                        c.ck.report(None, s.op.snapshot()?, None)?;
+                    }
                     send(&outs, Port::Main, &Message::End)?;
                     return Ok(());
                 }
             }
-            Err(RecvTimeoutError::Timeout) => {}
-            Err(RecvTimeoutError::Disconnected) => return Err(Error::Stopped("an input".into())),
+            Event::Msg(_, Message::Barrier(_)) => unreachable!("the aligner consumes barriers"),
+            Event::Checkpoint(epoch) => {
+                flush(&mut em)?;
+                if let Some(c) = &ck {
+                    c.ck.report(Some(epoch), s.op.snapshot()?, None)?;
+                }
+                send(&outs, Port::Main, &Message::Barrier(epoch))?;
+            }
+            Event::Idle => {}
         }
         if last_tick.elapsed() >= TICK {
             s.op.on_tick(now_ms(), &mut em)?;
@@ -308,39 +492,75 @@ pub(crate) fn run_sink(
     mut s: SinkSpec,
     rx: Receiver<(usize, Message)>,
     m: &NodeMetrics,
+    ck: Option<NodeCkpt>,
 ) -> Result<()> {
+    if let Some(c) = &ck {
+        c.timed(|| s.sink.recover(c.restore.as_deref()))?;
+    }
     let mut inputs = Inputs::new(s.inputs.len());
+    let mut al = Aligner::new(rx, s.inputs.len());
     let mut dirty = false;
+    let mut last_barrier = ck.as_ref().map_or(0, |c| c.base_epoch);
     loop {
-        match rx.recv_timeout(TICK) {
-            Ok((_, Message::Data(b))) => {
+        if let Some(commits) = ck.as_ref().and_then(|c| c.commits.as_ref()) {
+            while let Ok(epoch) = commits.try_recv() {
+                s.sink.commit(epoch)?;
+            }
+        }
+        match al.next(TICK)? {
+            Event::Msg(_, Message::Data(b)) => {
                 NodeMetrics::add(&m.records_in, b.num_rows() as u64);
                 s.sink.write(&b)?;
                 NodeMetrics::add(&m.records_out, b.num_rows() as u64);
                 NodeMetrics::add(&m.emitted, 1);
                 dirty = true;
             }
-            Ok((i, Message::Watermark(w))) => {
+            Event::Msg(i, Message::Watermark(w)) => {
                 if let Some(w) = inputs.watermark(i, w) {
                     m.watermark.store(w, Ordering::Relaxed);
                     s.sink.on_watermark(w)?;
                 }
             }
-            Ok((_, Message::Barrier(_))) => {}
-            Ok((i, Message::End)) => {
+            Event::Msg(i, Message::End) => {
                 inputs.end(i);
                 if inputs.all_ended() {
-                    s.sink.finish()?;
-                    return Ok(());
+                    return finish_sink(s, ck, last_barrier + 1);
                 }
             }
-            Err(RecvTimeoutError::Timeout) => {
+            Event::Msg(_, Message::Barrier(_)) => unreachable!("the aligner consumes barriers"),
+            Event::Checkpoint(epoch) => {
+                if let Some(c) = &ck {
+                    c.ck.report(Some(epoch), s.sink.pre_commit(epoch)?, None)?;
+                }
+                last_barrier = epoch;
+                dirty = false;
+            }
+            Event::Idle => {
                 if dirty {
                     s.sink.flush()?;
                     dirty = false;
                 }
             }
-            Err(RecvTimeoutError::Disconnected) => return Err(Error::Stopped("an input".into())),
+        }
+    }
+}
+
+/// All inputs ended. With checkpoints, what is left is staged under `label` (one past the last
+/// barrier: no epoch up to the last barrier can hold this final state) and committed once an
+/// epoch at or past it is durable.
+fn finish_sink(mut s: SinkSpec, ck: Option<NodeCkpt>, label: u64) -> Result<()> {
+    let Some(c) = ck else {
+        return s.sink.finish();
+    };
+    c.ck.report(None, s.sink.pre_commit(label)?, None)?;
+    let commits = c.commits.as_ref().expect("sinks get commits");
+    loop {
+        let epoch = commits
+            .recv()
+            .map_err(|_| Error::Stopped("the checkpoint coordinator".into()))?;
+        s.sink.commit(epoch)?;
+        if epoch >= label {
+            return s.sink.finish();
         }
     }
 }

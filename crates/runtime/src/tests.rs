@@ -54,6 +54,7 @@ fn clf_source(name: &str, text: String) -> SourceSpec {
             idle_timeout: Duration::from_ms(0),
         }),
         max_line: 1 << 20,
+        rate: 0,
     }
 }
 
@@ -123,6 +124,7 @@ fn union_of_two_sources_counts_everything_and_sends_dead_letters() {
                 inputs: vec![("b".into(), Port::Errors)],
             },
         ],
+        checkpoint: None,
     };
     let nodes = p.start().unwrap().join().unwrap();
     let batches = out.0.lock().unwrap();
@@ -172,6 +174,7 @@ fn over_long_line_is_a_dead_letter_and_the_next_lines_survive() {
             sink: Box::new(out.clone()),
             inputs: vec![("counts".into(), Port::Main)],
         }],
+        checkpoint: None,
     };
     let nodes = p.start().unwrap().join().unwrap();
     assert_eq!(total(&out.0.lock().unwrap(), "count"), 1);
@@ -198,6 +201,7 @@ fn a_failing_sink_stops_the_pipeline_with_its_own_error() {
             sink: Box::new(Failing),
             inputs: vec![("a".into(), Port::Main)],
         }],
+        checkpoint: None,
     };
     let err = p.start().unwrap().join().unwrap_err();
     assert_eq!(err.node, "out");

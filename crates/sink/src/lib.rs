@@ -18,6 +18,7 @@
 pub mod csv;
 pub mod encode;
 pub mod jsonl;
+mod outfile;
 pub mod stdout;
 pub mod webhook;
 

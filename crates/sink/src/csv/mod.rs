@@ -1,12 +1,12 @@
 //! A CSV file with a header line.
 
-use std::fs::File;
-use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 
 use arrow_array::RecordBatch;
 use serde::Deserialize;
-use weir_core::{Error, Result, Sink};
+use weir_core::{Result, Sink};
+
+use crate::outfile::OutFile;
 
 const fn default_true() -> bool {
     true
@@ -25,19 +25,17 @@ pub struct CsvConfig {
 
 /// The CSV file sink.
 pub struct CsvSink {
-    path: PathBuf,
-    out: BufWriter<File>,
-    header_pending: bool,
+    out: OutFile,
+    header: bool,
     text: String,
 }
 
 impl CsvSink {
-    /// Creates the file.
+    /// A sink for the file, created on the first row (or at the end, empty).
     pub fn create(cfg: &CsvConfig) -> Result<Self> {
         Ok(CsvSink {
-            out: crate::create(&cfg.path)?,
-            path: cfg.path.clone(),
-            header_pending: cfg.header,
+            out: OutFile::new(cfg.path.clone()),
+            header: cfg.header,
             text: String::new(),
         })
     }
@@ -46,20 +44,19 @@ impl CsvSink {
 impl Sink for CsvSink {
     fn write(&mut self, batch: &RecordBatch) -> Result<()> {
         self.text.clear();
-        if std::mem::take(&mut self.header_pending) {
+        // The header goes first in the file, also in a run resumed from a checkpoint.
+        if self.header && self.out.len() == 0 {
             crate::encode::csv_header(batch, &mut self.text);
         }
         for row in 0..batch.num_rows() {
             crate::encode::csv_line(batch, row, &mut self.text);
         }
-        self.out
-            .write_all(self.text.as_bytes())
-            .map_err(|e| Error::io(format!("writing {}", self.path.display()), e))
+        self.out.write(self.text.as_bytes())
     }
 
     fn flush(&mut self) -> Result<()> {
-        self.out
-            .flush()
-            .map_err(|e| Error::io(format!("flushing {}", self.path.display()), e))
+        self.out.flush()
     }
+
+    crate::outfile::delegate_checkpoints!(out);
 }

@@ -1,34 +1,33 @@
 //! A JSON-lines file: one object per row.
 
-use std::fs::File;
-use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 
 use arrow_array::RecordBatch;
 use serde::Deserialize;
-use weir_core::{Error, Result, Sink};
+use weir_core::{Result, Sink};
+
+use crate::outfile::OutFile;
 
 /// `[sink.NAME] type = "jsonl"`: writes each row as a JSON object on its own line.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct JsonlConfig {
-    /// Output file; created with its parent directories, replaced if it exists.
+    /// Output file; created with its parent directories, replaced if it exists (with
+    /// checkpoints, a resumed run continues it instead).
     pub path: PathBuf,
 }
 
 /// The JSON-lines file sink.
 pub struct JsonlSink {
-    path: PathBuf,
-    out: BufWriter<File>,
+    out: OutFile,
     line: String,
 }
 
 impl JsonlSink {
-    /// Creates the file.
+    /// A sink for the file, created on the first row (or at the end, empty).
     pub fn create(cfg: &JsonlConfig) -> Result<Self> {
         Ok(JsonlSink {
-            out: crate::create(&cfg.path)?,
-            path: cfg.path.clone(),
+            out: OutFile::new(cfg.path.clone()),
             line: String::new(),
         })
     }
@@ -38,14 +37,12 @@ impl Sink for JsonlSink {
     fn write(&mut self, batch: &RecordBatch) -> Result<()> {
         self.line.clear();
         crate::encode::json_lines(batch, 0..batch.num_rows(), &mut self.line);
-        self.out
-            .write_all(self.line.as_bytes())
-            .map_err(|e| Error::io(format!("writing {}", self.path.display()), e))
+        self.out.write(self.line.as_bytes())
     }
 
     fn flush(&mut self) -> Result<()> {
-        self.out
-            .flush()
-            .map_err(|e| Error::io(format!("flushing {}", self.path.display()), e))
+        self.out.flush()
     }
+
+    crate::outfile::delegate_checkpoints!(out);
 }

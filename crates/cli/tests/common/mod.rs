@@ -1,0 +1,136 @@
+//! Helpers shared by the end-to-end tests: the golden cases under `tests/golden/`.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+/// The repository root.
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
+}
+
+/// One golden case: `tests/golden/<name>/pipeline.toml` and `expected/<sink>.jsonl`.
+pub struct Case {
+    pub name: String,
+    pub dir: PathBuf,
+    pub pipeline: PathBuf,
+    doc: toml::Table,
+}
+
+impl Case {
+    pub fn new(name: &str) -> Case {
+        let dir = root().join("tests/golden").join(name);
+        let pipeline = dir.join("pipeline.toml");
+        let doc = toml::from_str(&std::fs::read_to_string(&pipeline).unwrap()).unwrap();
+        Case {
+            name: name.into(),
+            dir,
+            pipeline,
+            doc,
+        }
+    }
+
+    fn names(&self, section: &str, ty: Option<&str>) -> Vec<String> {
+        let t = self
+            .doc
+            .get(section)
+            .and_then(|s| s.as_table())
+            .cloned()
+            .unwrap_or_default();
+        t.iter()
+            .filter(|(_, v)| ty.is_none() || v.get("type").and_then(|t| t.as_str()) == ty)
+            .map(|(k, _)| k.clone())
+            .collect()
+    }
+
+    /// Names of the case's JSON-lines sinks (each has an expected file).
+    pub fn jsonl_sinks(&self) -> Vec<String> {
+        self.names("sink", Some("jsonl"))
+    }
+
+    /// Names of its sources.
+    pub fn sources(&self) -> Vec<String> {
+        self.names("source", None)
+    }
+
+    /// The input under ../shared, or `None` (with a message) when it is not there: the golden
+    /// cases that need ../shared/data are skipped on a machine without it.
+    pub fn input(&self) -> Option<PathBuf> {
+        let text = std::fs::read_to_string(&self.pipeline).unwrap();
+        let input = text
+            .lines()
+            .find_map(|l| l.strip_prefix("path = \"../shared/"))
+            .map(|p| root().join("../shared").join(p.trim_end_matches('"')));
+        match input {
+            Some(p) if !p.exists() => {
+                eprintln!(
+                    "skipping golden case {}: {} is not here (../shared/data is optional)",
+                    self.name,
+                    p.display()
+                );
+                None
+            }
+            Some(p) => Some(p),
+            None => panic!("{}: no input path under ../shared", self.name),
+        }
+    }
+
+    pub fn expected_path(&self, sink: &str) -> PathBuf {
+        self.dir.join("expected").join(format!("{sink}.jsonl"))
+    }
+
+    pub fn expected(&self, sink: &str) -> String {
+        let p = self.expected_path(sink);
+        std::fs::read_to_string(&p)
+            .unwrap_or_else(|_| panic!("{} missing; run with UPDATE_GOLDEN=1", p.display()))
+    }
+
+    /// `--set` arguments that send every jsonl sink to `dir/<sink>.jsonl`.
+    pub fn sink_args(&self, dir: &Path) -> Vec<String> {
+        self.jsonl_sinks()
+            .iter()
+            .flat_map(|s| {
+                [
+                    "--set".to_string(),
+                    format!("sink.{s}.path={}", dir.join(format!("{s}.jsonl")).display()),
+                ]
+            })
+            .collect()
+    }
+
+    /// Fails with the first differing line if `got` is not the expected output of `sink`.
+    pub fn assert_output(&self, sink: &str, got: &str, what: &str) {
+        let want = self.expected(sink);
+        if got != want {
+            let first = got.lines().zip(want.lines()).position(|(a, b)| a != b);
+            panic!(
+                "{}/{sink} ({what}): output differs from {} ({} lines vs {} expected; first difference at line {:?})\n got: {:?}\nwant: {:?}",
+                self.name,
+                self.expected_path(sink).display(),
+                got.lines().count(),
+                want.lines().count(),
+                first.map(|i| i + 1),
+                first.and_then(|i| got.lines().nth(i)),
+                first.and_then(|i| want.lines().nth(i)),
+            );
+        }
+    }
+}
+
+/// Drops `"fired_at"` (the wall-clock time an alert left), the one field that differs between
+/// runs.
+pub fn without_wall_clock(text: &str) -> String {
+    text.lines()
+        .map(|l| match l.find(r#","fired_at":""#) {
+            Some(i) => {
+                let rest = &l[i + 13..];
+                let end = rest.find('"').map_or(rest.len(), |e| e + 1);
+                format!("{}{}\n", &l[..i], &rest[end..])
+            }
+            None => format!("{l}\n"),
+        })
+        .collect()
+}

@@ -1,0 +1,330 @@
+//! Exactly-once recovery: every golden case is run with checkpoints while being killed with
+//! SIGKILL at random moments (seeded), restarted until its input is consumed, and its committed
+//! output must equal the golden output of one uninterrupted run, byte for byte.
+//!
+//! The input is replayed at a fixed pace (`rate`, lines/s) so that a run lasts long enough to be
+//! killed many times; checkpoints come every 25 ms.
+
+mod common;
+
+use std::io::Read;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{root, without_wall_clock, Case};
+
+/// Kills per case, at least.
+const KILLS: usize = 20;
+/// Wall time an uninterrupted run of a case should take at the replay pace.
+const RUN_SECS: f64 = 2.5;
+
+/// xorshift64*: a seeded source of kill times, so a failure can be replayed.
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) % n
+    }
+}
+
+fn lines_of(path: &Path) -> u64 {
+    let mut bytes = Vec::new();
+    let f = std::fs::File::open(path).unwrap();
+    if path.extension().is_some_and(|e| e == "gz") {
+        flate2::read::MultiGzDecoder::new(f)
+            .read_to_end(&mut bytes)
+            .unwrap();
+    } else {
+        std::io::BufReader::new(f).read_to_end(&mut bytes).unwrap();
+    }
+    bytes.iter().filter(|b| **b == b'\n').count() as u64
+}
+
+struct Harness {
+    case: Case,
+    out: tempfile::TempDir,
+    rate: u64,
+}
+
+impl Harness {
+    fn new(name: &str) -> Option<Harness> {
+        let case = Case::new(name);
+        let input = case.input()?;
+        let rate = ((lines_of(&input) as f64 / RUN_SECS) as u64).max(100);
+        Some(Harness {
+            case,
+            out: tempfile::tempdir().unwrap(),
+            rate,
+        })
+    }
+
+    fn state(&self) -> std::path::PathBuf {
+        self.out.path().join("state")
+    }
+
+    fn start(&self, extra: &[&str]) -> Child {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_weir"));
+        cmd.current_dir(root())
+            .arg("run")
+            .arg(&self.case.pipeline)
+            .arg("--quiet")
+            .args(self.case.sink_args(self.out.path()))
+            .arg("--checkpoint-dir")
+            .arg(self.state())
+            .args(["--checkpoint-interval", "25ms"])
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for s in self.case.sources() {
+            cmd.arg("--set")
+                .arg(format!("source.{s}.rate={}", self.rate));
+        }
+        cmd.spawn().unwrap()
+    }
+
+    /// Waits for a run to end by itself; fails on an error exit.
+    fn finish(&self, mut child: Child, what: &str) {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                let mut err = String::new();
+                child
+                    .stderr
+                    .take()
+                    .unwrap()
+                    .read_to_string(&mut err)
+                    .unwrap();
+                assert!(status.success(), "{}: {what} failed: {err}", self.case.name);
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{}: {what} did not finish",
+                self.case.name
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Where the newest checkpoint has the sources, summed (bytes of input consumed).
+    fn checkpointed_offset(&self) -> u64 {
+        let Ok(dir) = std::fs::read_dir(self.state()) else {
+            return 0;
+        };
+        let newest = dir
+            .map(|e| e.unwrap().path())
+            .filter(|p| !p.to_string_lossy().ends_with(".tmp"))
+            .max();
+        let Some(newest) = newest else {
+            return 0;
+        };
+        let m: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(newest.join("MANIFEST.json")).unwrap()).unwrap();
+        m["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|n| n["position"]["offset"].as_u64())
+            .sum()
+    }
+
+    /// Runs, killing each run with SIGKILL at a random moment, `kills` times, then once to the
+    /// end. Every kill must land on a running pipeline, and the kills must land at many
+    /// different points of the input (checkpoints kept advancing). Returns the number of runs.
+    fn kill_and_restart(&self, seed: u64, kills: usize) -> usize {
+        let mut rng = Rng(seed | 1);
+        let mut offsets = std::collections::BTreeSet::new();
+        for k in 0..kills {
+            let mut child = self.start(&[]);
+            std::thread::sleep(Duration::from_millis(20 + rng.below(130)));
+            if let Some(status) = child.try_wait().unwrap() {
+                let mut err = String::new();
+                child
+                    .stderr
+                    .take()
+                    .unwrap()
+                    .read_to_string(&mut err)
+                    .unwrap();
+                panic!(
+                    "{}: run {} ended ({status}) before its kill: the input was consumed after \
+                     {k} kills (slow the pace down) {err}",
+                    self.case.name,
+                    k + 1
+                );
+            }
+            child.kill().unwrap();
+            child.wait().unwrap();
+            offsets.insert(self.checkpointed_offset());
+        }
+        assert!(
+            offsets.len() >= kills / 2,
+            "{}: the kills landed at only {} checkpointed positions: {offsets:?}",
+            self.case.name,
+            offsets.len()
+        );
+        self.finish(self.start(&[]), "the last run");
+        kills + 1
+    }
+
+    fn assert_output(&self, what: &str) {
+        for s in self.case.jsonl_sinks() {
+            let got = std::fs::read_to_string(self.out.path().join(format!("{s}.jsonl")))
+                .unwrap_or_default();
+            self.case.assert_output(&s, &without_wall_clock(&got), what);
+            let staging = self.out.path().join(format!(".{s}.jsonl.weir"));
+            let left = std::fs::read_dir(&staging).map_or(0, |d| d.count());
+            assert_eq!(
+                left,
+                0,
+                "{}: staging files left in {}",
+                self.case.name,
+                staging.display()
+            );
+        }
+    }
+}
+
+fn kill_case(name: &str, seed: u64) {
+    let Some(h) = Harness::new(name) else {
+        return;
+    };
+    let runs = h.kill_and_restart(seed, KILLS);
+    h.assert_output(&format!("{KILLS} kills with seed {seed}, {runs} runs"));
+    // Running again after the end reads nothing and writes nothing.
+    h.finish(h.start(&[]), "a run after the end");
+    h.assert_output("a run after the end");
+}
+
+#[test]
+fn kill_nasa_jul95_status() {
+    kill_case("nasa-jul95-status", 1);
+}
+
+#[test]
+fn kill_nasa_aug95_status() {
+    kill_case("nasa-aug95-status", 2);
+}
+
+#[test]
+fn kill_nasa_aug95_error_classes() {
+    kill_case("nasa-aug95-error-classes", 3);
+}
+
+#[test]
+fn kill_nasa_jul95_error_spikes() {
+    kill_case("nasa-jul95-error-spikes", 4);
+}
+
+#[test]
+fn kill_nasa_random_sliding() {
+    kill_case("nasa-random-sliding", 5);
+}
+
+#[test]
+fn kill_apache_combined_hourly() {
+    kill_case("apache-combined-hourly", 6);
+}
+
+/// Every golden case is also run by the kill harness.
+#[test]
+fn every_golden_case_is_killed() {
+    let src = std::fs::read_to_string(root().join("crates/cli/tests/recovery.rs")).unwrap();
+    for entry in std::fs::read_dir(root().join("tests/golden")).unwrap() {
+        let entry = entry.unwrap();
+        if entry.path().is_dir() {
+            let name = entry.file_name().into_string().unwrap();
+            assert!(
+                src.contains(&format!("kill_case(\"{name}\"")),
+                "golden case {name} is not in the kill harness"
+            );
+        }
+    }
+}
+
+/// Ctrl-C with checkpoints suspends: open windows are not flushed, the next run resumes them.
+#[test]
+fn interrupt_suspends_and_the_next_run_resumes() {
+    let Some(h) = Harness::new("nasa-aug95-status") else {
+        return;
+    };
+    for _ in 0..3 {
+        let child = h.start(&[]);
+        std::thread::sleep(Duration::from_millis(400));
+        let ok = Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(ok.success());
+        h.finish(child, "an interrupted run");
+    }
+    h.finish(h.start(&[]), "the last run");
+    h.assert_output("three Ctrl-C stops");
+}
+
+/// The newest checkpoint damaged after a crash: weir warns, resumes from the one before, and
+/// the output is still exactly right (rows committed after that checkpoint are cut and redone).
+#[test]
+fn a_damaged_newest_checkpoint_falls_back_to_the_previous_one() {
+    let Some(h) = Harness::new("nasa-jul95-status") else {
+        return;
+    };
+    let mut child = h.start(&[]);
+    std::thread::sleep(Duration::from_millis(800));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let mut epochs: Vec<_> = std::fs::read_dir(h.state())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| !p.to_string_lossy().ends_with(".tmp"))
+        .collect();
+    epochs.sort();
+    assert!(epochs.len() >= 2, "want two checkpoints, have {epochs:?}");
+    let newest = epochs.last().unwrap();
+    let state = std::fs::read_dir(newest)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().contains("stage-"))
+        .unwrap();
+    let bytes = std::fs::read(&state).unwrap();
+    std::fs::write(&state, &bytes[..bytes.len() / 2]).unwrap();
+
+    let child = h.start(&[]);
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("skipped a damaged checkpoint") && err.contains("bytes, the manifest says"),
+        "{err}"
+    );
+    h.assert_output("resumed from the checkpoint before a damaged one");
+}
+
+/// A pipeline changed since its checkpoint is refused; --reset-state starts over.
+#[test]
+fn a_changed_pipeline_is_refused_until_reset() {
+    let Some(h) = Harness::new("nasa-jul95-status") else {
+        return;
+    };
+    let mut child = h.start(&[]);
+    std::thread::sleep(Duration::from_millis(400));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let out = h
+        .start(&["--set", "stage.counts.window.size=\"10m\""])
+        .wait_with_output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("the pipeline changed since checkpoint epoch")
+            && err.contains("stage counts changed")
+            && err.contains("--reset-state"),
+        "{err}"
+    );
+    h.finish(h.start(&["--reset-state"]), "a run with --reset-state");
+    h.assert_output("after --reset-state");
+}
