@@ -405,7 +405,10 @@ pub fn parse(text: &str, sets: &[String]) -> Result<PipelineFile, Vec<Error>> {
                 .unwrap_or(ByteSize::from_bytes(0)),
             None => ByteSize::from_bytes(weir_runtime::DEFAULT_MAX_LINE as u64),
         };
-        let rate = match t.remove("rate") {
+        // A generator paces itself (its rate also spaces its event times); other sources are
+        // paced by the source node.
+        let is_generator = t.get("type").and_then(|v| v.as_str()) == Some("generator");
+        let rate = match (!is_generator).then(|| t.remove("rate")).flatten() {
             Some(v) => de::<u64>(v, &format!("{path}.rate"))
                 .map_err(|e| errors.push(e))
                 .unwrap_or(0),

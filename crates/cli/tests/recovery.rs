@@ -47,7 +47,10 @@ fn lines_of(path: &Path) -> u64 {
 struct Harness {
     case: Case,
     out: tempfile::TempDir,
-    rate: u64,
+    /// `--set` arguments of every run: the pace, and the example's own overrides.
+    sets: Vec<String>,
+    /// Output of one uninterrupted run, by sink (examples); golden cases have expected files.
+    reference: Option<std::collections::BTreeMap<String, String>>,
 }
 
 impl Harness {
@@ -55,11 +58,53 @@ impl Harness {
         let case = Case::new(name);
         let input = case.input()?;
         let rate = ((lines_of(&input) as f64 / RUN_SECS) as u64).max(100);
+        let sets = case
+            .sources()
+            .iter()
+            .map(|s| format!("source.{s}.rate={rate}"))
+            .collect();
         Some(Harness {
             case,
             out: tempfile::tempdir().unwrap(),
-            rate,
+            sets,
+            reference: None,
         })
+    }
+
+    /// An example pipeline; its expected output comes from one uninterrupted run.
+    fn example(file: &str, sets: &[&str]) -> Harness {
+        let case = Case::at(file, &root().join("examples").join(file));
+        let mut h = Harness {
+            case,
+            out: tempfile::tempdir().unwrap(),
+            sets: sets.iter().map(|s| s.to_string()).collect(),
+            reference: None,
+        };
+        let reference = tempfile::tempdir().unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_weir"))
+            .current_dir(root())
+            .arg("run")
+            .arg(&h.case.pipeline)
+            .arg("--quiet")
+            .args(h.case.sink_args(reference.path()))
+            .args(h.sets.iter().flat_map(|s| ["--set", s]))
+            .stdout(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{file}: reference run failed");
+        let outputs = h
+            .case
+            .jsonl_sinks()
+            .into_iter()
+            .map(|s| {
+                let text =
+                    std::fs::read_to_string(reference.path().join(format!("{s}.jsonl"))).unwrap();
+                assert!(!text.is_empty() || s == "malformed", "{file}: {s} is empty");
+                (s, without_wall_clock(&text))
+            })
+            .collect();
+        h.reference = Some(outputs);
+        h
     }
 
     fn state(&self) -> std::path::PathBuf {
@@ -77,12 +122,9 @@ impl Harness {
             .arg(self.state())
             .args(["--checkpoint-interval", "25ms"])
             .args(extra)
+            .args(self.sets.iter().flat_map(|s| ["--set", s]))
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
-        for s in self.case.sources() {
-            cmd.arg("--set")
-                .arg(format!("source.{s}.rate={}", self.rate));
-        }
         cmd.spawn().unwrap()
     }
 
@@ -174,7 +216,11 @@ impl Harness {
         for s in self.case.jsonl_sinks() {
             let got = std::fs::read_to_string(self.out.path().join(format!("{s}.jsonl")))
                 .unwrap_or_default();
-            self.case.assert_output(&s, &without_wall_clock(&got), what);
+            let got = without_wall_clock(&got);
+            match &self.reference {
+                Some(r) => self.case.assert_same(&s, &got, &r[&s], what),
+                None => self.case.assert_output(&s, &got, what),
+            }
             let staging = self.out.path().join(format!(".{s}.jsonl.weir"));
             let left = std::fs::read_dir(&staging).map_or(0, |d| d.count());
             assert_eq!(
@@ -192,6 +238,10 @@ fn kill_case(name: &str, seed: u64) {
     let Some(h) = Harness::new(name) else {
         return;
     };
+    kill(&h, seed);
+}
+
+fn kill(h: &Harness, seed: u64) {
     let runs = h.kill_and_restart(seed, KILLS);
     h.assert_output(&format!("{KILLS} kills with seed {seed}, {runs} runs"));
     // Running again after the end reads nothing and writes nothing.
@@ -227,6 +277,27 @@ fn kill_nasa_random_sliding() {
 #[test]
 fn kill_apache_combined_hourly() {
     kill_case("apache-combined-hourly", 6);
+}
+
+#[test]
+fn kill_example_http_status() {
+    // The bundled 10,000 lines at 4,000 lines/s; the console sink goes to /dev/null.
+    kill(
+        &Harness::example("http-status.toml", &["source.logs.rate=4000"]),
+        7,
+    );
+}
+
+#[test]
+fn kill_example_ddos_alert() {
+    // The generator resumes by regenerating its seeded lines up to the checkpoint.
+    kill(
+        &Harness::example(
+            "ddos-alert.toml",
+            &["source.events.count=120000", "source.events.rate=48000"],
+        ),
+        8,
+    );
 }
 
 /// Every golden case is also run by the kill harness.
@@ -265,15 +336,16 @@ fn interrupt_suspends_and_the_next_run_resumes() {
     h.assert_output("three Ctrl-C stops");
 }
 
-/// The newest checkpoint damaged after a crash: weir warns, resumes from the one before, and
-/// the output is still exactly right (rows committed after that checkpoint are cut and redone).
+/// The newest checkpoints damaged after a crash: weir warns, resumes from the newest intact
+/// one, cuts the rows committed after it from the output and writes them again, so the output
+/// is still exactly right.
 #[test]
-fn a_damaged_newest_checkpoint_falls_back_to_the_previous_one() {
+fn damaged_newest_checkpoints_fall_back_to_an_older_one() {
     let Some(h) = Harness::new("nasa-jul95-status") else {
         return;
     };
-    let mut child = h.start(&[]);
-    std::thread::sleep(Duration::from_millis(800));
+    let mut child = h.start(&["--checkpoint-retain", "20"]);
+    std::thread::sleep(Duration::from_millis(1200));
     child.kill().unwrap();
     child.wait().unwrap();
     let mut epochs: Vec<_> = std::fs::read_dir(h.state())
@@ -282,25 +354,41 @@ fn a_damaged_newest_checkpoint_falls_back_to_the_previous_one() {
         .filter(|p| !p.to_string_lossy().ends_with(".tmp"))
         .collect();
     epochs.sort();
-    assert!(epochs.len() >= 2, "want two checkpoints, have {epochs:?}");
-    let newest = epochs.last().unwrap();
-    let state = std::fs::read_dir(newest)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| p.to_string_lossy().contains("stage-"))
-        .unwrap();
-    let bytes = std::fs::read(&state).unwrap();
-    std::fs::write(&state, &bytes[..bytes.len() / 2]).unwrap();
-
-    let child = h.start(&[]);
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success());
+    assert!(epochs.len() >= 12, "want 12 checkpoints, have {epochs:?}");
+    // The newest ten (250 ms of input, several windows) lose half of their stage state.
+    for epoch in epochs.iter().rev().take(10) {
+        let state = std::fs::read_dir(epoch)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| p.to_string_lossy().contains("stage-"))
+            .unwrap();
+        let bytes = std::fs::read(&state).unwrap();
+        std::fs::write(&state, &bytes[..bytes.len() / 2]).unwrap();
+    }
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_weir"));
+    cmd.current_dir(root())
+        .env("WEIR_LOG", "info")
+        .arg("run")
+        .arg(&h.case.pipeline)
+        .arg("--quiet")
+        .args(h.case.sink_args(h.out.path()))
+        .arg("--checkpoint-dir")
+        .arg(h.state())
+        .stdout(Stdio::null());
+    let out = cmd.output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("skipped a damaged checkpoint") && err.contains("bytes, the manifest says"),
+    assert!(out.status.success(), "{err}");
+    assert_eq!(
+        err.matches("skipped a damaged checkpoint").count(),
+        10,
         "{err}"
     );
-    h.assert_output("resumed from the checkpoint before a damaged one");
+    assert!(err.contains("bytes, the manifest says"), "{err}");
+    assert!(
+        err.contains("removing rows written after the checkpoint"),
+        "the fallback had no rows to cut; the test proves nothing: {err}"
+    );
+    h.assert_output("resumed from the checkpoint before ten damaged ones");
 }
 
 /// A pipeline changed since its checkpoint is refused; --reset-state starts over.

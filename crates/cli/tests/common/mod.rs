@@ -22,13 +22,19 @@ pub struct Case {
 
 impl Case {
     pub fn new(name: &str) -> Case {
-        let dir = root().join("tests/golden").join(name);
-        let pipeline = dir.join("pipeline.toml");
-        let doc = toml::from_str(&std::fs::read_to_string(&pipeline).unwrap()).unwrap();
+        Case::at(
+            name,
+            &root().join("tests/golden").join(name).join("pipeline.toml"),
+        )
+    }
+
+    /// Any pipeline file (an example), named `name`.
+    pub fn at(name: &str, pipeline: &Path) -> Case {
+        let doc = toml::from_str(&std::fs::read_to_string(pipeline).unwrap()).unwrap();
         Case {
             name: name.into(),
-            dir,
-            pipeline,
+            dir: pipeline.parent().unwrap().to_path_buf(),
+            pipeline: pipeline.to_path_buf(),
             doc,
         }
     }
@@ -103,7 +109,11 @@ impl Case {
 
     /// Fails with the first differing line if `got` is not the expected output of `sink`.
     pub fn assert_output(&self, sink: &str, got: &str, what: &str) {
-        let want = self.expected(sink);
+        self.assert_same(sink, got, &self.expected(sink), what);
+    }
+
+    /// Fails with the first differing line if `got` is not `want`.
+    pub fn assert_same(&self, sink: &str, got: &str, want: &str, what: &str) {
         if got != want {
             let first = got.lines().zip(want.lines()).position(|(a, b)| a != b);
             panic!(

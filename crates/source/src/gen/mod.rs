@@ -415,6 +415,8 @@ pub struct GenSource {
     produced: u64,
     offset: u64,
     started: std::time::Instant,
+    /// Lines skipped by a seek: the rate limit counts from there.
+    skipped: u64,
 }
 
 impl GenSource {
@@ -456,6 +458,7 @@ impl GenSource {
             produced: 0,
             offset: 0,
             started,
+            skipped: 0,
         })
     }
 }
@@ -472,7 +475,7 @@ impl Source for GenSource {
         if self.cfg.rate > 0 {
             let allowed = (self.started.elapsed().as_secs_f64() * self.cfg.rate as f64) as u64;
             let available = allowed
-                .saturating_sub(self.produced)
+                .saturating_sub(self.produced - self.skipped)
                 .min(self.cfg.rate.max(1));
             if available == 0 {
                 std::thread::sleep(wait.min(std::time::Duration::from_millis(1)));
@@ -493,17 +496,72 @@ impl Source for GenSource {
         SourcePosition::at(self.offset)
     }
 
-    fn seek(&mut self, _pos: &SourcePosition) -> Result<()> {
-        Err(Error::config(
-            "checkpoint",
-            "a generator source cannot be resumed",
-        ))
+    /// Generates and discards the lines before `pos`: the same seed gives the same lines.
+    fn seek(&mut self, pos: &SourcePosition) -> Result<()> {
+        if self.cfg.kind == GenKind::Ddos && self.cfg.start.is_none() {
+            return Err(Error::config(
+                "start",
+                "a ddos generator without `start` takes its event times from the clock, so it \
+                 cannot be resumed from a checkpoint; set start = \"<RFC 3339 time>\"",
+            ));
+        }
+        let mut fresh = GenSource::new(&self.cfg)?;
+        let mut line = Vec::with_capacity(1024);
+        while fresh.offset < pos.offset {
+            line.clear();
+            fresh.gen.line(&mut line);
+            fresh.offset += line.len() as u64;
+            fresh.produced += 1;
+        }
+        if fresh.offset != pos.offset || (self.cfg.count > 0 && fresh.produced > self.cfg.count) {
+            return Err(Error::config(
+                "checkpoint",
+                format!(
+                    "byte {} is not a line boundary of this generator's output (were its \
+                     options changed?)",
+                    pos.offset
+                ),
+            ));
+        }
+        fresh.skipped = fresh.produced;
+        *self = fresh;
+        Ok(())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn seek_resumes_the_same_lines() {
+        let mut cfg = GenConfig::new(GenKind::Ddos);
+        cfg.count = 500;
+        cfg.start = Some("2026-11-22T00:00:00Z".into());
+        let mut all = Vec::new();
+        let mut g = GenSource::new(&cfg).unwrap();
+        while g.read(&mut all, std::time::Duration::ZERO).unwrap() == ReadOutcome::Data {}
+        let cut = all
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| **b == b'\n')
+            .nth(199)
+            .unwrap()
+            .0
+            + 1;
+        let mut resumed = GenSource::new(&cfg).unwrap();
+        resumed.seek(&SourcePosition::at(cut as u64)).unwrap();
+        let mut rest = Vec::new();
+        while resumed.read(&mut rest, std::time::Duration::ZERO).unwrap() == ReadOutcome::Data {}
+        assert_eq!(rest, &all[cut..]);
+        assert!(resumed.seek(&SourcePosition::at(cut as u64 + 1)).is_err());
+        cfg.start = None;
+        let err = GenSource::new(&cfg)
+            .unwrap()
+            .seek(&SourcePosition::at(0))
+            .unwrap_err();
+        assert!(err.to_string().contains("set start"), "{err}");
+    }
 
     #[test]
     fn ddos_messages_are_json_with_attack_bursts() {

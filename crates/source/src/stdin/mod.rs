@@ -80,10 +80,18 @@ impl Source for StdinSource {
         SourcePosition::at(self.offset)
     }
 
-    fn seek(&mut self, _pos: &SourcePosition) -> Result<()> {
-        Err(Error::config(
-            "checkpoint",
-            "standard input cannot be resumed; use a file or tail source",
-        ))
+    /// Standard input cannot be rewound: a resumed run keeps the state of the checkpoint and
+    /// reads what the new standard input brings. Lines the old run read after the checkpoint
+    /// are not read again unless the sender repeats them (use a file or tail source for
+    /// exactly-once input).
+    fn seek(&mut self, pos: &SourcePosition) -> Result<()> {
+        if pos.offset > 0 {
+            tracing::warn!(
+                offset = pos.offset,
+                "standard input cannot be rewound: resuming the state, reading the new input \
+                 from its start"
+            );
+        }
+        Ok(())
     }
 }

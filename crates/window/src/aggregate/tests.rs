@@ -209,6 +209,38 @@ fn window_closes_only_when_watermark_reaches_its_end() {
 }
 
 #[test]
+fn restored_windows_fire_on_watermarks_alone() {
+    // Key "a" is open in [0,10s) and sliding windows up to 30s when the snapshot is taken; after
+    // the restore no record of "a" ever arrives, only watermarks: its windows still close, and
+    // its state is released.
+    for window in [tumbling(10_000), sliding(30_000, 10_000)] {
+        let cfg = config(window, 0);
+        let mut op = Aggregate::new(&cfg, in_schema(), "s").unwrap();
+        let mut out = Emitter::default();
+        op.on_batch(&rows(&[(1_000, "a", Some(5))]), &mut out)
+            .unwrap();
+        let snap = op.snapshot().unwrap();
+        let mut again = Aggregate::new(&cfg, in_schema(), "s").unwrap();
+        again.restore(&snap).unwrap();
+        let (mut got, mut late) = (Vec::new(), 0);
+        for wm in [5_000, 10_000, 20_000, 30_000, 40_000] {
+            again.on_watermark(wm, &mut out).unwrap();
+            collect(&mut out, &mut got, &mut late);
+        }
+        let want: Vec<_> = match window.kind {
+            WindowKind::Tumbling => vec![(0, 10_000, "a", 1)],
+            WindowKind::Sliding => vec![
+                (-20_000, 10_000, "a", 1),
+                (-10_000, 20_000, "a", 1),
+                (0, 30_000, "a", 1),
+            ],
+        };
+        assert_eq!(counts(&got), want);
+        assert_eq!(again.state_keys(), 0, "state released");
+    }
+}
+
+#[test]
 fn out_of_order_within_bound_is_counted_late_beyond_is_routed() {
     // events:   5s  3s | wm 10s closes [0,10) | 9s arrives: late | 12s
     let steps = [
