@@ -176,10 +176,11 @@ pub fn checkpoint_summary(s: &weir_runtime::checkpoint::CheckpointStats, dir: &s
     ));
     if done > 0 {
         out.push_str(&format!(
-            "; last epoch {} ({}, {:.1} ms from barrier to durable, slowest {:.1} ms)",
+            "; last epoch {} ({}, {:.1} ms from barrier to durable); largest {}, slowest {:.1} ms",
             get(&s.last_epoch),
             bytes(get(&s.last_bytes)),
             get(&s.last_us) as f64 / 1000.0,
+            bytes(get(&s.max_bytes)),
             get(&s.max_us) as f64 / 1000.0,
         ));
     }

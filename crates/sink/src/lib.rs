@@ -28,12 +28,16 @@ use std::path::Path;
 
 use weir_core::{Error, Result};
 
-/// Creates (or truncates) `path` for writing, making missing parent directories.
-fn create(path: &Path) -> Result<BufWriter<File>> {
+/// Opens `path` for appending (creating it and missing parent directories).
+fn append(path: &Path) -> Result<BufWriter<File>> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)
             .map_err(|e| Error::io(format!("creating directory {}", dir.display()), e))?;
     }
-    let f = File::create(path).map_err(|e| Error::io(format!("creating {}", path.display()), e))?;
+    let f = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(path)
+        .map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
     Ok(BufWriter::with_capacity(1 << 16, f))
 }

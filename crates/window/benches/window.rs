@@ -87,4 +87,73 @@ fn bench(c: &mut Criterion) {
 }
 
 criterion_group!(benches, bench);
-criterion_main!(benches);
+
+/// `n` rows with distinct keys `key-0..key-n` in one 5-minute window.
+fn many_keys(n: usize) -> RecordBatch {
+    use arrow_array::{Int64Array, StringArray, TimestampMillisecondArray};
+    use std::sync::Arc;
+    let ts = TimestampMillisecondArray::from(vec![1_000i64; n]).with_timezone("UTC");
+    let keys = StringArray::from_iter_values(
+        (0..n).map(|i| format!("10.{}.{}.{}", i >> 16, (i >> 8) & 255, i & 255)),
+    );
+    let bytes = Int64Array::from_iter_values((0..n as i64).map(|i| i * 7 % 5000));
+    RecordBatch::try_from_iter([
+        ("timestamp", Arc::new(ts) as _),
+        ("host", Arc::new(keys) as _),
+        ("bytes", Arc::new(bytes) as _),
+    ])
+    .unwrap()
+}
+
+/// Snapshot and restore of an aggregate holding 1 M keys (count and sum per host in an open
+/// window), as a checkpoint takes and a restart reads them.
+fn checkpoint(c: &mut Criterion) {
+    let n = 1_000_000;
+    let input = many_keys(n);
+    let cfg = AggregateConfig {
+        time_field: Some("timestamp".into()),
+        window: WindowSpec::tumbling(300_000),
+        allowed_lateness: weir_core::config::Duration::from_ms(0),
+        group_by: vec!["host".into()],
+        aggregates: vec![
+            AggSpec {
+                func: AggFn::Count,
+                field: None,
+                name: None,
+            },
+            AggSpec {
+                func: AggFn::Sum,
+                field: Some("bytes".into()),
+                name: None,
+            },
+        ],
+    };
+    let mut op = Aggregate::new(&cfg, input.schema(), "bench").unwrap();
+    let mut out = Emitter::default();
+    for chunk in 0..n / 10_000 {
+        op.on_batch(&input.slice(chunk * 10_000, 10_000), &mut out)
+            .unwrap();
+    }
+    assert_eq!(op.state_keys(), n);
+    let snap = op.snapshot().unwrap();
+    eprintln!(
+        "aggregate state of {n} keys: {} bytes, {:.1} bytes per key",
+        snap.len(),
+        snap.len() as f64 / n as f64
+    );
+    let mut group = c.benchmark_group("weir_window::checkpoint_1M_keys");
+    group.sample_size(10);
+    group.throughput(Throughput::Elements(n as u64));
+    group.bench_function("snapshot", |b| b.iter(|| op.snapshot().unwrap().len()));
+    group.bench_function("restore", |b| {
+        b.iter(|| {
+            let mut fresh = Aggregate::new(&cfg, input.schema(), "bench").unwrap();
+            fresh.restore(&snap).unwrap();
+            fresh.state_keys()
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(checkpoints, checkpoint);
+criterion_main!(benches, checkpoints);

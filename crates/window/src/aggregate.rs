@@ -280,6 +280,8 @@ struct OutRows {
 /// last reference goes.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct KeyTable {
+    /// Not in snapshots: rebuilt from `bytes` on restore (keys are stored once).
+    #[serde(skip)]
     ids: HashMap<Vec<u8>, u32>,
     bytes: Vec<Vec<u8>>,
     refs: Vec<u32>,
@@ -325,6 +327,17 @@ impl KeyTable {
     fn live(&self) -> usize {
         self.ids.len()
     }
+
+    /// Rebuilds the key index after a restore.
+    fn reindex(&mut self) {
+        let free: hashbrown::HashSet<u32> = self.free.iter().copied().collect();
+        self.ids = HashMap::with_capacity(self.bytes.len() - free.len());
+        for (id, key) in self.bytes.iter().enumerate() {
+            if !free.contains(&(id as u32)) {
+                self.ids.insert(key.clone(), id as u32);
+            }
+        }
+    }
 }
 
 /// A pane that has not closed yet: for each key (by id) a slot of accumulators, stored flat
@@ -332,6 +345,8 @@ impl KeyTable {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct OpenPane {
     idx: i64,
+    /// Not in snapshots: rebuilt from `ids` on restore.
+    #[serde(skip)]
     slots: HashMap<u32, u32>,
     ids: Vec<u32>,
     accs: Vec<PaneAcc>,
@@ -356,7 +371,7 @@ struct State {
     last_end: Option<Millis>,
 }
 
-const STATE_VERSION: u32 = 2;
+const STATE_VERSION: u32 = 3;
 
 /// The windowed keyed aggregation operator (see the crate docs for semantics).
 pub struct Aggregate {
@@ -961,7 +976,17 @@ impl Operator for Aggregate {
     }
 
     fn restore(&mut self, bytes: &[u8]) -> Result<()> {
-        self.state = weir_core::state::decode("aggregate", STATE_VERSION, bytes)?;
+        let mut state: State = weir_core::state::decode("aggregate", STATE_VERSION, bytes)?;
+        state.keys.reindex();
+        for pane in &mut state.open {
+            pane.slots = pane
+                .ids
+                .iter()
+                .enumerate()
+                .map(|(slot, &id)| (id, slot as u32))
+                .collect();
+        }
+        self.state = state;
         Ok(())
     }
 }

@@ -83,6 +83,8 @@ pub struct CheckpointStats {
     pub last_bytes: AtomicU64,
     /// Time from its request to durable, in microseconds.
     pub last_us: AtomicU64,
+    /// The largest checkpoint of the run, in bytes.
+    pub max_bytes: AtomicU64,
     /// The slowest checkpoint of the run, in microseconds.
     pub max_us: AtomicU64,
     /// Time spent writing state files and the manifest, summed, in microseconds.
@@ -271,6 +273,7 @@ impl Coordinator {
                     s.last_bytes.store(bytes, Ordering::Relaxed);
                     s.last_us.store(took, Ordering::Relaxed);
                     s.max_us.fetch_max(took, Ordering::Relaxed);
+                    s.max_bytes.fetch_max(bytes, Ordering::Relaxed);
                     s.write_us.fetch_add(
                         write_started.elapsed().as_micros() as u64,
                         Ordering::Relaxed,

@@ -2,9 +2,10 @@
 //! exponential backoff and jitter, an optional secret header, and a dead-letter file for rows
 //! that could not be delivered.
 //!
-//! Delivery is at-least-once: a request that timed out may still have arrived, and is retried.
+//! Delivery is at-least-once: a request that timed out may still have arrived, and is retried;
+//! after a crash, a pipeline resumed from its checkpoint sends again the rows that followed it.
 //! Every request carries an `Idempotency-Key` header (the row's `alert_id`, or a hash of the
-//! row) so receivers can drop repeats. A 2xx answer is success; 4xx other than 408 and 429 is
+//! row: window, keys and values, which a replay reproduces) so receivers can drop repeats. A 2xx answer is success; 4xx other than 408 and 429 is
 //! final (the row goes to the dead letters at once); other failures are retried.
 
 use std::collections::BTreeMap;
@@ -99,7 +100,8 @@ pub struct WebhookSink {
 }
 
 impl WebhookSink {
-    /// A sink for `cfg` (creates the dead-letter file if one is configured).
+    /// A sink for `cfg` (opens the dead-letter file, if one is configured, for appending: rows
+    /// that failed in earlier runs stay in it).
     pub fn new(cfg: &WebhookConfig) -> Result<Self> {
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .timeout_global(Some(cfg.timeout.to_std()))
@@ -107,7 +109,7 @@ impl WebhookSink {
             .build()
             .into();
         let dead = match &cfg.dead_letter {
-            Some(p) => Some(crate::create(p)?),
+            Some(p) => Some(crate::append(p)?),
             None => None,
         };
         Ok(WebhookSink {
