@@ -38,6 +38,8 @@ A pipeline is a TOML file of named sources, stages and sinks wired by name:
     tail -F access.log | weir run examples/http-status-stdin.toml
     weir check examples/http-status.toml
     weir run examples/ddos-alert.toml              # 10 DDOS attempts at one IP within 5 min
+    weir run examples/http-status.toml --checkpoint-dir state/   # survives kill -9: rerun resumes
+    weir checkpoints state/
 
 See README.md for a tour of the pipeline file.";
 
@@ -48,7 +50,11 @@ enum Command {
         Results are written as each window closes. On a terminal, progress is shown on stderr \
         and a summary at the end: records read, parsed, malformed (with the first reasons), \
         late, windows emitted, throughput and wall time. Ctrl-C ends the input gracefully: open \
-        windows are flushed and sinks finish; a second Ctrl-C exits at once.")]
+        windows are flushed and sinks finish; a second Ctrl-C exits at once.\n\n\
+        With --checkpoint-dir the run takes checkpoints and resumes from the newest one: kill \
+        it at any moment and run the same command again; JSON-lines and CSV files then hold \
+        every row exactly once (stdout and webhooks are at-least-once). Ctrl-C then takes a \
+        last checkpoint instead of flushing open windows.")]
     Run {
         /// The pipeline file.
         pipeline: PathBuf,
@@ -368,28 +374,32 @@ fn list_checkpoints(dir: &std::path::Path) -> anyhow::Result<ExitCode> {
     anyhow::ensure!(dir.is_dir(), "{} is not a directory", dir.display());
     let store = weir_runtime::checkpoint::Store::open(dir, usize::MAX)?;
     let list = store.list()?;
+    // Written with `?`, so that `weir checkpoints DIR | head` ends quietly.
+    let mut o = std::io::stdout().lock();
     if list.is_empty() {
-        println!("{}: no checkpoints", dir.display());
+        writeln!(o, "{}: no checkpoints", dir.display())?;
         return Ok(ExitCode::SUCCESS);
     }
-    println!(
+    writeln!(
+        o,
         "{}: {} checkpoint{}, newest first",
         dir.display(),
         list.len(),
         if list.len() == 1 { "" } else { "s" }
-    );
+    )?;
     let now = weir_core::time::now_ms();
     for l in &list {
         match &l.manifest {
             Ok(m) => {
-                println!(
+                writeln!(
+                    o,
                     "  epoch {:>6}  {}  {:>9} ago  {:>9}  {}",
                     m.epoch,
                     weir_core::time::format_rfc3339_ms(m.created_ms),
                     humantime_ms((now - m.created_ms).max(0) as u64),
                     progress::bytes(m.bytes()),
                     if m.finished { "finished" } else { "running" },
-                );
+                )?;
                 for n in &m.nodes {
                     let pos = match &n.position {
                         Some(p) => format!(
@@ -402,17 +412,18 @@ fn list_checkpoints(dir: &std::path::Path) -> anyhow::Result<ExitCode> {
                         ),
                         None => String::new(),
                     };
-                    println!(
+                    writeln!(
+                        o,
                         "      {} {}: {}{}{}",
                         n.kind,
                         n.name,
                         progress::bytes(n.bytes),
                         pos,
                         if n.finished { " (finished)" } else { "" }
-                    );
+                    )?;
                 }
             }
-            Err(why) => println!("  epoch {:>6}  DAMAGED: {why}", l.epoch),
+            Err(why) => writeln!(o, "  epoch {:>6}  DAMAGED: {why}", l.epoch)?,
         }
     }
     Ok(ExitCode::SUCCESS)

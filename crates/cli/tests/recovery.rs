@@ -365,6 +365,23 @@ fn damaged_newest_checkpoints_fall_back_to_an_older_one() {
         let bytes = std::fs::read(&state).unwrap();
         std::fs::write(&state, &bytes[..bytes.len() / 2]).unwrap();
     }
+    let listed = Command::new(env!("CARGO_BIN_EXE_weir"))
+        .arg("checkpoints")
+        .arg(h.state())
+        .output()
+        .unwrap();
+    let listed = String::from_utf8_lossy(&listed.stdout);
+    assert_eq!(
+        listed.matches("DAMAGED: stage-counts.state has").count(),
+        10,
+        "{listed}"
+    );
+    assert!(
+        listed.contains("running")
+            && listed.contains("source logs: ")
+            && listed.contains(" at byte "),
+        "{listed}"
+    );
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_weir"));
     cmd.current_dir(root())
         .env("WEIR_LOG", "info")
