@@ -8,6 +8,7 @@ use weir_operator::condition::{Condition, ConditionConfig};
 use weir_operator::filter::{Filter, FilterConfig};
 use weir_sink::csv::{CsvConfig as CsvSinkConfig, CsvSink};
 use weir_sink::jsonl::{JsonlConfig, JsonlSink};
+use weir_sink::parquet::{ParquetConfig, ParquetSink};
 use weir_sink::stdout::{StdoutConfig, StdoutSink};
 use weir_sink::webhook::{WebhookConfig, WebhookSink};
 use weir_source::file::{FileConfig, FileSource};
@@ -155,6 +156,8 @@ pub enum SinkKind {
     Jsonl(JsonlConfig),
     /// `type = "csv"`.
     Csv(CsvSinkConfig),
+    /// `type = "parquet"`.
+    Parquet(ParquetConfig),
     /// `type = "webhook"`.
     Webhook(WebhookConfig),
 }
@@ -164,6 +167,7 @@ pub const SINKS: &[(&str, Ctor<SinkKind>)] = &[
     ("stdout", |v, p| de(v, p).map(SinkKind::Stdout)),
     ("jsonl", |v, p| de(v, p).map(SinkKind::Jsonl)),
     ("csv", |v, p| de(v, p).map(SinkKind::Csv)),
+    ("parquet", |v, p| de(v, p).map(SinkKind::Parquet)),
     ("webhook", |v, p| de(v, p).map(SinkKind::Webhook)),
 ];
 
@@ -174,6 +178,7 @@ impl SinkKind {
             SinkKind::Stdout(c) => Box::new(StdoutSink::new(c)),
             SinkKind::Jsonl(c) => Box::new(JsonlSink::create(c)?),
             SinkKind::Csv(c) => Box::new(CsvSink::create(c)?),
+            SinkKind::Parquet(c) => Box::new(ParquetSink::create(c)?),
             SinkKind::Webhook(c) => Box::new(WebhookSink::new(c)?),
         })
     }

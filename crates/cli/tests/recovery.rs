@@ -51,6 +51,8 @@ struct Harness {
     sets: Vec<String>,
     /// Output of one uninterrupted run, by sink (examples); golden cases have expected files.
     reference: Option<std::collections::BTreeMap<String, String>>,
+    /// Rows of each Parquet table after one uninterrupted run (examples).
+    tables: std::collections::BTreeMap<String, Vec<String>>,
 }
 
 impl Harness {
@@ -68,6 +70,7 @@ impl Harness {
             out: tempfile::tempdir().unwrap(),
             sets,
             reference: None,
+            tables: Default::default(),
         })
     }
 
@@ -79,6 +82,7 @@ impl Harness {
             out: tempfile::tempdir().unwrap(),
             sets: sets.iter().map(|s| s.to_string()).collect(),
             reference: None,
+            tables: Default::default(),
         };
         let reference = tempfile::tempdir().unwrap();
         let out = Command::new(env!("CARGO_BIN_EXE_weir"))
@@ -104,6 +108,16 @@ impl Harness {
             })
             .collect();
         h.reference = Some(outputs);
+        h.tables = h
+            .case
+            .parquet_sinks()
+            .into_iter()
+            .map(|s| {
+                let rows = common::table_rows(&reference.path().join(&s));
+                assert!(!rows.is_empty(), "{file}: table {s} is empty");
+                (s, rows)
+            })
+            .collect();
         h
     }
 
@@ -229,6 +243,30 @@ impl Harness {
                 "{}: staging files left in {}",
                 self.case.name,
                 staging.display()
+            );
+        }
+        for (s, want) in &self.tables {
+            let got = common::table_rows(&self.out.path().join(s));
+            assert!(
+                got == *want,
+                "{}: table {s} ({what}) has {} rows, an uninterrupted run {}; first difference: {:?}",
+                self.case.name,
+                got.len(),
+                want.len(),
+                got.iter().zip(want).find(|(a, b)| a != b)
+            );
+            let staging = self.out.path().join(format!(".{s}.weir"));
+            let left: Vec<_> = std::fs::read_dir(&staging)
+                .map(|d| {
+                    d.map(|e| e.unwrap().path())
+                        .filter(|p| p.is_file())
+                        .collect()
+                })
+                .unwrap_or_default();
+            assert!(
+                left.is_empty(),
+                "{}: staged files left: {left:?}",
+                self.case.name
             );
         }
     }

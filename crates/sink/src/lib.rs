@@ -19,6 +19,7 @@ pub mod csv;
 pub mod encode;
 pub mod jsonl;
 mod outfile;
+pub mod parquet;
 pub mod stdout;
 pub mod webhook;
 

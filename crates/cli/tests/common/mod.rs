@@ -94,16 +94,25 @@ impl Case {
             .unwrap_or_else(|_| panic!("{} missing; run with UPDATE_GOLDEN=1", p.display()))
     }
 
-    /// `--set` arguments that send every jsonl sink to `dir/<sink>.jsonl`.
+    /// Names of its Parquet table sinks.
+    pub fn parquet_sinks(&self) -> Vec<String> {
+        self.names("sink", Some("parquet"))
+    }
+
+    /// `--set` arguments that send every jsonl sink to `dir/<sink>.jsonl` and every Parquet
+    /// table to `dir/<sink>/`.
     pub fn sink_args(&self, dir: &Path) -> Vec<String> {
-        self.jsonl_sinks()
-            .iter()
-            .flat_map(|s| {
-                [
-                    "--set".to_string(),
-                    format!("sink.{s}.path={}", dir.join(format!("{s}.jsonl")).display()),
-                ]
-            })
+        let jsonl = self
+            .jsonl_sinks()
+            .into_iter()
+            .map(|s| (format!("sink.{s}.path"), dir.join(format!("{s}.jsonl"))));
+        let tables = self
+            .parquet_sinks()
+            .into_iter()
+            .map(|s| (format!("sink.{s}.path"), dir.join(&s)));
+        jsonl
+            .chain(tables)
+            .flat_map(|(k, p)| ["--set".to_string(), format!("{k}={}", p.display())])
             .collect()
     }
 
@@ -143,4 +152,57 @@ pub fn without_wall_clock(text: &str) -> String {
             None => format!("{l}\n"),
         })
         .collect()
+}
+
+/// Every row of a Parquet table directory, one line per row (columns rendered by Arrow's
+/// display), sorted: a table's content as a multiset, whatever its file layout.
+pub fn table_rows(table: &Path) -> Vec<String> {
+    use arrow_cast::display::{ArrayFormatter, FormatOptions};
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                walk(&p, out);
+            } else if p.extension().is_some_and(|e| e == "parquet") {
+                out.push(p);
+            }
+        }
+    }
+    let mut files = Vec::new();
+    if table.exists() {
+        walk(table, &mut files);
+    }
+    let mut rows = Vec::new();
+    let opts = FormatOptions::default();
+    for f in files {
+        let reader = ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&f).unwrap())
+            .unwrap()
+            .build()
+            .unwrap();
+        for b in reader {
+            let b = b.unwrap();
+            // Timestamps as epoch milliseconds: named time zones need chrono-tz to display.
+            let cols: Vec<_> = b
+                .columns()
+                .iter()
+                .map(|c| match c.data_type() {
+                    arrow_schema::DataType::Timestamp(_, _) => {
+                        arrow_cast::cast(c, &arrow_schema::DataType::Int64).unwrap()
+                    }
+                    _ => c.clone(),
+                })
+                .collect();
+            let fmts: Vec<_> = cols
+                .iter()
+                .map(|c| ArrayFormatter::try_new(c.as_ref(), &opts).unwrap())
+                .collect();
+            for r in 0..b.num_rows() {
+                let cells: Vec<String> = fmts.iter().map(|f| f.value(r).to_string()).collect();
+                rows.push(cells.join(","));
+            }
+        }
+    }
+    rows.sort();
+    rows
 }
