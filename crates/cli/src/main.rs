@@ -88,11 +88,61 @@ enum Command {
         #[arg(long = "set", value_name = "KEY=VALUE")]
         sets: Vec<String>,
     },
+    /// Run SQL over the result tables that `parquet` sinks write (Apache DataFusion).
+    #[command(
+        long_about = "Run SQL over the result tables that `parquet` sinks write.\n\n\
+        Every directory under the tables directory (default `tables/`, or $WEIR_TABLES) that \
+        holds a `_weir_table.json` is a table named after it, with its columns and types, plus \
+        the partition columns `dt` ('YYYY-MM-DD') and `hour` ('HH'); filters on those read only \
+        the folders they name. A file is in the table as soon as it is committed: no refresh \
+        step. The SQL is DataFusion's (PostgreSQL-like: now(), INTERVAL '1 hour', date_trunc, \
+        window functions, …); errors show the position.\n\n\
+        Examples:\n  \
+        weir query \"SELECT status, sum(count) AS n FROM status_counts WHERE status >= 500 GROUP BY status ORDER BY n DESC\"\n  \
+        weir query --format csv \"SELECT * FROM status_counts WHERE window_end > now() - INTERVAL '1 hour'\""
+    )]
+    Query {
+        /// One SQL statement.
+        sql: String,
+        /// Output: an aligned `table`, `csv` with a header, or `json` (one object per line).
+        #[arg(long, short, value_enum, default_value_t = OutFormat::Table)]
+        format: OutFormat,
+        /// The tables directory.
+        #[arg(
+            long,
+            value_name = "DIR",
+            env = "WEIR_TABLES",
+            default_value = "tables"
+        )]
+        tables: PathBuf,
+    },
+    /// List the result tables: columns, files, rows, time range.
+    Tables {
+        /// The tables directory.
+        #[arg(
+            long,
+            value_name = "DIR",
+            env = "WEIR_TABLES",
+            default_value = "tables"
+        )]
+        tables: PathBuf,
+    },
     /// Generate synthetic input (deterministic for a seed) to stdout, a file or an HTTP URL.
     Gen {
         #[command(subcommand)]
         kind: GenKind,
     },
+}
+
+/// How `weir query` prints rows.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum OutFormat {
+    /// An aligned table.
+    Table,
+    /// CSV with a header line.
+    Csv,
+    /// JSON lines.
+    Json,
 }
 
 /// Checkpoint options of `weir run`.
@@ -225,6 +275,12 @@ fn main() -> ExitCode {
             checkpoint,
         } => run(&pipeline, &sets, quiet, &checkpoint),
         Command::Checkpoints { dir } => list_checkpoints(&dir),
+        Command::Query {
+            sql,
+            format,
+            tables,
+        } => query(&sql, format, &tables),
+        Command::Tables { tables } => list_tables(&tables),
         Command::Check { pipeline, sets } => check(&pipeline, &sets),
         Command::Gen {
             kind: GenKind::Clf { common },
@@ -368,6 +424,66 @@ fn humantime_ms(ms: u64) -> String {
         ms if ms < 3_600_000 => format!("{}m {:02}s", ms / 60_000, ms / 1000 % 60),
         ms => format!("{}h {:02}m", ms / 3_600_000, ms / 60_000 % 60),
     }
+}
+
+fn query(sql: &str, format: OutFormat, root: &std::path::Path) -> anyhow::Result<ExitCode> {
+    let session = weir_query::Session::open(root)?;
+    let rows = match session.query(sql) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("weir: query failed: {e}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let format = match format {
+        OutFormat::Table => weir_query::Format::Table,
+        OutFormat::Csv => weir_query::Format::Csv,
+        OutFormat::Json => weir_query::Format::Json,
+    };
+    let mut o = std::io::stdout().lock();
+    o.write_all(&weir_query::render(&rows, format)?)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn list_tables(root: &std::path::Path) -> anyhow::Result<ExitCode> {
+    let session = weir_query::Session::open(root)?;
+    let mut o = std::io::stdout().lock();
+    if session.tables().is_empty() {
+        writeln!(
+            o,
+            "{}: no tables (a `parquet` sink creates them)",
+            root.display()
+        )?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    for t in session.tables() {
+        let (rows, first, last) = weir_query::table_stats(&session, t)?;
+        writeln!(
+            o,
+            "{}  ({}): {} rows in {} files, {}; partitioned by {}",
+            t.name,
+            t.path.display(),
+            progress::thousands(rows),
+            t.files,
+            progress::bytes(t.bytes),
+            match (&t.meta.partition_field, t.meta.partition) {
+                (Some(f), g) if g != weir_sink::parquet::Granularity::None =>
+                    format!("{g:?} of {f}").to_lowercase(),
+                _ => "nothing".into(),
+            }
+        )?;
+        if let (Some(a), Some(b)) = (first, last) {
+            writeln!(o, "  time range: {a} .. {b}")?;
+        }
+        let cols: Vec<String> = t
+            .meta
+            .columns
+            .iter()
+            .map(|(n, ty)| format!("{n}: {ty}"))
+            .collect();
+        writeln!(o, "  columns: {}", cols.join(", "))?;
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn list_checkpoints(dir: &std::path::Path) -> anyhow::Result<ExitCode> {

@@ -1,0 +1,157 @@
+use std::sync::Arc as StdArc;
+
+use arrow_array::{Int64Array, RecordBatch as Batch60, TimestampMillisecondArray};
+use weir_core::Sink;
+use weir_sink::parquet::{Codec, ParquetConfig, ParquetSink};
+
+use super::*;
+
+const H: i64 = 3_600_000;
+
+/// Writes rows (window_start ms, status, count) into table `name` under `root`.
+fn write_table(root: &Path, name: &str, batches: &[&[(i64, i64, i64)]]) {
+    let cfg = ParquetConfig {
+        path: root.join(name),
+        partition_field: None,
+        partition: Granularity::Hour,
+        compression: Codec::Zstd,
+        roll_size: weir_core::config::ByteSize::from_bytes(1 << 30),
+        roll_interval: weir_core::config::Duration::from_ms(3_600_000),
+    };
+    let mut sink = ParquetSink::create(&cfg).unwrap();
+    for rows in batches {
+        let ts = TimestampMillisecondArray::from(rows.iter().map(|r| r.0).collect::<Vec<_>>())
+            .with_timezone("UTC");
+        let b = Batch60::try_from_iter([
+            ("window_start", StdArc::new(ts) as _),
+            (
+                "status",
+                StdArc::new(Int64Array::from(
+                    rows.iter().map(|r| r.1).collect::<Vec<_>>(),
+                )) as _,
+            ),
+            (
+                "count",
+                StdArc::new(Int64Array::from(
+                    rows.iter().map(|r| r.2).collect::<Vec<_>>(),
+                )) as _,
+            ),
+        ])
+        .unwrap();
+        sink.write(&b).unwrap();
+        // One file per batch, as checkpoints would commit them.
+        sink.flush().unwrap();
+    }
+    sink.finish().unwrap();
+}
+
+fn csv(s: &Session, sql: &str) -> String {
+    String::from_utf8(render(&s.query(sql).unwrap(), Format::Csv).unwrap()).unwrap()
+}
+
+#[test]
+fn sums_over_partitions_and_prunes_by_folder() {
+    let d = tempfile::tempdir().unwrap();
+    write_table(
+        d.path(),
+        "status_counts",
+        &[
+            &[(0, 200, 10), (0, 500, 2)],
+            &[(H, 200, 7), (H, 503, 1)],
+            &[(25 * H, 500, 4)],
+        ],
+    );
+    let s = Session::open(d.path()).unwrap();
+    assert_eq!(s.tables().len(), 1);
+    assert_eq!(
+        csv(
+            &s,
+            "SELECT status, sum(count) AS n FROM status_counts WHERE status >= 500 \
+             GROUP BY status ORDER BY n DESC"
+        ),
+        "status,n\n500,6\n503,1\n"
+    );
+    assert_eq!(
+        csv(
+            &s,
+            "SELECT dt, hour, sum(count) AS n FROM status_counts GROUP BY dt, hour ORDER BY dt, hour"
+        ),
+        "dt,hour,n\n1970-01-01,00,12\n1970-01-01,01,8\n1970-01-02,01,4\n"
+    );
+    // A filter on the folders reads only theirs: the plan lists one file.
+    let plan = csv(
+        &s,
+        "EXPLAIN SELECT count FROM status_counts WHERE dt = '1970-01-02'",
+    );
+    assert!(plan.contains("file_groups={1 group: [["), "{plan}");
+    assert!(csv(
+        &s,
+        "SELECT count(*) AS c FROM status_counts WHERE window_start > now() - INTERVAL '1 hour'"
+    )
+    .ends_with("c\n0\n"));
+    let json = String::from_utf8(
+        render(
+            &s.query("SELECT status FROM status_counts ORDER BY status LIMIT 1")
+                .unwrap(),
+            Format::Json,
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(json, "{\"status\":200}\n");
+    let table =
+        String::from_utf8(render(&s.query("SELECT 1 AS one").unwrap(), Format::Table).unwrap())
+            .unwrap();
+    assert!(table.contains("| one |"), "{table}");
+    let empty = s
+        .query("SELECT status FROM status_counts WHERE status = 1")
+        .unwrap();
+    assert_eq!(
+        render(&empty, Format::Csv).unwrap(),
+        b"status\n",
+        "a header without rows"
+    );
+    let shown = String::from_utf8(render(&empty, Format::Table).unwrap()).unwrap();
+    assert!(shown.contains("| status |"), "{shown}");
+}
+
+#[test]
+fn errors_name_the_position_and_the_tables_that_exist() {
+    let d = tempfile::tempdir().unwrap();
+    write_table(d.path(), "status_counts", &[&[(0, 200, 1)]]);
+    let s = Session::open(d.path()).unwrap();
+    let e = s.query("SELECT status FROM nope").unwrap_err().to_string();
+    assert!(
+        e.contains("nope") && e.contains("tables here: status_counts"),
+        "{e}"
+    );
+    let e = s
+        .query("SELECT status FROM status_counts WHERE")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.ends_with("found: EOF\")\n  SELECT status FROM status_counts WHERE\n                                        ^"),
+        "{e}"
+    );
+    let e = s
+        .query("SELECT status FROM status_counts WHERE status > > 1")
+        .unwrap_err()
+        .to_string();
+    let caret = format!("\n  {}^", " ".repeat(48));
+    assert!(e.contains("Column: 49") && e.ends_with(&caret), "{e}");
+    let e = s
+        .query("SELECT nosuch FROM status_counts")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("nosuch"), "{e}");
+}
+
+#[test]
+fn a_missing_root_is_a_clear_error() {
+    let d = tempfile::tempdir().unwrap();
+    let e = Session::open(&d.path().join("none"))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("cannot read the tables directory"), "{e}");
+}
