@@ -9,6 +9,7 @@ use weir_operator::filter::{Filter, FilterConfig};
 use weir_sink::csv::{CsvConfig as CsvSinkConfig, CsvSink};
 use weir_sink::jsonl::{JsonlConfig, JsonlSink};
 use weir_sink::parquet::{ParquetConfig, ParquetSink};
+use weir_sink::postgres::{PostgresConfig, PostgresSink};
 use weir_sink::stdout::{StdoutConfig, StdoutSink};
 use weir_sink::webhook::{WebhookConfig, WebhookSink};
 use weir_source::file::{FileConfig, FileSource};
@@ -158,6 +159,8 @@ pub enum SinkKind {
     Csv(CsvSinkConfig),
     /// `type = "parquet"`.
     Parquet(ParquetConfig),
+    /// `type = "postgres"`.
+    Postgres(PostgresConfig),
     /// `type = "webhook"`.
     Webhook(WebhookConfig),
 }
@@ -168,6 +171,7 @@ pub const SINKS: &[(&str, Ctor<SinkKind>)] = &[
     ("jsonl", |v, p| de(v, p).map(SinkKind::Jsonl)),
     ("csv", |v, p| de(v, p).map(SinkKind::Csv)),
     ("parquet", |v, p| de(v, p).map(SinkKind::Parquet)),
+    ("postgres", |v, p| de(v, p).map(SinkKind::Postgres)),
     ("webhook", |v, p| de(v, p).map(SinkKind::Webhook)),
 ];
 
@@ -179,6 +183,7 @@ impl SinkKind {
             SinkKind::Jsonl(c) => Box::new(JsonlSink::create(c)?),
             SinkKind::Csv(c) => Box::new(CsvSink::create(c)?),
             SinkKind::Parquet(c) => Box::new(ParquetSink::create(c)?),
+            SinkKind::Postgres(c) => Box::new(PostgresSink::new(c)),
             SinkKind::Webhook(c) => Box::new(WebhookSink::new(c)?),
         })
     }
@@ -187,6 +192,7 @@ impl SinkKind {
     pub fn validate(&self, path: &str) -> Vec<Error> {
         match self {
             SinkKind::Webhook(c) => c.validate(path),
+            SinkKind::Postgres(c) => c.validate(path),
             _ => Vec::new(),
         }
     }

@@ -338,6 +338,61 @@ fn kill_example_ddos_alert() {
     );
 }
 
+/// The http-status example with a PostgreSQL sink (upserts keyed by window and status) on the
+/// server at 127.0.0.1:5432: after 20 kills the table holds exactly the rows of one
+/// uninterrupted run.
+#[test]
+fn kill_example_http_status_into_postgres() {
+    let url = "host=127.0.0.1 port=5432 user=postgres dbname=test";
+    let pg = |sql: &str| {
+        let mut c = postgres::Client::connect(url, postgres::NoTls)
+            .expect("PostgreSQL on 127.0.0.1:5432 (CI has it)");
+        c.batch_execute(sql).unwrap();
+        c
+    };
+    let table = "weir_kill_http_status";
+    pg(&format!("DROP TABLE IF EXISTS {table}, {table}_reference"));
+    let sink = |t: &str| {
+        vec![
+            "sink.pg.type=\"postgres\"".to_string(),
+            "sink.pg.input=\"status_counts\"".to_string(),
+            format!("sink.pg.url=\"{url}\""),
+            format!("sink.pg.table=\"{t}\""),
+            "sink.pg.key=[\"window_start\", \"status\"]".to_string(),
+            "sink.pg.batch_rows=7".to_string(),
+        ]
+    };
+    let mut sets = vec!["source.logs.rate=2500".to_string()];
+    sets.extend(sink(&format!("{table}_reference")));
+    let refs: Vec<&str> = sets.iter().map(String::as_str).collect();
+    let mut h = Harness::example("http-status.toml", &refs);
+    h.sets.truncate(1);
+    h.sets.extend(sink(table));
+    kill(&h, 9);
+    let rows: Vec<String> = pg("")
+        .query(
+            &format!(
+                "SELECT (extract(epoch FROM window_start) * 1000)::bigint, \
+                 (extract(epoch FROM window_end) * 1000)::bigint, status, count::bigint, bytes::bigint FROM {table}"
+            ),
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let (a, b, s, c, n): (i64, i64, i32, i64, Option<i64>) =
+                (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4));
+            let n = n.map(|n| n.to_string()).unwrap_or_default();
+            format!("{a},{b},{s},{c},{n}")
+        })
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let want = &h.tables["warehouse"];
+    assert_eq!(rows.len(), want.len(), "rows in PostgreSQL vs one run");
+    assert_eq!(&rows, want);
+}
+
 /// Every golden case is also run by the kill harness.
 #[test]
 fn every_golden_case_is_killed() {

@@ -20,6 +20,7 @@ pub mod encode;
 pub mod jsonl;
 mod outfile;
 pub mod parquet;
+pub mod postgres;
 pub mod stdout;
 pub mod webhook;
 
