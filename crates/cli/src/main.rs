@@ -116,6 +116,31 @@ enum Command {
         )]
         tables: PathBuf,
     },
+    /// Merge a table's small files, partition by partition, safely while it is queried.
+    #[command(
+        long_about = "Merge a table's small files, partition by partition.\n\n\
+        Each partition folder with two or more files, none newer than --min-age, is rewritten as \
+        one zstd Parquet file, and the folder is swapped for the new one atomically: a query \
+        running at the same time sees either the old files or the merged one, never a row \
+        twice or none (`weir query` plans again if a file it listed was merged away). Files a \
+        running sink commits meanwhile are kept. --min-age keeps compaction off partitions a \
+        sink still writes."
+    )]
+    Compact {
+        /// The table's name (a directory under --tables).
+        table: String,
+        /// Only partitions whose newest file is at least this old.
+        #[arg(long, value_name = "DURATION", default_value = "1h")]
+        min_age: weir_core::config::Duration,
+        /// The tables directory.
+        #[arg(
+            long,
+            value_name = "DIR",
+            env = "WEIR_TABLES",
+            default_value = "tables"
+        )]
+        tables: PathBuf,
+    },
     /// List the result tables: columns, files, rows, time range.
     Tables {
         /// The tables directory.
@@ -281,6 +306,11 @@ fn main() -> ExitCode {
             tables,
         } => query(&sql, format, &tables),
         Command::Tables { tables } => list_tables(&tables),
+        Command::Compact {
+            table,
+            min_age,
+            tables,
+        } => compact(&tables, &table, min_age),
         Command::Check { pipeline, sets } => check(&pipeline, &sets),
         Command::Gen {
             kind: GenKind::Clf { common },
@@ -424,6 +454,28 @@ fn humantime_ms(ms: u64) -> String {
         ms if ms < 3_600_000 => format!("{}m {:02}s", ms / 60_000, ms / 1000 % 60),
         ms => format!("{}h {:02}m", ms / 3_600_000, ms / 60_000 % 60),
     }
+}
+
+fn compact(
+    root: &std::path::Path,
+    table: &str,
+    min_age: weir_core::config::Duration,
+) -> anyhow::Result<ExitCode> {
+    let started = std::time::Instant::now();
+    let r = weir_sink::parquet::compact(&root.join(table), min_age.to_std())?;
+    println!(
+        "{table}: {} partitions merged, {} files into {}, {} rows rewritten in {:.2} s{}",
+        r.partitions,
+        r.files_before,
+        r.files_after,
+        progress::thousands(r.rows),
+        started.elapsed().as_secs_f64(),
+        match r.too_recent {
+            0 => String::new(),
+            n => format!("; {n} partitions written to within {min_age} left alone"),
+        }
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 fn query(sql: &str, format: OutFormat, root: &std::path::Path) -> anyhow::Result<ExitCode> {

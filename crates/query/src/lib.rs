@@ -124,9 +124,10 @@ pub struct Rows {
 
 /// A query session over every table under a root.
 pub struct Session {
-    ctx: SessionContext,
+    ctx: std::sync::Mutex<SessionContext>,
     rt: tokio::runtime::Runtime,
     tables: Vec<Table>,
+    root: PathBuf,
 }
 
 fn partition_cols(g: Granularity) -> Vec<(String, DataType)> {
@@ -159,6 +160,18 @@ impl Session {
             .enable_all()
             .build()
             .map_err(|e| QueryError::Tables(format!("starting the query runtime: {e}")))?;
+        let (ctx, tables) = Self::register(&rt, root)?;
+        Ok(Session {
+            ctx: std::sync::Mutex::new(ctx),
+            rt,
+            tables,
+            root: root.to_path_buf(),
+        })
+    }
+
+    /// A context with every table under `root` (listing caches live in the context, so a
+    /// fresh one sees files as they are now).
+    fn register(rt: &tokio::runtime::Runtime, root: &Path) -> Result<(SessionContext, Vec<Table>)> {
         let ctx =
             SessionContext::new_with_config(SessionConfig::new().with_information_schema(true));
         let tables = find_tables(root)?;
@@ -174,7 +187,7 @@ impl Session {
             rt.block_on(ctx.register_parquet(t.name.as_str(), &path, opts))
                 .map_err(|e| QueryError::Tables(format!("table {}: {e}", t.name)))?;
         }
-        Ok(Session { ctx, rt, tables })
+        Ok((ctx, tables))
     }
 
     /// The tables registered.
@@ -185,9 +198,28 @@ impl Session {
     /// Runs one SQL statement and returns its rows (with the result's schema, so that an
     /// empty result still has its header).
     pub fn query(&self, sql: &str) -> Result<Rows> {
+        // A file that vanished between listing and reading was merged by `weir compact`: plan
+        // again, which lists the merged file instead.
+        let mut attempt = 0;
+        loop {
+            match self.query_once(sql) {
+                Err(QueryError::Sql(m))
+                    if attempt < 3 && (m.contains("No such file") || m.contains("NotFound")) =>
+                {
+                    attempt += 1;
+                    let (ctx, _) = Self::register(&self.rt, &self.root)?;
+                    *self.ctx.lock().expect("not poisoned") = ctx;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn query_once(&self, sql: &str) -> Result<Rows> {
+        let ctx = self.ctx.lock().expect("not poisoned").clone();
         self.rt
             .block_on(async {
-                let df = self.ctx.sql(sql).await?;
+                let df = ctx.sql(sql).await?;
                 let schema = Arc::new(df.schema().as_arrow().clone());
                 Ok::<_, datafusion::error::DataFusionError>(Rows {
                     schema,

@@ -15,7 +15,7 @@ fn write_table(root: &Path, name: &str, batches: &[&[(i64, i64, i64)]]) {
         partition_field: None,
         partition: Granularity::Hour,
         compression: Codec::Zstd,
-        roll_size: weir_core::config::ByteSize::from_bytes(1 << 30),
+        roll_size: weir_core::config::ByteSize::from_bytes(1),
         roll_interval: weir_core::config::Duration::from_ms(3_600_000),
     };
     let mut sink = ParquetSink::create(&cfg).unwrap();
@@ -39,7 +39,7 @@ fn write_table(root: &Path, name: &str, batches: &[&[(i64, i64, i64)]]) {
         ])
         .unwrap();
         sink.write(&b).unwrap();
-        // One file per batch, as checkpoints would commit them.
+        // One file per batch (roll_size 1 B), as checkpoints would commit them.
         sink.flush().unwrap();
     }
     sink.finish().unwrap();
@@ -154,4 +154,59 @@ fn a_missing_root_is_a_clear_error() {
         .unwrap()
         .to_string();
     assert!(e.contains("cannot read the tables directory"), "{e}");
+}
+
+#[test]
+fn queries_during_compaction_see_every_row_once() {
+    let d = tempfile::tempdir().unwrap();
+    // 40 files over 4 hour partitions.
+    let batches: Vec<Vec<(i64, i64, i64)>> = (0..40)
+        .map(|i| vec![((i % 4) * H, 200 + i, i + 1), ((i % 4) * H, 1000 + i, 1)])
+        .collect();
+    let refs: Vec<&[(i64, i64, i64)]> = batches.iter().map(|b| b.as_slice()).collect();
+    write_table(d.path(), "t", &refs);
+    let want = "n,s\n80,860\n";
+    let table = d.path().join("t");
+    assert_eq!(parquet_files(&table).len(), 40);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let reader = {
+        let (root, stop) = (d.path().to_path_buf(), stop.clone());
+        std::thread::spawn(move || {
+            let s = Session::open(&root).unwrap();
+            let mut n = 0;
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) || n < 5 {
+                assert_eq!(
+                    csv(&s, "SELECT count(*) AS n, sum(count) AS s FROM t"),
+                    want
+                );
+                n += 1;
+            }
+            n
+        })
+    };
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    let report = weir_sink::parquet::compact(&table, std::time::Duration::ZERO).unwrap();
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let queries = reader.join().unwrap();
+    assert!(queries >= 5);
+    assert_eq!(
+        (
+            report.partitions,
+            report.files_before,
+            report.files_after,
+            report.rows
+        ),
+        (4, 40, 4, 80)
+    );
+    assert_eq!(parquet_files(&table).len(), 4);
+    let s = Session::open(d.path()).unwrap();
+    assert_eq!(
+        csv(&s, "SELECT count(*) AS n, sum(count) AS s FROM t"),
+        want
+    );
+    // Recent partitions are left alone.
+    write_table(d.path(), "u", &refs);
+    let r = weir_sink::parquet::compact(&d.path().join("u"), std::time::Duration::from_secs(3600))
+        .unwrap();
+    assert_eq!((r.partitions, r.too_recent), (0, 4));
 }

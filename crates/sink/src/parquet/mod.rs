@@ -32,6 +32,10 @@ use serde::{Deserialize, Serialize};
 use weir_core::config::{ByteSize, Duration};
 use weir_core::{Error, Result, Sink};
 
+mod compact;
+
+pub use compact::{compact, Compacted};
+
 /// The table description file in a table directory.
 pub const TABLE_META: &str = "_weir_table.json";
 
