@@ -123,7 +123,10 @@ fn duckdb_and_pyarrow_read_what_weir_query_reads() {
     let said = weir(&["compact", "status_counts", "--min-age", "0s"], tmp.path());
     assert!(said.contains("partitions merged"), "{said}");
     let after = files(&weir(&["tables"], tmp.path()));
-    assert!(after < before, "{before} files before, {after} after: {said}");
+    assert!(
+        after < before,
+        "{before} files before, {after} after: {said}"
+    );
     let again: serde_json::Value = serde_json::from_str(
         weir(
             &[

@@ -1,0 +1,120 @@
+//! Sink throughput: window result rows (window_start, window_end, status, count, bytes) in
+//! batches of 10 000, written as JSON lines, to a Parquet table (zstd, hourly partitions) and
+//! to PostgreSQL (COPY + upsert; skipped if no server on 127.0.0.1:5432).
+
+#![allow(missing_docs)]
+
+use std::sync::Arc;
+
+use arrow_array::{Int64Array, RecordBatch, TimestampMillisecondArray, UInt16Array};
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use weir_core::config::{ByteSize, Duration};
+use weir_core::Sink;
+use weir_sink::jsonl::{JsonlConfig, JsonlSink};
+use weir_sink::parquet::{Codec, Granularity, ParquetConfig, ParquetSink};
+use weir_sink::postgres::{PostgresConfig, PostgresSink};
+
+const ROWS: usize = 200_000;
+const BATCH: usize = 10_000;
+
+fn batches() -> Vec<RecordBatch> {
+    (0..ROWS / BATCH)
+        .map(|b| {
+            let start: Vec<i64> = (0..BATCH)
+                .map(|i| ((b * BATCH + i) / 20) as i64 * 1_000)
+                .collect();
+            let end: Vec<i64> = start.iter().map(|s| s + 300_000).collect();
+            RecordBatch::try_from_iter([
+                (
+                    "window_start",
+                    Arc::new(TimestampMillisecondArray::from(start).with_timezone("UTC")) as _,
+                ),
+                (
+                    "window_end",
+                    Arc::new(TimestampMillisecondArray::from(end).with_timezone("UTC")) as _,
+                ),
+                (
+                    "status",
+                    Arc::new(UInt16Array::from_iter_values(
+                        (0..BATCH).map(|i| 200 + (i % 20) as u16),
+                    )) as _,
+                ),
+                (
+                    "count",
+                    Arc::new(Int64Array::from_iter_values(
+                        (0..BATCH as i64).map(|i| i % 97),
+                    )) as _,
+                ),
+                (
+                    "bytes",
+                    Arc::new(Int64Array::from_iter_values(
+                        (0..BATCH as i64).map(|i| i * 31),
+                    )) as _,
+                ),
+            ])
+            .unwrap()
+        })
+        .collect()
+}
+
+fn run(sink: &mut dyn Sink, input: &[RecordBatch]) {
+    for b in input {
+        sink.write(b).unwrap();
+    }
+    sink.finish().unwrap();
+}
+
+fn bench(c: &mut Criterion) {
+    let input = batches();
+    let dir = tempfile::tempdir().unwrap();
+    let mut g = c.benchmark_group("weir_sink");
+    g.sample_size(10);
+    g.throughput(Throughput::Elements(ROWS as u64));
+    g.bench_function("jsonl", |b| {
+        b.iter(|| {
+            let cfg = JsonlConfig {
+                path: dir.path().join("out.jsonl"),
+            };
+            run(&mut JsonlSink::create(&cfg).unwrap(), &input)
+        })
+    });
+    g.bench_function("parquet_zstd_hourly", |b| {
+        b.iter(|| {
+            let cfg = ParquetConfig {
+                path: dir.path().join("table"),
+                partition_field: None,
+                partition: Granularity::Hour,
+                compression: Codec::Zstd,
+                roll_size: ByteSize::from_bytes(128 << 20),
+                roll_interval: Duration::from_ms(60_000),
+            };
+            run(&mut ParquetSink::create(&cfg).unwrap(), &input)
+        })
+    });
+    let url = "host=127.0.0.1 port=5432 user=postgres dbname=test";
+    match postgres::Client::connect(url, postgres::NoTls) {
+        Ok(mut client) => {
+            g.bench_function("postgres_upsert", |b| {
+                b.iter(|| {
+                    client
+                        .batch_execute("DROP TABLE IF EXISTS weir_bench_sink")
+                        .unwrap();
+                    let cfg = PostgresConfig {
+                        url: url.into(),
+                        table: "weir_bench_sink".into(),
+                        key: vec!["window_start".into(), "status".into()],
+                        batch_rows: BATCH,
+                        retries: 0,
+                        max_backoff: Duration::from_ms(1000),
+                    };
+                    run(&mut PostgresSink::new(&cfg), &input)
+                })
+            });
+        }
+        Err(e) => eprintln!("skipping postgres_upsert: {e}"),
+    }
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
