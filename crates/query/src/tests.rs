@@ -17,6 +17,7 @@ fn write_table(root: &Path, name: &str, batches: &[&[(i64, i64, i64)]]) {
         compression: Codec::Zstd,
         roll_size: weir_core::config::ByteSize::from_bytes(1),
         roll_interval: weir_core::config::Duration::from_ms(3_600_000),
+        compact_after: None,
     };
     let mut sink = ParquetSink::create(&cfg).unwrap();
     for rows in batches {

@@ -87,6 +87,7 @@ fn bench(c: &mut Criterion) {
                 compression: Codec::Zstd,
                 roll_size: ByteSize::from_bytes(128 << 20),
                 roll_interval: Duration::from_ms(60_000),
+                compact_after: None,
             };
             run(&mut ParquetSink::create(&cfg).unwrap(), &input)
         })

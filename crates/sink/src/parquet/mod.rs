@@ -97,6 +97,11 @@ pub struct ParquetConfig {
     /// checkpoints they are committed at every checkpoint.
     #[serde(default = "default_roll_interval")]
     pub roll_interval: Duration,
+    /// Merge small files automatically: partitions whose files are all older than this are
+    /// compacted in the background (as `weir compact` does), at most every 10 minutes.
+    /// Default: off.
+    #[serde(default)]
+    pub compact_after: Option<Duration>,
 }
 
 /// What `_weir_table.json` holds.
@@ -157,7 +162,14 @@ pub struct ParquetSink {
     /// Sequence number of the next file of this epoch.
     seq: u32,
     started: bool,
+    /// The background compaction, and when the last one started.
+    compaction: Option<std::thread::JoinHandle<Result<Compacted>>>,
+    last_compaction: Option<Instant>,
+    compact_every: std::time::Duration,
 }
+
+/// Least time between two automatic compactions.
+const COMPACT_EVERY: std::time::Duration = std::time::Duration::from_secs(600);
 
 fn io(what: String) -> impl FnOnce(std::io::Error) -> Error {
     move |e| Error::io(what, e)
@@ -218,6 +230,9 @@ impl ParquetSink {
             checkpointed: false,
             seq: 0,
             started: false,
+            compaction: None,
+            last_compaction: None,
+            compact_every: COMPACT_EVERY,
         })
     }
 
@@ -356,6 +371,43 @@ impl ParquetSink {
         Ok(())
     }
 
+    /// Starts a background compaction if one is due (see `compact_after`); reports the
+    /// previous one when it has finished.
+    fn maybe_compact(&mut self, wait: bool) -> Result<()> {
+        if let Some(h) = self.compaction.take() {
+            if wait || h.is_finished() {
+                let r = h
+                    .join()
+                    .map_err(|_| Error::Internal("the compaction thread panicked".into()))??;
+                if r.partitions > 0 {
+                    tracing::info!(table = %self.table.display(), partitions = r.partitions, files_before = r.files_before, files_after = r.files_after, "compacted");
+                }
+            } else {
+                self.compaction = Some(h);
+                return Ok(());
+            }
+        }
+        let Some(age) = self.cfg.compact_after else {
+            return Ok(());
+        };
+        if wait
+            || self
+                .last_compaction
+                .is_some_and(|t| t.elapsed() < self.compact_every)
+        {
+            return Ok(());
+        }
+        self.last_compaction = Some(Instant::now());
+        let table = self.table.clone();
+        self.compaction = Some(
+            std::thread::Builder::new()
+                .name("weir-compact".into())
+                .spawn(move || compact(&table, age.to_std()))
+                .map_err(|e| Error::io("starting the compaction thread", e))?,
+        );
+        Ok(())
+    }
+
     /// Moves staged files into the table, in epoch order up to `epoch`.
     fn commit_upto(&mut self, epoch: u64) -> Result<()> {
         let (now, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.staged)
@@ -367,8 +419,12 @@ impl ParquetSink {
             self.publish(&s)?;
             dirs.insert(self.table.join(&s.partition));
         }
+        let committed = !dirs.is_empty();
         for d in dirs {
             fsync_dir(&d)?;
+        }
+        if committed && self.table.join(TABLE_META).exists() {
+            self.maybe_compact(false)?;
         }
         Ok(())
     }
@@ -517,6 +573,7 @@ impl Sink for ParquetSink {
         }
         self.close_all()?;
         self.commit_upto(u64::MAX)?;
+        self.maybe_compact(true)?;
         if self.staging.exists() && Self::files(&self.staging)?.is_empty() {
             let _ = fs::remove_dir_all(&self.staging);
         }

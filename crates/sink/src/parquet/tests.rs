@@ -26,6 +26,7 @@ fn cfg(dir: &Path) -> ParquetConfig {
         compression: Codec::Zstd,
         roll_size: ByteSize::from_bytes(128 << 20),
         roll_interval: Duration::from_ms(60_000),
+        compact_after: None,
     }
 }
 
@@ -153,4 +154,25 @@ fn a_partition_field_that_is_not_a_timestamp_is_refused() {
     let mut s = ParquetSink::create(&c).unwrap();
     let err = s.write(&batch(&[(0, 1)])).unwrap_err().to_string();
     assert!(err.contains("\"count\" is Int64, not a timestamp"), "{err}");
+}
+
+#[test]
+fn compact_after_merges_old_partitions_in_the_background() {
+    let d = tempfile::tempdir().unwrap();
+    let mut c = cfg(d.path());
+    c.roll_size = ByteSize::from_bytes(1); // a file per write
+    c.compact_after = Some(Duration::from_ms(0));
+    let mut s = ParquetSink::create(&c).unwrap();
+    s.compact_every = std::time::Duration::ZERO;
+    for i in 0..12 {
+        s.write(&batch(&[(i % 2 * H, i)])).unwrap();
+        // Let a running compaction finish so the next commit starts another.
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    s.finish().unwrap();
+    let (files, rows) = read(&c.path);
+    let mut want: Vec<(i64, i64)> = (0..12).map(|i| (i % 2 * H, i)).collect();
+    want.sort();
+    assert_eq!(rows, want, "every row once");
+    assert!(files.len() < 12, "small files merged: {files:?}");
 }
