@@ -15,7 +15,8 @@ rm -rf "$DIR" && mkdir -p "$DIR"
 echo "# $(date -u +%Y-%m-%dT%H:%MZ) $(nproc) cores; writing $FILES files ..." >&2
 python3 bench/make_table.py "$DIR/many" "$FILES"
 SQL="SELECT status, sum(count) AS n, sum(bytes) AS b FROM many GROUP BY status ORDER BY status"
-PRUNED="SELECT sum(count) AS n FROM many WHERE dt = (SELECT min(dt) FROM many) AND hour = '00'"
+FIRST=$($WEIR query --tables "$DIR" --format csv "SELECT min(dt) AS d FROM many" | tail -1)
+PRUNED="SELECT sum(count) AS n FROM many WHERE dt = '$FIRST' AND hour = '00'"
 median() { printf "%s\n" "$@" | sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
 timed() { # label sql
   local ts=()
