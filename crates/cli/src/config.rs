@@ -652,6 +652,12 @@ impl Plan {
             pending = rest;
         }
         for s in &sinks {
+            // Sinks that need particular columns check them now, with the key path.
+            if let [i] = s.inputs.as_slice() {
+                if let Some(schema) = port_schema.get(&(i.node.clone(), i.port)) {
+                    errors.extend(s.kind.check_schema(&format!("sink.{}", s.name), schema));
+                }
+            }
             for i in &s.inputs {
                 if !port_schema.contains_key(&(i.node.clone(), i.port))
                     && port_schema.keys().any(|(n, _)| n == &i.node)

@@ -196,4 +196,13 @@ impl SinkKind {
             _ => Vec::new(),
         }
     }
+
+    /// Checks the config against the schema of the sink's input.
+    pub fn check_schema(&self, path: &str, schema: &arrow_schema::Schema) -> Vec<Error> {
+        match self {
+            SinkKind::Postgres(c) => c.check_schema(path, schema),
+            SinkKind::Parquet(c) => c.check_schema(path, schema),
+            _ => Vec::new(),
+        }
+    }
 }

@@ -200,3 +200,42 @@ where = "status >= 500 AND method <> 'HEAD'"
         "{errs:?}"
     );
 }
+
+#[test]
+fn table_sinks_check_their_columns_against_the_input() {
+    let text = r#"
+[source.logs]
+type = "file"
+path = "x.log"
+format = { type = "clf" }
+event_time = { field = "timestamp" }
+
+[stage.c]
+type = "aggregate"
+input = "logs"
+time_field = "timestamp"
+window = { type = "tumbling", size = "5m" }
+group_by = ["status"]
+aggregates = [{ fn = "count" }]
+
+[sink.pg]
+type = "postgres"
+input = "c"
+url = "host=127.0.0.1"
+table = "t"
+key = ["window_start", "stauts"]
+
+[sink.pq]
+type = "parquet"
+input = "c"
+path = "tables/x"
+partition_field = "count"
+"#;
+    assert_eq!(
+        errors(text),
+        [
+            "sink.pg.key: the input has no column \"stauts\"; it has window_start, window_end, status, count",
+            "sink.pq.partition_field: \"count\" is Int64, not a timestamp",
+        ]
+    );
+}

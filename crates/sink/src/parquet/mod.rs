@@ -104,6 +104,23 @@ pub struct ParquetConfig {
     pub compact_after: Option<Duration>,
 }
 
+impl ParquetConfig {
+    /// Checks `partition_field` against the input's schema.
+    pub fn check_schema(&self, path: &str, schema: &arrow_schema::Schema) -> Vec<Error> {
+        let Some(f) = &self.partition_field else {
+            return Vec::new();
+        };
+        let problem = match schema.column_with_name(f) {
+            None => format!("the input has no column {f:?}"),
+            Some((_, fld)) if !matches!(fld.data_type(), DataType::Timestamp(_, _)) => {
+                format!("{f:?} is {}, not a timestamp", fld.data_type())
+            }
+            Some(_) => return Vec::new(),
+        };
+        vec![Error::config(format!("{path}.partition_field"), problem)]
+    }
+}
+
 /// What `_weir_table.json` holds.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TableMeta {

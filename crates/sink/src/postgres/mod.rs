@@ -71,6 +71,25 @@ impl PostgresConfig {
         }
         errors
     }
+
+    /// Checks the key columns and column types against the input's schema.
+    pub fn check_schema(&self, path: &str, schema: &arrow_schema::Schema) -> Vec<Error> {
+        let mut errors = Vec::new();
+        for k in &self.key {
+            if schema.column_with_name(k).is_none() {
+                errors.push(Error::config(
+                    format!("{path}.key"),
+                    format!("the input has no column {k:?}; it has {}", names(schema)),
+                ));
+            }
+        }
+        for f in schema.fields() {
+            if let Err(e) = pg_type(f.data_type()) {
+                errors.push(Error::config(format!("{path}.input"), e.to_string()));
+            }
+        }
+        errors
+    }
 }
 
 /// Why a transaction failed.
@@ -115,6 +134,15 @@ fn ident(name: &str) -> String {
         .map(|p| format!("\"{}\"", p.replace('"', "\"\"")))
         .collect::<Vec<_>>()
         .join(".")
+}
+
+fn names(schema: &arrow_schema::Schema) -> String {
+    schema
+        .fields()
+        .iter()
+        .map(|f| f.name().as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn pg_type(t: &DataType) -> Result<&'static str> {
