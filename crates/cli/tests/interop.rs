@@ -21,6 +21,21 @@ fn weir(args: &[&str], dir: &std::path::Path) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// Rows, sums and partitions of status_counts, as `weir query` sees them.
+fn totals(dir: &std::path::Path) -> serde_json::Value {
+    let out = weir(
+        &[
+            "query",
+            "--format",
+            "json",
+            "SELECT count(*) AS rows, sum(count) AS sum_count, sum(bytes) AS sum_bytes, \
+             count(DISTINCT dt) AS dts FROM status_counts",
+        ],
+        dir,
+    );
+    serde_json::from_str(out.trim()).unwrap()
+}
+
 #[test]
 fn duckdb_and_pyarrow_read_what_weir_query_reads() {
     let have = Command::new("python3")
@@ -57,20 +72,7 @@ fn duckdb_and_pyarrow_read_what_weir_query_reads() {
         ],
         tmp.path(),
     );
-    let ours: serde_json::Value = serde_json::from_str(
-        weir(
-            &[
-                "query",
-                "--format",
-                "json",
-                "SELECT count(*) AS rows, sum(count) AS sum_count, sum(bytes) AS sum_bytes, \
-                 count(DISTINCT dt) AS dts FROM status_counts",
-            ],
-            tmp.path(),
-        )
-        .trim(),
-    )
-    .unwrap();
+    let ours = totals(tmp.path());
     assert_eq!(
         ours["sum_count"], 10_000,
         "every line of the sample counted once"
@@ -127,19 +129,6 @@ fn duckdb_and_pyarrow_read_what_weir_query_reads() {
         after < before,
         "{before} files before, {after} after: {said}"
     );
-    let again: serde_json::Value = serde_json::from_str(
-        weir(
-            &[
-                "query",
-                "--format",
-                "json",
-                "SELECT count(*) AS rows, sum(count) AS sum_count, sum(bytes) AS sum_bytes, \
-                 count(DISTINCT dt) AS dts FROM status_counts",
-            ],
-            tmp.path(),
-        )
-        .trim(),
-    )
-    .unwrap();
+    let again = totals(tmp.path());
     assert_eq!(again, ours, "the same rows after compaction");
 }

@@ -44,6 +44,18 @@ fn lines_of(path: &Path) -> u64 {
     bytes.iter().filter(|b| **b == b'\n').count() as u64
 }
 
+/// What an ended run wrote to stderr.
+fn stderr_of(child: &mut Child) -> String {
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    err
+}
+
 struct Harness {
     case: Case,
     out: tempfile::TempDir,
@@ -147,13 +159,7 @@ impl Harness {
         let deadline = Instant::now() + Duration::from_secs(120);
         loop {
             if let Some(status) = child.try_wait().unwrap() {
-                let mut err = String::new();
-                child
-                    .stderr
-                    .take()
-                    .unwrap()
-                    .read_to_string(&mut err)
-                    .unwrap();
+                let err = stderr_of(&mut child);
                 assert!(status.success(), "{}: {what} failed: {err}", self.case.name);
                 return;
             }
@@ -198,13 +204,7 @@ impl Harness {
             let mut child = self.start(&[]);
             std::thread::sleep(Duration::from_millis(40 + rng.below(160)));
             if let Some(status) = child.try_wait().unwrap() {
-                let mut err = String::new();
-                child
-                    .stderr
-                    .take()
-                    .unwrap()
-                    .read_to_string(&mut err)
-                    .unwrap();
+                let err = stderr_of(&mut child);
                 panic!(
                     "{}: run {} ended ({status}) before its kill: the input was consumed after \
                      {k} kills (slow the pace down) {err}",
