@@ -66,6 +66,8 @@ pub struct SourceDecl {
     pub max_line: ByteSize,
     /// Lines per second at most (0: unlimited).
     pub rate: u64,
+    /// Field that keeps each record's original line, if any.
+    pub raw_field: Option<String>,
 }
 
 /// A declared stage.
@@ -414,6 +416,23 @@ pub fn parse(text: &str, sets: &[String]) -> Result<PipelineFile, Vec<Error>> {
                 .unwrap_or(0),
             None => 0,
         };
+        let raw_field = t.remove("raw_field").and_then(|v| {
+            de::<String>(v, &format!("{path}.raw_field"))
+                .map_err(|e| errors.push(e))
+                .ok()
+        });
+        if let (Some(raw), Some(f)) = (&raw_field, &format) {
+            let problem = if raw.is_empty() {
+                Some("expected a field name, got \"\"".to_string())
+            } else if f.field_names().contains(raw) {
+                Some(format!(
+                    "{raw:?} is a field of the format already; choose another name"
+                ))
+            } else {
+                None
+            };
+            errors.extend(problem.map(|p| Error::config(format!("{path}.raw_field"), p)));
+        }
         let kind = kind_of(t, &path, SOURCES, &mut errors);
         if let (Some(kind), Some(format)) = (kind, format) {
             file.sources.push(SourceDecl {
@@ -423,6 +442,7 @@ pub fn parse(text: &str, sets: &[String]) -> Result<PipelineFile, Vec<Error>> {
                 event_time,
                 max_line,
                 rate,
+                raw_field,
             });
         }
     }
@@ -545,7 +565,8 @@ fn projection(file: &PipelineFile, source: &SourceDecl) -> Option<Vec<String>> {
     let mut need = needed(file, &source.name, 0)?;
     need.extend(source.event_time.iter().map(|e| e.field.clone()));
     // Fields the format lacks are left out here so the stage reports them, with its path.
-    let known = source.format.field_names();
+    let mut known = source.format.field_names();
+    known.extend(source.raw_field.clone());
     need.retain(|f| known.contains(f));
     need.sort();
     need.dedup();
@@ -568,7 +589,11 @@ impl Plan {
         } = file;
         let mut built_sources = Vec::new();
         for (decl, proj) in sources.into_iter().zip(projections) {
-            match weir_format::build_parser(&decl.format, proj.as_deref()) {
+            match weir_format::build_source_parser(
+                &decl.format,
+                decl.raw_field.as_deref(),
+                proj.as_deref(),
+            ) {
                 Ok(p) => {
                     schemas.insert(decl.name.clone(), p.schema());
                     port_schema.insert((decl.name.clone(), Port::Main), p.schema());

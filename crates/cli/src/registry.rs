@@ -6,6 +6,7 @@ use weir_core::{Error, Operator, Sink, Source};
 use weir_operator::alert::{Alert, AlertConfig};
 use weir_operator::condition::{Condition, ConditionConfig};
 use weir_operator::filter::{Filter, FilterConfig};
+use weir_sink::archive::ArchiveConfig;
 use weir_sink::csv::{CsvConfig as CsvSinkConfig, CsvSink};
 use weir_sink::jsonl::{JsonlConfig, JsonlSink};
 use weir_sink::parquet::{ParquetConfig, ParquetSink};
@@ -163,6 +164,8 @@ pub enum SinkKind {
     Postgres(PostgresConfig),
     /// `type = "webhook"`.
     Webhook(WebhookConfig),
+    /// `type = "archive"`.
+    Archive(ArchiveConfig),
 }
 
 /// Sink types by name.
@@ -173,6 +176,7 @@ pub const SINKS: &[(&str, Ctor<SinkKind>)] = &[
     ("parquet", |v, p| de(v, p).map(SinkKind::Parquet)),
     ("postgres", |v, p| de(v, p).map(SinkKind::Postgres)),
     ("webhook", |v, p| de(v, p).map(SinkKind::Webhook)),
+    ("archive", |v, p| de(v, p).map(SinkKind::Archive)),
 ];
 
 impl SinkKind {
@@ -185,6 +189,7 @@ impl SinkKind {
             SinkKind::Parquet(c) => Box::new(ParquetSink::create(c)?),
             SinkKind::Postgres(c) => Box::new(PostgresSink::new(c)),
             SinkKind::Webhook(c) => Box::new(WebhookSink::new(c)?),
+            SinkKind::Archive(c) => weir_sink::archive::create(c)?,
         })
     }
 
@@ -193,6 +198,7 @@ impl SinkKind {
         match self {
             SinkKind::Webhook(c) => c.validate(path),
             SinkKind::Postgres(c) => c.validate(path),
+            SinkKind::Archive(c) => c.validate(path),
             _ => Vec::new(),
         }
     }
@@ -202,6 +208,7 @@ impl SinkKind {
         match self {
             SinkKind::Postgres(c) => c.check_schema(path, schema),
             SinkKind::Parquet(c) => c.check_schema(path, schema),
+            SinkKind::Archive(c) => c.check_schema(path, schema),
             _ => Vec::new(),
         }
     }

@@ -16,6 +16,12 @@ pub trait Sink: Send {
         Ok(())
     }
 
+    /// Called about every 100 ms while no input arrives, so a sink can act on the clock (roll
+    /// a file by age, make buffered rows visible) when its input is quiet.
+    fn tick(&mut self) -> Result<()> {
+        Ok(())
+    }
+
     /// Makes everything written so far durable or visible (called when input goes idle and
     /// before the end).
     fn flush(&mut self) -> Result<()>;

@@ -22,6 +22,7 @@
 pub mod clf;
 pub mod csv;
 pub mod json;
+pub mod raw;
 pub mod typed;
 
 use serde::Deserialize;
@@ -73,5 +74,31 @@ pub fn build_parser(cfg: &FormatConfig, projection: Option<&[String]>) -> Result
         FormatConfig::Clf(c) => Box::new(clf::ClfParser::new(c, projection)?),
         FormatConfig::Json(c) => Box::new(json::JsonParser::new(c, projection)?),
         FormatConfig::Csv(c) => Box::new(csv::CsvParser::new(c, projection)?),
+    })
+}
+
+/// Builds the parser of a source: [`build_parser`], and when `raw_field` is set and wanted by
+/// `projection`, each row also carries its original line in that field ([`raw::WithRaw`]).
+pub fn build_source_parser(
+    cfg: &FormatConfig,
+    raw_field: Option<&str>,
+    projection: Option<&[String]>,
+) -> Result<Box<dyn Parser>> {
+    let Some(raw) = raw_field else {
+        return build_parser(cfg, projection);
+    };
+    if cfg.field_names().iter().any(|f| f == raw) {
+        return Err(Error::Schema(format!(
+            "raw_field {raw:?} is also a field of the format; choose another name"
+        )));
+    }
+    let wants_raw = projection.is_none_or(|p| p.iter().any(|f| f == raw));
+    let inner: Option<Vec<String>> =
+        projection.map(|p| p.iter().filter(|f| *f != raw).cloned().collect());
+    let parser = build_parser(cfg, inner.as_deref())?;
+    Ok(if wants_raw {
+        Box::new(raw::WithRaw::new(parser, raw))
+    } else {
+        parser
     })
 }

@@ -162,3 +162,45 @@ fn csv_without_header_is_positional() {
     assert_eq!(b.num_rows(), 2);
     assert!(b.column(1).is_null(1), "an empty cell is null");
 }
+
+#[test]
+fn raw_lines_stay_aligned_with_rows() {
+    let mut clf_input = b"h - - [01/Jul/1995:00:00:01 -0400] \"GET / HTTP/1.0\" 200 1\r\n\
+not a log line\n\
+h - - [01/Jul/1995:00:00:02 -0400] \"GET /\" 2O0 1\n"
+        .to_vec();
+    clf_input.extend_from_slice(b"\xff - - [01/Jul/1995:00:00:03 -0400] \"GET / HTTP/1.0\" 200 1");
+    let cases: [(&str, Vec<u8>, (u64, u64), Vec<&str>); 2] = [
+        // CLF: the malformed line with a timestamp is a 999 row and keeps its line; the one
+        // without is a dead letter only; `\r\n` and bad UTF-8 are handled as the parser does.
+        (
+            r#"{"type":"clf","malformed_status":999}"#,
+            clf_input,
+            (4, 2),
+            vec![
+                "h - - [01/Jul/1995:00:00:01 -0400] \"GET / HTTP/1.0\" 200 1",
+                "h - - [01/Jul/1995:00:00:02 -0400] \"GET /\" 2O0 1",
+                "\u{fffd} - - [01/Jul/1995:00:00:03 -0400] \"GET / HTTP/1.0\" 200 1",
+            ],
+        ),
+        // CSV: the header and a blank line make no rows; a bad record is a dead letter.
+        (
+            CSV,
+            b"ts,status,path\n804571201,200,/a\n\n804571202,abc,/b\n804571203,404,/c\n".to_vec(),
+            (5, 1),
+            vec!["804571201,200,/a", "804571203,404,/c"],
+        ),
+    ];
+    for (cfg, input, (lines, dead_letters), want) in cases {
+        let cfg: FormatConfig = serde_json::from_str(cfg).unwrap();
+        let mut p = crate::build_source_parser(&cfg, Some("line"), None).unwrap();
+        let mut dead = DeadLetters::new("t");
+        assert_eq!(p.parse_chunk(&input, 1, &mut dead), lines);
+        assert_eq!(dead.total(), dead_letters);
+        let b = p.finish();
+        assert_eq!(b.schema().field(b.num_columns() - 1).name(), "line");
+        let raw = b.column(b.num_columns() - 1).as_string::<i32>();
+        let got: Vec<&str> = raw.iter().map(Option::unwrap).collect();
+        assert_eq!(got, want);
+    }
+}

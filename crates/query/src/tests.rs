@@ -15,6 +15,7 @@ fn write_table(root: &Path, name: &str, batches: &[&[(i64, i64, i64)]]) {
         partition_field: None,
         partition: Granularity::Hour,
         compression: Codec::Zstd,
+        zstd_level: None,
         roll_size: weir_core::config::ByteSize::from_bytes(1),
         roll_interval: weir_core::config::Duration::from_ms(3_600_000),
         compact_after: None,

@@ -530,6 +530,14 @@ pub(crate) fn run_sink(
             Event::Msg(_, Message::Barrier(_)) => unreachable!("the aligner consumes barriers"),
             Event::Checkpoint(epoch) => {
                 if let Some(c) = &ck {
+                    // The previous epoch's commit was sent before this epoch was requested, so
+                    // it is queued by now: apply it first, so a sink's checkpoint never depends
+                    // on an earlier epoch that is still uncommitted.
+                    if let Some(commits) = &c.commits {
+                        while let Ok(epoch) = commits.try_recv() {
+                            s.sink.commit(epoch)?;
+                        }
+                    }
                     c.ck.report(Some(epoch), s.sink.pre_commit(epoch)?, None)?;
                 }
                 last_barrier = epoch;
@@ -540,6 +548,7 @@ pub(crate) fn run_sink(
                     s.sink.flush()?;
                     dirty = false;
                 }
+                s.sink.tick()?;
             }
         }
     }

@@ -85,6 +85,7 @@ fn bench(c: &mut Criterion) {
                 partition_field: None,
                 partition: Granularity::Hour,
                 compression: Codec::Zstd,
+                zstd_level: None,
                 roll_size: ByteSize::from_bytes(128 << 20),
                 roll_interval: Duration::from_ms(60_000),
                 compact_after: None,

@@ -15,6 +15,7 @@
 //! assert_eq!(s, "{\"count\":3}\n");
 //! ```
 
+pub mod archive;
 pub mod csv;
 pub mod encode;
 pub mod jsonl;

@@ -239,3 +239,33 @@ partition_field = "count"
         ]
     );
 }
+
+#[test]
+fn raw_lines_reach_an_archive_and_are_checked() {
+    let with_raw = GOOD.replace(
+        "event_time = { field = \"timestamp\", max_out_of_orderness = \"30s\" }",
+        "event_time = { field = \"timestamp\", max_out_of_orderness = \"30s\" }\nraw_field = \"line\"",
+    );
+    let archive = "\n[sink.raw]\ntype = \"archive\"\ninput = \"logs\"\nformat = \"lines\"\nwindow = \"5m\"\npath = \"archive/raw\"\n";
+    let plan = parse(&format!("{with_raw}{archive}"), &[])
+        .and_then(Plan::new)
+        .unwrap_or_else(|e| panic!("{e:?}"));
+    let fields: Vec<String> = plan.schemas["logs"]
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
+    assert_eq!(fields.last().map(String::as_str), Some("line"));
+    // Without raw_field there is no line to write; a name the format has is refused.
+    assert_eq!(
+        errors(&format!("{GOOD}{archive}")),
+        ["sink.raw.format: the input has no text field \"line\" to write as lines (a source keeps its lines with raw_field = \"line\"); it has host, ident, user, timestamp, utc_offset, method, path, protocol, status, bytes, referer, user_agent"]
+    );
+    assert_eq!(
+        errors(&with_raw.replace("raw_field = \"line\"", "raw_field = \"status\"")),
+        ["source.logs.raw_field: \"status\" is a field of the format already; choose another name"]
+    );
+    // Only the consumers that read the line make the parser keep it.
+    let plan = parse(&with_raw, &[]).and_then(Plan::new).unwrap();
+    assert!(plan.schemas["logs"].column_with_name("line").is_none());
+}

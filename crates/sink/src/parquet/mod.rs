@@ -61,6 +61,8 @@ pub enum Codec {
     Zstd,
     /// Snappy.
     Snappy,
+    /// gzip (for readers without zstd).
+    Gzip,
     /// Uncompressed.
     None,
 }
@@ -87,9 +89,12 @@ pub struct ParquetConfig {
     /// `"hour"` (default), `"day"` or `"none"`.
     #[serde(default)]
     pub partition: Granularity,
-    /// `"zstd"` (default), `"snappy"` or `"none"`.
+    /// `"zstd"` (default), `"snappy"`, `"gzip"` or `"none"`.
     #[serde(default)]
     pub compression: Codec,
+    /// zstd level, 1–22 (default 3).
+    #[serde(default)]
+    pub zstd_level: Option<i32>,
     /// A file is closed and committed at about this size (default `"128MiB"`).
     #[serde(default = "default_roll_size")]
     pub roll_size: ByteSize,
@@ -154,7 +159,7 @@ struct Staged {
     name: String,
 }
 
-/// Checkpoint state: the files of the epoch staged at the barrier.
+/// Checkpoint state: the files staged and not yet committed at the barrier.
 #[derive(Debug, Serialize, Deserialize)]
 struct State {
     epoch: u64,
@@ -196,14 +201,14 @@ fn pq(what: String) -> impl FnOnce(parquet::errors::ParquetError) -> Error {
     move |e| Error::io(what, std::io::Error::other(e))
 }
 
-fn fsync_dir(dir: &Path) -> Result<()> {
+pub(crate) fn fsync_dir(dir: &Path) -> Result<()> {
     File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(io(format!("syncing {}", dir.display())))
 }
 
 /// The partition folder of event time `ms`.
-fn partition_of(ms: i64, g: Granularity) -> String {
+pub(crate) fn partition_of(ms: i64, g: Granularity) -> String {
     if g == Granularity::None {
         return String::new();
     }
@@ -228,8 +233,12 @@ impl ParquetSink {
             .map(|n| n.to_string_lossy().into_owned())
             .ok_or_else(|| Error::config("path", "a table path needs a last component"))?;
         let compression = match cfg.compression {
-            Codec::Zstd => Compression::ZSTD(ZstdLevel::try_new(3).expect("valid level")),
+            Codec::Zstd => Compression::ZSTD(
+                ZstdLevel::try_new(cfg.zstd_level.unwrap_or(3))
+                    .map_err(|e| Error::config("zstd_level", e.to_string()))?,
+            ),
             Codec::Snappy => Compression::SNAPPY,
+            Codec::Gzip => Compression::GZIP(Default::default()),
             Codec::None => Compression::UNCOMPRESSED,
         };
         Ok(ParquetSink {
@@ -637,12 +646,9 @@ impl Sink for ParquetSink {
     fn pre_commit(&mut self, epoch: u64) -> Result<Vec<u8>> {
         self.epoch = epoch;
         self.close_all()?;
-        let files: Vec<Staged> = self
-            .staged
-            .iter()
-            .filter(|s| s.epoch == epoch)
-            .cloned()
-            .collect();
+        // Every file not yet committed. The runtime applies the previous epoch's commit before
+        // this barrier, so these are this epoch's; listing all of them is the safe side.
+        let files: Vec<Staged> = self.staged.clone();
         self.epoch = epoch + 1;
         self.seq = 0;
         weir_core::state::encode("parquet sink", STATE_VERSION, &State { epoch, files })

@@ -24,6 +24,7 @@ fn cfg(dir: &Path) -> ParquetConfig {
         partition_field: None,
         partition: Granularity::Hour,
         compression: Codec::Zstd,
+        zstd_level: None,
         roll_size: ByteSize::from_bytes(128 << 20),
         roll_interval: Duration::from_ms(60_000),
         compact_after: None,

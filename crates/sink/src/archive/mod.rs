@@ -1,0 +1,994 @@
+//! A rolling archive of records: compressed JSON lines (or raw lines, or Parquet) in time
+//! folders, the way Flume's HDFS sink and Flink's file sink keep a stream for later.
+//!
+//! ```text
+//! archive/logs/
+//!   dt=1995-07-01/hour=00/part-19950701T000000123Z-0000000003-000001.jsonl.gz             finished
+//!   dt=1995-07-01/hour=01/part-19950701T000000123Z-0000000007-000001.jsonl.gz.inprogress  being written
+//!   window_end=19950701T000500Z/part-…-000001.log.gz      (window = "5m": one folder per window)
+//! ```
+//! A file is written as a sequence of complete compressed members (gzip members or zstd
+//! frames; every gzip and zstd reader reads such a file as one stream). A member is finished
+//! and appended every `flush_interval`, so readers of the `.inprogress` file see records a few
+//! seconds old and never a cut member. A file is finished (the suffix dropped) when it reaches
+//! `roll_size`, after `roll_interval`, when the watermark passes the end of its folder's hour
+//! or window (no more on-time records can arrive there), and at the end of input.
+//!
+//! Exactly once with checkpoints: at each barrier the open files' members are finished and
+//! fsynced and their lengths go into the checkpoint; files finished since the last commit are
+//! renamed only when the checkpoint is durable. After a crash the open files are cut back to
+//! their checkpointed lengths and written on, finished files of the checkpoint are renamed,
+//! and every file of this archive created after the checkpoint is removed, so the finished
+//! files hold every record once. File names carry the run (the start of the lineage of
+//! checkpoints), the epoch the file was opened in and a sequence number; sorted by name they
+//! are in the order their records arrived.
+//!
+//! Without checkpoints files are finished as they roll. An archive accumulates: a run adds
+//! files and never removes finished ones (a `.inprogress` file left by an interrupted run
+//! without checkpoints is left in place, with a warning).
+
+use std::collections::BTreeMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::TimestampMillisecondType;
+use arrow_array::{Array, RecordBatch, UInt32Array};
+use arrow_schema::{DataType, Schema};
+use serde::{Deserialize, Serialize};
+use weir_core::config::{ByteSize, Duration};
+use weir_core::time::{format_rfc3339_ms, now_ms, Millis};
+use weir_core::{Error, Result, Sink};
+
+use crate::parquet::{fsync_dir, partition_of, Granularity, ParquetConfig, ParquetSink};
+
+#[cfg(test)]
+mod tests;
+
+/// How records are written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ArchiveFormat {
+    /// One JSON object per record (default); files `*.jsonl.gz`.
+    #[default]
+    Jsonl,
+    /// The text of one field per line, as is: the original log lines when the source keeps
+    /// them (`raw_field = "line"`); files `*.log.gz`.
+    Lines,
+    /// Parquet files, a table `weir query` reads (the `parquet` sink, partitioned by
+    /// `time_field`).
+    Parquet,
+}
+
+/// Compression of the files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ArchiveCodec {
+    /// gzip, read by every tool (default for JSON lines and lines).
+    Gzip,
+    /// zstd: faster and smaller (default for Parquet).
+    Zstd,
+    /// None.
+    None,
+}
+
+const fn default_roll_size() -> ByteSize {
+    ByteSize::from_bytes(128 << 20)
+}
+
+const fn default_roll_interval() -> Duration {
+    Duration::from_ms(3_600_000)
+}
+
+const fn default_flush_interval() -> Duration {
+    Duration::from_ms(5_000)
+}
+
+/// The field `format = "lines"` writes unless told otherwise.
+pub const DEFAULT_LINE_FIELD: &str = "line";
+
+/// A member is finished early when this much input is buffered, to bound memory.
+const MEMBER_MAX: usize = 16 << 20;
+
+/// `[sink.NAME] type = "archive"`: rolling compressed files of the records, in time folders.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ArchiveConfig {
+    /// The archive directory, e.g. `"archive/logs"`.
+    pub path: PathBuf,
+    /// `"jsonl"` (default), `"lines"` or `"parquet"`.
+    #[serde(default)]
+    pub format: ArchiveFormat,
+    /// The text field `format = "lines"` writes (default `"line"`, what a source's
+    /// `raw_field = "line"` adds).
+    #[serde(default)]
+    pub line_field: Option<String>,
+    /// `"gzip"` (default for jsonl and lines), `"zstd"` (default for parquet) or `"none"`.
+    #[serde(default)]
+    pub compression: Option<ArchiveCodec>,
+    /// Compression level (gzip 0–9, default 6; zstd 1–22, default 3).
+    #[serde(default)]
+    pub level: Option<i32>,
+    /// The timestamp field that places a record in a folder (default: the input's first
+    /// timestamp field; with none, the time the record reached the sink).
+    #[serde(default)]
+    pub time_field: Option<String>,
+    /// Folders: `"hour"` (`dt=YYYY-MM-DD/hour=HH/`, default), `"day"` or `"none"`.
+    #[serde(default)]
+    pub partition: Option<Granularity>,
+    /// One folder per tumbling window of this size instead, named for the window's end
+    /// (`window_end=19950701T000500Z/`): the reference job's raw lines of each window.
+    #[serde(default)]
+    pub window: Option<Duration>,
+    /// A file is finished at about this compressed size (default `"128MiB"`).
+    #[serde(default = "default_roll_size")]
+    pub roll_size: ByteSize,
+    /// A file is finished at this age at the latest (default `"1h"`).
+    #[serde(default = "default_roll_interval")]
+    pub roll_interval: Duration,
+    /// Records reach the `.inprogress` file at least this often (default `"5s"`).
+    #[serde(default = "default_flush_interval")]
+    pub flush_interval: Duration,
+}
+
+impl ArchiveConfig {
+    fn line_field(&self) -> &str {
+        self.line_field.as_deref().unwrap_or(DEFAULT_LINE_FIELD)
+    }
+
+    /// Checks the config alone.
+    pub fn validate(&self, path: &str) -> Vec<Error> {
+        let mut errors = Vec::new();
+        let mut bad =
+            |key: &str, msg: String| errors.push(Error::config(format!("{path}.{key}"), msg));
+        if self.window.is_some() && self.partition.is_some() {
+            bad(
+                "window",
+                "set either partition (hour, day, none) or window (a folder per window), not both"
+                    .into(),
+            );
+        }
+        if let Some(w) = self.window {
+            if w.ms <= 0 {
+                bad("window", format!("expected a positive duration, got {w}"));
+            }
+            if self.format == ArchiveFormat::Parquet {
+                bad(
+                    "window",
+                    "folders per window are for the jsonl and lines formats; a Parquet archive \
+                     is partitioned by hour or day"
+                        .into(),
+                );
+            }
+        }
+        if self.line_field.is_some() && self.format != ArchiveFormat::Lines {
+            bad("line_field", "only used with format = \"lines\"".into());
+        }
+        let codec = self.codec();
+        let range = match codec {
+            ArchiveCodec::Gzip => 0..=9,
+            ArchiveCodec::Zstd => 1..=22,
+            ArchiveCodec::None => 0..=0,
+        };
+        if let Some(l) = self.level {
+            if codec == ArchiveCodec::None || !range.contains(&l) {
+                bad(
+                    "level",
+                    format!("{codec:?} takes a level in {range:?}, got {l}").to_lowercase(),
+                );
+            }
+        }
+        if self.format == ArchiveFormat::Parquet
+            && codec == ArchiveCodec::Gzip
+            && self.level.is_some()
+        {
+            bad("level", "Parquet pages use the default gzip level".into());
+        }
+        if self.roll_size.bytes == 0 {
+            bad(
+                "roll_size",
+                "expected a size above zero, like \"128MiB\"".into(),
+            );
+        }
+        if self.flush_interval.ms <= 0 || self.roll_interval.ms <= 0 {
+            bad(
+                "flush_interval",
+                "flush_interval and roll_interval must be positive durations".into(),
+            );
+        }
+        errors
+    }
+
+    /// Checks the fields the archive reads against its input's schema.
+    pub fn check_schema(&self, path: &str, schema: &Schema) -> Vec<Error> {
+        let mut errors = Vec::new();
+        if self.format == ArchiveFormat::Lines {
+            let f = self.line_field();
+            let problem = match schema.column_with_name(f) {
+                None => Some(format!(
+                    "the input has no text field {f:?} to write as lines (a source keeps its \
+                     lines with raw_field = {f:?}); it has {}",
+                    field_list(schema)
+                )),
+                Some((_, fld)) if fld.data_type() != &DataType::Utf8 => {
+                    Some(format!("{f:?} is {}, not text", fld.data_type()))
+                }
+                Some(_) => None,
+            };
+            let key = if self.line_field.is_some() {
+                "line_field"
+            } else {
+                "format"
+            };
+            errors.extend(problem.map(|p| Error::config(format!("{path}.{key}"), p)));
+        }
+        if let Some(f) = &self.time_field {
+            let problem = match schema.column_with_name(f) {
+                None => Some(format!(
+                    "the input has no field {f:?}; it has {}",
+                    field_list(schema)
+                )),
+                Some((_, fld)) if !matches!(fld.data_type(), DataType::Timestamp(_, _)) => {
+                    Some(format!("{f:?} is {}, not a timestamp", fld.data_type()))
+                }
+                Some(_) => None,
+            };
+            errors.extend(problem.map(|p| Error::config(format!("{path}.time_field"), p)));
+        }
+        errors
+    }
+
+    fn codec(&self) -> ArchiveCodec {
+        self.compression.unwrap_or(match self.format {
+            ArchiveFormat::Parquet => ArchiveCodec::Zstd,
+            _ => ArchiveCodec::Gzip,
+        })
+    }
+
+    fn layout(&self) -> Layout {
+        match (self.window, self.partition.unwrap_or_default()) {
+            (Some(w), _) => Layout::Window(w.ms),
+            (None, Granularity::Hour) => Layout::Hour,
+            (None, Granularity::Day) => Layout::Day,
+            (None, Granularity::None) => Layout::None,
+        }
+    }
+
+    fn extension(&self) -> String {
+        let base = match self.format {
+            ArchiveFormat::Lines => "log",
+            _ => "jsonl",
+        };
+        match self.codec() {
+            ArchiveCodec::Gzip => format!("{base}.gz"),
+            ArchiveCodec::Zstd => format!("{base}.zst"),
+            ArchiveCodec::None => base.to_string(),
+        }
+    }
+}
+
+fn field_list(schema: &Schema) -> String {
+    let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+    names.join(", ")
+}
+
+/// Creates the archive sink for `cfg` (a [`ParquetSink`] for `format = "parquet"`).
+pub fn create(cfg: &ArchiveConfig) -> Result<Box<dyn Sink>> {
+    if cfg.format == ArchiveFormat::Parquet {
+        let pq = ParquetConfig {
+            path: cfg.path.clone(),
+            partition_field: cfg.time_field.clone(),
+            partition: cfg.partition.unwrap_or_default(),
+            compression: match cfg.codec() {
+                ArchiveCodec::Gzip => crate::parquet::Codec::Gzip,
+                ArchiveCodec::Zstd => crate::parquet::Codec::Zstd,
+                ArchiveCodec::None => crate::parquet::Codec::None,
+            },
+            zstd_level: cfg.level,
+            roll_size: cfg.roll_size,
+            roll_interval: cfg.roll_interval,
+            compact_after: None,
+        };
+        return Ok(Box::new(ParquetSink::create(&pq)?));
+    }
+    Ok(Box::new(ArchiveSink::new(cfg)))
+}
+
+/// Folders by time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Layout {
+    Hour,
+    Day,
+    None,
+    /// Tumbling windows of this many milliseconds.
+    Window(i64),
+}
+
+/// Rows of a batch in one folder: its span's start and end, and the rows (`None`: all).
+type Span = (Millis, Millis, Option<Vec<u32>>);
+
+/// Records with no time go to a folder of their own.
+const NULL_TIME: Millis = i64::MIN;
+
+impl Layout {
+    /// Start and end of the folder holding time `t`.
+    fn span(self, t: Millis) -> (Millis, Millis) {
+        let unit = match self {
+            _ if t == NULL_TIME => return (NULL_TIME, Millis::MAX),
+            Layout::None => return (Millis::MIN + 1, Millis::MAX),
+            Layout::Hour => 3_600_000,
+            Layout::Day => 86_400_000,
+            Layout::Window(w) => w,
+        };
+        let start = t.div_euclid(unit) * unit;
+        (start, start.saturating_add(unit))
+    }
+
+    /// The folder of the span starting at `start`, relative to the archive.
+    fn folder(self, start: Millis, end: Millis) -> String {
+        match self {
+            _ if start == NULL_TIME => "dt=__null__".to_string(),
+            Layout::None => String::new(),
+            Layout::Hour => partition_of(start, Granularity::Hour),
+            Layout::Day => partition_of(start, Granularity::Day),
+            Layout::Window(_) => format!("window_end={}", compact_time(end)),
+        }
+    }
+}
+
+/// `19950701T000500Z` (ISO 8601 basic format: no `:` in folder names), with milliseconds
+/// only when there are some.
+fn compact_time(ms: Millis) -> String {
+    let t = format_rfc3339_ms(ms);
+    let (secs, frac) = t.trim_end_matches('Z').split_at(19);
+    let mut s: String = secs.chars().filter(|c| !matches!(c, '-' | ':')).collect();
+    let frac = frac.trim_start_matches('.');
+    if !frac.trim_matches('0').is_empty() {
+        s.push_str(frac);
+    }
+    s.push('Z');
+    s
+}
+
+/// The compressed member being filled.
+enum Member {
+    Gzip(flate2::write::GzEncoder<Vec<u8>>),
+    Zstd(zstd::Encoder<'static, Vec<u8>>),
+    Plain(Vec<u8>),
+}
+
+impl Member {
+    fn new(codec: ArchiveCodec, level: Option<i32>) -> Result<Member> {
+        Ok(match codec {
+            ArchiveCodec::Gzip => Member::Gzip(flate2::write::GzEncoder::new(
+                Vec::new(),
+                flate2::Compression::new(level.unwrap_or(6) as u32),
+            )),
+            ArchiveCodec::Zstd => Member::Zstd(
+                zstd::Encoder::new(Vec::new(), level.unwrap_or(3))
+                    .map_err(|e| Error::io("starting a zstd frame", e))?,
+            ),
+            ArchiveCodec::None => Member::Plain(Vec::new()),
+        })
+    }
+
+    fn write(&mut self, bytes: &[u8]) -> Result<()> {
+        match self {
+            Member::Gzip(e) => e.write_all(bytes),
+            Member::Zstd(e) => e.write_all(bytes),
+            Member::Plain(v) => {
+                v.extend_from_slice(bytes);
+                Ok(())
+            }
+        }
+        .map_err(|e| Error::io("compressing", e))
+    }
+
+    /// Compressed bytes produced so far.
+    fn out_len(&self) -> usize {
+        match self {
+            Member::Gzip(e) => e.get_ref().len(),
+            Member::Zstd(e) => e.get_ref().len(),
+            Member::Plain(v) => v.len(),
+        }
+    }
+
+    /// Ends the member; its complete bytes.
+    fn finish(self) -> Result<Vec<u8>> {
+        match self {
+            Member::Gzip(e) => e.finish(),
+            Member::Zstd(e) => e.finish(),
+            Member::Plain(v) => Ok(v),
+        }
+        .map_err(|e| Error::io("compressing", e))
+    }
+}
+
+/// A file as the checkpoint knows it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct FileRef {
+    /// Folder relative to the archive.
+    folder: String,
+    /// Finished name; while open the file carries [`INPROGRESS`] after it.
+    name: String,
+    /// Bytes of complete members.
+    len: u64,
+    /// End of the folder's span (event time): the file is finished when the watermark passes.
+    end: Millis,
+    /// When it was opened (wall clock), for `roll_interval`.
+    opened_ms: Millis,
+}
+
+/// A file finished in `epoch`, renamed when that epoch's checkpoint is durable.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Closed {
+    epoch: u64,
+    file: FileRef,
+}
+
+/// Checkpoint state.
+#[derive(Debug, Serialize, Deserialize)]
+struct State {
+    run: String,
+    epoch: u64,
+    open: Vec<FileRef>,
+    closed: Vec<Closed>,
+}
+
+const STATE_VERSION: u32 = 1;
+
+/// The suffix of a file being written.
+pub const INPROGRESS: &str = ".inprogress";
+
+/// A file being written.
+struct OpenFile {
+    meta: FileRef,
+    file: File,
+    member: Member,
+    /// Input bytes in the current member.
+    member_in: usize,
+}
+
+/// The JSON-lines and lines archive sink (see the module docs).
+pub struct ArchiveSink {
+    cfg: ArchiveConfig,
+    layout: Layout,
+    codec: ArchiveCodec,
+    ext: String,
+    /// Run id in file names; set when the run starts.
+    run: Option<String>,
+    /// Column placing records in folders: `None` before the first batch, `Some(None)` for
+    /// the arrival time.
+    time_col: Option<Option<usize>>,
+    /// Column written by `format = "lines"`.
+    line_col: Option<usize>,
+    /// Open files by the start of their folder's span.
+    open: BTreeMap<Millis, OpenFile>,
+    /// Finished files waiting for a commit.
+    closed: Vec<Closed>,
+    epoch: u64,
+    seq: u32,
+    checkpointed: bool,
+    last_flush: Instant,
+    watermark: Millis,
+    text: String,
+}
+
+fn io(what: String) -> impl FnOnce(std::io::Error) -> Error {
+    move |e| Error::io(what, e)
+}
+
+/// The epoch in `part-<run>-<epoch>-<seq>.<ext>`, for files of `run`.
+fn epoch_of<'a>(name: &'a str, run: &str) -> Option<u64> {
+    let rest: &'a str = name
+        .strip_prefix("part-")?
+        .strip_prefix(run)?
+        .strip_prefix('-')?;
+    rest.split('-').next()?.parse().ok()
+}
+
+impl ArchiveSink {
+    /// A sink for the archive at `cfg.path` (nothing is touched before the run starts).
+    pub fn new(cfg: &ArchiveConfig) -> Self {
+        ArchiveSink {
+            layout: cfg.layout(),
+            codec: cfg.codec(),
+            ext: cfg.extension(),
+            cfg: cfg.clone(),
+            run: None,
+            time_col: None,
+            line_col: None,
+            open: BTreeMap::new(),
+            closed: Vec::new(),
+            epoch: 0,
+            seq: 0,
+            checkpointed: false,
+            last_flush: Instant::now(),
+            watermark: Millis::MIN,
+            text: String::new(),
+        }
+    }
+
+    fn root(&self) -> &Path {
+        &self.cfg.path
+    }
+
+    fn path_of(&self, f: &FileRef, inprogress: bool) -> PathBuf {
+        let p = self.root().join(&f.folder).join(&f.name);
+        if inprogress {
+            let mut s = p.into_os_string();
+            s.push(INPROGRESS);
+            PathBuf::from(s)
+        } else {
+            p
+        }
+    }
+
+    /// Without checkpoints: a new run adds to the archive.
+    fn start(&mut self) -> Result<()> {
+        if self.run.is_some() {
+            return Ok(());
+        }
+        fs::create_dir_all(self.root())
+            .map_err(io(format!("creating {}", self.root().display())))?;
+        for (folder, name) in list(self.root())? {
+            if name.starts_with("part-") && name.ends_with(INPROGRESS) {
+                tracing::warn!(file = %self.root().join(&folder).join(&name).display(),
+                    "left by an interrupted run without checkpoints: its records were visible but the file was never finished; left in place");
+            }
+        }
+        self.run = Some(run_id());
+        Ok(())
+    }
+
+    fn bind(&mut self, schema: &Schema) -> Result<()> {
+        if self.time_col.is_some() {
+            return Ok(());
+        }
+        let time = match &self.cfg.time_field {
+            Some(f) => {
+                let (i, fld) = schema.column_with_name(f).ok_or_else(|| {
+                    Error::config("time_field", format!("the input has no field {f:?}"))
+                })?;
+                if !matches!(fld.data_type(), DataType::Timestamp(_, _)) {
+                    return Err(Error::config(
+                        "time_field",
+                        format!("{f:?} is {}, not a timestamp", fld.data_type()),
+                    ));
+                }
+                Some(i)
+            }
+            None => schema
+                .fields()
+                .iter()
+                .position(|f| matches!(f.data_type(), DataType::Timestamp(_, _))),
+        };
+        if self.cfg.format == ArchiveFormat::Lines {
+            let errs = self.cfg.check_schema("", schema);
+            if let Some(e) = errs.into_iter().next() {
+                return Err(e);
+            }
+            self.line_col = schema
+                .column_with_name(self.cfg.line_field())
+                .map(|(i, _)| i);
+        }
+        self.time_col = Some(time);
+        Ok(())
+    }
+
+    /// The file for the span starting at `start`, opened if needed.
+    fn file(&mut self, start: Millis, end: Millis) -> Result<&mut OpenFile> {
+        if !self.open.contains_key(&start) {
+            self.seq += 1;
+            let meta = FileRef {
+                folder: self.layout.folder(start, end),
+                name: format!(
+                    "part-{}-{:010}-{:06}.{}",
+                    self.run.as_deref().unwrap_or_default(),
+                    self.epoch,
+                    self.seq,
+                    self.ext
+                ),
+                len: 0,
+                end,
+                opened_ms: now_ms(),
+            };
+            let dir = self.root().join(&meta.folder);
+            fs::create_dir_all(&dir).map_err(io(format!("creating {}", dir.display())))?;
+            let path = self.path_of(&meta, true);
+            let file = OpenOptions::new()
+                .create_new(true)
+                .append(true)
+                .open(&path)
+                .map_err(io(format!("creating {}", path.display())))?;
+            let member = Member::new(self.codec, self.cfg.level)?;
+            self.open.insert(
+                start,
+                OpenFile {
+                    meta,
+                    file,
+                    member,
+                    member_in: 0,
+                },
+            );
+        }
+        Ok(self.open.get_mut(&start).expect("inserted above"))
+    }
+
+    /// Ends the member of one open file and appends it.
+    fn flush_file(f: &mut OpenFile, codec: ArchiveCodec, level: Option<i32>) -> Result<()> {
+        if f.member_in == 0 {
+            return Ok(());
+        }
+        let member = std::mem::replace(&mut f.member, Member::new(codec, level)?);
+        let bytes = member.finish()?;
+        f.file
+            .write_all(&bytes)
+            .map_err(io(format!("writing {}", f.meta.name)))?;
+        f.meta.len += bytes.len() as u64;
+        f.member_in = 0;
+        Ok(())
+    }
+
+    fn flush_all(&mut self) -> Result<()> {
+        for f in self.open.values_mut() {
+            Self::flush_file(f, self.codec, self.cfg.level)?;
+        }
+        self.last_flush = Instant::now();
+        Ok(())
+    }
+
+    /// Finishes the open file of span `start`: last member, fsync; renamed now without
+    /// checkpoints, at the commit with them.
+    fn close(&mut self, start: Millis) -> Result<()> {
+        let Some(mut f) = self.open.remove(&start) else {
+            return Ok(());
+        };
+        Self::flush_file(&mut f, self.codec, self.cfg.level)?;
+        f.file
+            .sync_all()
+            .map_err(io(format!("syncing {}", f.meta.name)))?;
+        let closed = Closed {
+            epoch: self.epoch,
+            file: f.meta,
+        };
+        if self.checkpointed {
+            self.closed.push(closed);
+            Ok(())
+        } else {
+            self.publish(&closed.file)
+        }
+    }
+
+    /// Drops the `.inprogress` suffix of a finished file (a no-op when done already).
+    fn publish(&self, f: &FileRef) -> Result<()> {
+        let from = self.path_of(f, true);
+        let to = self.path_of(f, false);
+        if !from.exists() && to.exists() {
+            return Ok(());
+        }
+        fs::rename(&from, &to).map_err(io(format!("finishing {}", from.display())))?;
+        fsync_dir(&self.root().join(&f.folder))
+    }
+
+    /// Files due to be finished: by size, age, or the end of their span having passed
+    /// (watermark, or the clock when records are placed by arrival time).
+    fn roll(&mut self) -> Result<()> {
+        let by_clock = matches!(self.time_col, Some(None));
+        let now = now_ms();
+        let horizon = if by_clock { now } else { self.watermark };
+        let size = self.cfg.roll_size.bytes;
+        let age = self.cfg.roll_interval.ms;
+        let due: Vec<Millis> = self
+            .open
+            .iter()
+            .filter(|(_, f)| {
+                f.meta.len + f.member.out_len() as u64 >= size
+                    || now - f.meta.opened_ms >= age
+                    || f.meta.end <= horizon
+            })
+            .map(|(s, _)| *s)
+            .collect();
+        for s in due {
+            self.close(s)?;
+        }
+        Ok(())
+    }
+
+    fn tick_clock(&mut self) -> Result<()> {
+        if self.last_flush.elapsed() >= self.cfg.flush_interval.to_std() {
+            self.flush_all()?;
+        }
+        self.roll()
+    }
+
+    /// Rows of `batch` by the start of their folder's span.
+    fn spans(&self, batch: &RecordBatch) -> Result<Vec<Span>> {
+        let times: Vec<Millis> = match self.time_col.flatten() {
+            None => vec![now_ms(); 1],
+            Some(c) => {
+                let a = batch
+                    .column(c)
+                    .as_primitive_opt::<TimestampMillisecondType>()
+                    .ok_or_else(|| Error::Schema("the time field is not in milliseconds".into()))?;
+                a.iter().map(|t| t.unwrap_or(NULL_TIME)).collect()
+            }
+        };
+        let first = self.layout.span(times[0]);
+        if times.iter().all(|&t| {
+            let (s, e) = (first.0, first.1);
+            t != NULL_TIME && t >= s && t < e || (t == NULL_TIME && s == NULL_TIME)
+        }) {
+            return Ok(vec![(first.0, first.1, None)]);
+        }
+        let mut by: BTreeMap<Millis, (Millis, Vec<u32>)> = BTreeMap::new();
+        for (row, &t) in times.iter().enumerate() {
+            let (s, e) = self.layout.span(t);
+            by.entry(s).or_insert((e, Vec::new())).1.push(row as u32);
+        }
+        Ok(by
+            .into_iter()
+            .map(|(s, (e, rows))| (s, e, Some(rows)))
+            .collect())
+    }
+
+    fn encode(&mut self, batch: &RecordBatch) {
+        self.text.clear();
+        match self.line_col {
+            Some(c) => {
+                let a = batch.column(c).as_string::<i32>();
+                for i in 0..a.len() {
+                    if a.is_valid(i) {
+                        self.text.push_str(a.value(i));
+                    }
+                    self.text.push('\n');
+                }
+            }
+            None => crate::encode::json_lines(batch, 0..batch.num_rows(), &mut self.text),
+        }
+    }
+}
+
+/// A run id: the start time, `20261122T061500123Z`.
+fn run_id() -> String {
+    let t = format_rfc3339_ms(now_ms());
+    let mut s: String = t
+        .chars()
+        .filter(|c| c.is_ascii_digit() || *c == 'T')
+        .collect();
+    s.push('Z');
+    s
+}
+
+/// Files under `dir`, recursively, as (folder relative to `dir`, name).
+fn list(dir: &Path) -> Result<Vec<(String, String)>> {
+    fn walk(root: &Path, dir: &Path, out: &mut Vec<(String, String)>) -> std::io::Result<()> {
+        for e in fs::read_dir(dir)? {
+            let e = e?;
+            let p = e.path();
+            if e.file_type()?.is_dir() {
+                walk(root, &p, out)?;
+            } else {
+                let rel = dir.strip_prefix(root).unwrap_or(Path::new(""));
+                out.push((
+                    rel.to_string_lossy().into_owned(),
+                    e.file_name().to_string_lossy().into_owned(),
+                ));
+            }
+        }
+        Ok(())
+    }
+    let mut out = Vec::new();
+    if dir.exists() {
+        walk(dir, dir, &mut out).map_err(io(format!("listing {}", dir.display())))?;
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Cuts `path` to `len` bytes and syncs it.
+fn truncate(path: &Path, len: u64) -> Result<()> {
+    let f = OpenOptions::new()
+        .write(true)
+        .open(path)
+        .map_err(io(format!("opening {}", path.display())))?;
+    let have = f
+        .metadata()
+        .map_err(io(format!("reading {}", path.display())))?
+        .len();
+    if have < len {
+        return Err(Error::io(
+            format!("recovering {}", path.display()),
+            std::io::Error::other(format!(
+                "the file has {have} bytes but the checkpoint wrote {len}: it was changed \
+                 outside weir"
+            )),
+        ));
+    }
+    f.set_len(len)
+        .and_then(|()| f.sync_all())
+        .map_err(io(format!("truncating {}", path.display())))
+}
+
+impl Sink for ArchiveSink {
+    fn write(&mut self, batch: &RecordBatch) -> Result<()> {
+        if batch.num_rows() == 0 {
+            return Ok(());
+        }
+        self.start()?;
+        self.bind(&batch.schema())?;
+        for (start, end, rows) in self.spans(batch)? {
+            let part;
+            let b = match rows {
+                None => batch,
+                Some(rows) => {
+                    let idx = UInt32Array::from(rows);
+                    let cols = batch
+                        .columns()
+                        .iter()
+                        .map(|c| arrow_select::take::take(c.as_ref(), &idx, None))
+                        .collect::<std::result::Result<Vec<_>, _>>()
+                        .map_err(|e| Error::Internal(format!("splitting folders: {e}")))?;
+                    part = RecordBatch::try_new(batch.schema(), cols)
+                        .map_err(|e| Error::Internal(format!("splitting folders: {e}")))?;
+                    &part
+                }
+            };
+            self.encode(b);
+            let text = std::mem::take(&mut self.text);
+            let (codec, level) = (self.codec, self.cfg.level);
+            let f = self.file(start, end)?;
+            let written = f.member.write(text.as_bytes());
+            f.member_in += text.len();
+            if f.member_in >= MEMBER_MAX {
+                Self::flush_file(f, codec, level)?;
+            }
+            self.text = text;
+            written?;
+        }
+        self.tick_clock()
+    }
+
+    fn on_watermark(&mut self, wm: Millis) -> Result<()> {
+        self.watermark = self.watermark.max(wm);
+        self.roll()
+    }
+
+    fn tick(&mut self) -> Result<()> {
+        self.tick_clock()
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        self.tick_clock()
+    }
+
+    fn finish(&mut self) -> Result<()> {
+        self.start()?;
+        let starts: Vec<Millis> = self.open.keys().copied().collect();
+        for s in starts {
+            self.close(s)?;
+        }
+        for c in std::mem::take(&mut self.closed) {
+            self.publish(&c.file)?;
+        }
+        Ok(())
+    }
+
+    fn exactly_once(&self) -> bool {
+        true
+    }
+
+    fn recover(&mut self, state: Option<&[u8]>) -> Result<()> {
+        self.checkpointed = true;
+        let root = self.root().to_path_buf();
+        fs::create_dir_all(&root).map_err(io(format!("creating {}", root.display())))?;
+        let Some(bytes) = state else {
+            // A fresh start replays the input from its beginning: what a crashed run left
+            // unfinished would be written twice.
+            for (folder, name) in list(&root)? {
+                if name.starts_with("part-") && name.ends_with(INPROGRESS) {
+                    let p = root.join(&folder).join(&name);
+                    tracing::info!(file = %p.display(), "removing an unfinished archive file of a run that left no checkpoint");
+                    fs::remove_file(&p).map_err(io(format!("removing {}", p.display())))?;
+                }
+            }
+            self.run = Some(run_id());
+            self.epoch = 1;
+            return Ok(());
+        };
+        let st: State = weir_core::state::decode("archive sink", STATE_VERSION, bytes)?;
+        for c in &st.closed {
+            let p = self.path_of(&c.file, true);
+            if p.exists() {
+                truncate(&p, c.file.len)?;
+            }
+            self.publish(&c.file)?;
+        }
+        let mut kept = std::collections::HashSet::new();
+        for meta in &st.open {
+            let (inprog, done) = (self.path_of(meta, true), self.path_of(meta, false));
+            if !inprog.exists() && done.exists() {
+                // Finished after the checkpoint, which a fall-back to this one undoes.
+                fs::rename(&done, &inprog).map_err(io(format!("reopening {}", done.display())))?;
+            }
+            if !inprog.exists() {
+                tracing::warn!(file = %inprog.display(), "an archive file of the checkpoint is missing (removed outside weir?); its records are lost, the archive goes on");
+                continue;
+            }
+            truncate(&inprog, meta.len)?;
+            let file = OpenOptions::new()
+                .append(true)
+                .open(&inprog)
+                .map_err(io(format!("opening {}", inprog.display())))?;
+            kept.insert((meta.folder.clone(), format!("{}{INPROGRESS}", meta.name)));
+            let start = match self.layout {
+                Layout::None => Millis::MIN + 1,
+                Layout::Hour => meta.end - 3_600_000,
+                Layout::Day => meta.end - 86_400_000,
+                Layout::Window(w) => meta.end - w,
+            };
+            let start = if meta.folder == "dt=__null__" {
+                NULL_TIME
+            } else {
+                start
+            };
+            self.open.insert(
+                start,
+                OpenFile {
+                    meta: meta.clone(),
+                    file,
+                    member: Member::new(self.codec, self.cfg.level)?,
+                    member_in: 0,
+                },
+            );
+        }
+        // Every other file this run created after the checkpoint goes.
+        for (folder, name) in list(&root)? {
+            let Some(epoch) = epoch_of(&name, &st.run) else {
+                continue;
+            };
+            let unfinished = name.ends_with(INPROGRESS);
+            if (unfinished || epoch > st.epoch) && !kept.contains(&(folder.clone(), name.clone())) {
+                let p = root.join(&folder).join(&name);
+                tracing::info!(file = %p.display(), "removing an archive file written after the checkpoint");
+                fs::remove_file(&p).map_err(io(format!("removing {}", p.display())))?;
+            }
+        }
+        self.closed = Vec::new();
+        self.run = Some(st.run);
+        self.epoch = st.epoch + 1;
+        Ok(())
+    }
+
+    fn pre_commit(&mut self, epoch: u64) -> Result<Vec<u8>> {
+        self.epoch = epoch;
+        self.flush_all()?;
+        for f in self.open.values() {
+            f.file
+                .sync_data()
+                .map_err(io(format!("syncing {}", f.meta.name)))?;
+        }
+        let st = State {
+            run: self.run.clone().unwrap_or_default(),
+            epoch,
+            open: self.open.values().map(|f| f.meta.clone()).collect(),
+            closed: self.closed.clone(),
+        };
+        self.epoch = epoch + 1;
+        self.seq = 0;
+        weir_core::state::encode("archive sink", STATE_VERSION, &st)
+    }
+
+    fn commit(&mut self, epoch: u64) -> Result<()> {
+        let (now, later): (Vec<Closed>, Vec<Closed>) = std::mem::take(&mut self.closed)
+            .into_iter()
+            .partition(|c| c.epoch <= epoch);
+        self.closed = later;
+        for c in now {
+            self.publish(&c.file)?;
+        }
+        Ok(())
+    }
+}

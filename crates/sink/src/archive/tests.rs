@@ -1,0 +1,389 @@
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::Path;
+use std::sync::Arc;
+
+use arrow_array::{RecordBatch, StringArray, TimestampMillisecondArray};
+use arrow_schema::{DataType, Field, Schema, TimeUnit};
+use proptest::prelude::*;
+use weir_core::config::{ByteSize, Duration};
+use weir_core::Sink;
+
+use super::*;
+
+const MIN: i64 = 60_000;
+/// 1995-07-01T00:00:00Z.
+const T0: i64 = 804_556_800_000;
+
+fn cfg(dir: &Path) -> ArchiveConfig {
+    ArchiveConfig {
+        path: dir.join("archive"),
+        format: ArchiveFormat::Lines,
+        line_field: None,
+        compression: None,
+        level: None,
+        time_field: None,
+        partition: None,
+        window: None,
+        roll_size: ByteSize::from_bytes(128 << 20),
+        roll_interval: Duration::from_ms(3_600_000),
+        flush_interval: Duration::from_ms(5_000),
+    }
+}
+
+/// Records `(time, line)`: the line is its own text.
+fn batch(rows: &[(i64, String)]) -> RecordBatch {
+    let schema = Arc::new(Schema::new(vec![
+        Field::new(
+            "timestamp",
+            DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),
+            true,
+        ),
+        Field::new("line", DataType::Utf8, false),
+    ]));
+    RecordBatch::try_new(
+        schema,
+        vec![
+            Arc::new(
+                TimestampMillisecondArray::from(rows.iter().map(|r| r.0).collect::<Vec<_>>())
+                    .with_timezone("UTC"),
+            ),
+            Arc::new(StringArray::from_iter_values(
+                rows.iter().map(|r| r.1.as_str()),
+            )),
+        ],
+    )
+    .unwrap()
+}
+
+fn decode(path: &Path) -> String {
+    let bytes = fs::read(path).unwrap();
+    let name = path.to_string_lossy();
+    let mut out = String::new();
+    if name.contains(".gz") {
+        flate2::read::MultiGzDecoder::new(&bytes[..])
+            .read_to_string(&mut out)
+            .unwrap();
+    } else if name.contains(".zst") {
+        out = String::from_utf8(zstd::decode_all(&bytes[..]).unwrap()).unwrap();
+    } else {
+        out = String::from_utf8(bytes).unwrap();
+    }
+    out
+}
+
+/// Finished files per folder, concatenated in name order; and the unfinished files.
+fn read_archive(root: &Path) -> (BTreeMap<String, String>, Vec<String>) {
+    let mut done: BTreeMap<String, String> = BTreeMap::new();
+    let mut unfinished = Vec::new();
+    for (folder, name) in list(root).unwrap() {
+        if name.ends_with(INPROGRESS) {
+            unfinished.push(format!("{folder}/{name}"));
+        } else {
+            done.entry(folder.clone())
+                .or_default()
+                .push_str(&decode(&root.join(&folder).join(&name)));
+        }
+    }
+    (done, unfinished)
+}
+
+/// What the archive must hold: every record once, per hour folder, in arrival order.
+fn expected(records: &[(i64, String)]) -> BTreeMap<String, String> {
+    let mut m: BTreeMap<String, String> = BTreeMap::new();
+    for (t, line) in records {
+        let e = m.entry(partition_of(*t, Granularity::Hour)).or_default();
+        e.push_str(line);
+        e.push('\n');
+    }
+    m
+}
+
+fn records(times: &[i64]) -> Vec<(i64, String)> {
+    times
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (*t, format!("record {i} at {}", format_rfc3339_ms(*t))))
+        .collect()
+}
+
+#[test]
+fn round_trip_into_hour_folders() {
+    let dir = tempfile::tempdir().unwrap();
+    let recs = records(&[
+        T0,
+        T0 + 5 * MIN,
+        T0 + 61 * MIN,
+        T0 + 2 * MIN,
+        T0 + 130 * MIN,
+    ]);
+    let mut s = ArchiveSink::new(&cfg(dir.path()));
+    s.write(&batch(&recs[..2])).unwrap();
+    s.write(&batch(&recs[2..])).unwrap();
+    s.finish().unwrap();
+    let (done, unfinished) = read_archive(&dir.path().join("archive"));
+    assert!(unfinished.is_empty(), "{unfinished:?}");
+    assert_eq!(done, expected(&recs));
+    assert_eq!(
+        done.keys().collect::<Vec<_>>(),
+        [
+            "dt=1995-07-01/hour=00",
+            "dt=1995-07-01/hour=01",
+            "dt=1995-07-01/hour=02"
+        ]
+    );
+}
+
+#[test]
+fn jsonl_zstd_and_window_folders() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = cfg(dir.path());
+    c.format = ArchiveFormat::Jsonl;
+    c.compression = Some(ArchiveCodec::Zstd);
+    c.window = Some(Duration::from_ms(5 * MIN));
+    let recs = records(&[T0 + 1000, T0 + 5 * MIN, T0 + 9 * MIN + 59_999]);
+    let mut s = ArchiveSink::new(&c);
+    s.write(&batch(&recs)).unwrap();
+    s.finish().unwrap();
+    let (done, _) = read_archive(&dir.path().join("archive"));
+    let folders: Vec<&String> = done.keys().collect();
+    assert_eq!(
+        folders,
+        ["window_end=19950701T000500Z", "window_end=19950701T001000Z"]
+    );
+    let first = &done["window_end=19950701T000500Z"];
+    assert_eq!(
+        first,
+        "{\"timestamp\":\"1995-07-01T00:00:01Z\",\"line\":\"record 0 at 1995-07-01T00:00:01Z\"}\n"
+    );
+    assert_eq!(done["window_end=19950701T001000Z"].lines().count(), 2);
+    let names = list(&dir.path().join("archive")).unwrap();
+    assert!(
+        names.iter().all(|(_, n)| n.ends_with(".jsonl.zst")),
+        "{names:?}"
+    );
+}
+
+#[test]
+fn compact_time_names() {
+    assert_eq!(compact_time(T0 + 5 * MIN), "19950701T000500Z");
+    assert_eq!(compact_time(T0 + 1500), "19950701T000001500Z");
+}
+
+#[test]
+fn inprogress_file_is_readable_between_flushes() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = cfg(dir.path());
+    c.flush_interval = Duration::from_ms(1);
+    let recs = records(&[T0, T0 + 1, T0 + 2]);
+    let mut s = ArchiveSink::new(&c);
+    s.write(&batch(&recs[..1])).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    s.write(&batch(&recs[1..])).unwrap();
+    let files = list(&dir.path().join("archive")).unwrap();
+    assert_eq!(files.len(), 1, "{files:?}");
+    assert!(files[0].1.ends_with(".log.gz.inprogress"), "{files:?}");
+    // Complete members only: the whole file decodes, with every record written so far.
+    let text = decode(
+        &dir.path()
+            .join("archive")
+            .join(&files[0].0)
+            .join(&files[0].1),
+    );
+    assert_eq!(text.lines().count(), 3);
+    s.finish().unwrap();
+    let (done, unfinished) = read_archive(&dir.path().join("archive"));
+    assert!(unfinished.is_empty());
+    assert_eq!(done, expected(&recs));
+}
+
+#[test]
+fn rolls_by_size_and_on_the_watermark() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = cfg(dir.path());
+    c.compression = Some(ArchiveCodec::None);
+    c.roll_size = ByteSize::from_bytes(100);
+    let recs = records(&(0..20).map(|i| T0 + i * 1000).collect::<Vec<_>>());
+    let mut s = ArchiveSink::new(&c);
+    for r in recs.chunks(2) {
+        s.write(&batch(r)).unwrap();
+    }
+    let finished = |d: &Path| {
+        list(&d.join("archive"))
+            .unwrap()
+            .iter()
+            .filter(|(_, n)| !n.ends_with(INPROGRESS))
+            .count()
+    };
+    assert!(finished(dir.path()) >= 5, "100-byte files roll often");
+    // The watermark passing the hour's end finishes its last file without waiting.
+    let more = records(&[T0 + 59 * MIN, T0 + 70 * MIN]);
+    s.write(&batch(&more)).unwrap();
+    assert_eq!(s.open.len(), 2);
+    s.on_watermark(T0 + 60 * MIN).unwrap();
+    assert_eq!(s.open.len(), 1, "only the next hour's file stays open");
+    s.finish().unwrap();
+    let (done, _) = read_archive(&dir.path().join("archive"));
+    let mut hour0 = expected(&recs)["dt=1995-07-01/hour=00"].clone();
+    hour0.push_str(&more[0].1);
+    hour0.push('\n');
+    assert_eq!(done["dt=1995-07-01/hour=00"], hour0);
+    assert_eq!(done["dt=1995-07-01/hour=01"].lines().count(), 1);
+}
+
+#[test]
+fn a_new_run_without_checkpoints_adds_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let recs = records(&[T0, T0 + 1]);
+    for r in &recs {
+        let mut s = ArchiveSink::new(&cfg(dir.path()));
+        s.write(&batch(std::slice::from_ref(r))).unwrap();
+        s.finish().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    let (done, _) = read_archive(&dir.path().join("archive"));
+    assert_eq!(done, expected(&recs));
+}
+
+#[test]
+fn lines_need_a_text_field() {
+    let c = cfg(Path::new("/nonexistent"));
+    let schema = Schema::new(vec![Field::new("status", DataType::UInt16, false)]);
+    let errs = c.check_schema("sink.raw", &schema);
+    assert_eq!(errs.len(), 1);
+    let msg = errs[0].to_string();
+    assert!(
+        msg.contains("sink.raw.format") && msg.contains("raw_field = \"line\""),
+        "{msg}"
+    );
+    let mut bad = cfg(Path::new("/x"));
+    bad.partition = Some(Granularity::Day);
+    bad.window = Some(Duration::from_ms(MIN));
+    bad.level = Some(12);
+    let errs: Vec<String> = bad
+        .validate("sink.a")
+        .iter()
+        .map(|e| e.to_string())
+        .collect();
+    assert_eq!(errs.len(), 2, "{errs:?}");
+    assert!(errs[0].contains("sink.a.window"), "{errs:?}");
+    assert!(
+        errs[1].contains("sink.a.level") && errs[1].contains("0..=9"),
+        "{errs:?}"
+    );
+}
+
+/// A small deterministic generator for the crash simulation.
+struct Rng(u64);
+impl Rng {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}
+
+/// Drives the sink as the runtime does, with crashes: records in batches, watermarks,
+/// barriers (pre_commit, then commit, sometimes lost to a crash), and restarts from the
+/// newest checkpoint or, as after a damaged one, the one before.
+fn simulate(recs: &[(i64, String)], seed: u64, c: &ArchiveConfig) {
+    let mut rng = Rng(seed | 1);
+    let root = c.path.clone();
+    // (epoch, records consumed, state)
+    let mut checkpoints: Vec<(u64, usize, Vec<u8>)> = Vec::new();
+    let mut s = ArchiveSink::new(c);
+    s.recover(None).unwrap();
+    let (mut pos, mut epoch, mut crashes) = (0usize, 0u64, 0);
+    while pos < recs.len() {
+        match rng.below(10) {
+            0..=4 => {
+                let n = (1 + rng.below(8) as usize).min(recs.len() - pos);
+                s.write(&batch(&recs[pos..pos + n])).unwrap();
+                pos += n;
+            }
+            5 => {
+                let seen = recs[..pos].iter().map(|r| r.0).max().unwrap_or(T0);
+                s.on_watermark(seen - 20 * MIN).unwrap();
+            }
+            6 | 7 => {
+                epoch += 1;
+                let st = s.pre_commit(epoch).unwrap();
+                checkpoints.push((epoch, pos, st));
+                if rng.below(3) > 0 {
+                    s.commit(epoch).unwrap();
+                }
+            }
+            _ if crashes < 6 => {
+                crashes += 1;
+                drop(s);
+                // A fall-back past a damaged newest checkpoint, now and then.
+                if checkpoints.len() > 1 && rng.below(3) == 0 {
+                    checkpoints.pop();
+                }
+                s = ArchiveSink::new(c);
+                match checkpoints.last() {
+                    Some((e, p, st)) => {
+                        s.recover(Some(st)).unwrap();
+                        (epoch, pos) = (*e, *p);
+                    }
+                    None => {
+                        s.recover(None).unwrap();
+                        (epoch, pos) = (0, 0);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    s.on_watermark(i64::MAX).unwrap();
+    epoch += 1;
+    s.pre_commit(epoch).unwrap();
+    s.commit(epoch).unwrap();
+    s.finish().unwrap();
+    let (done, unfinished) = read_archive(&root);
+    assert!(unfinished.is_empty(), "{unfinished:?}");
+    assert_eq!(done, expected(recs), "seed {seed}");
+}
+
+#[test]
+fn crash_and_restart_keeps_every_record_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = cfg(dir.path());
+    c.flush_interval = Duration::from_ms(0);
+    let times: Vec<i64> = (0..400).map(|i| T0 + i * 45_000).collect();
+    simulate(&records(&times), 7, &c);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    /// The oracle: after any crashes and fall-backs, the finished files of each folder,
+    /// read in name order, hold that folder's records once each, in arrival order.
+    #[test]
+    fn exactly_once_against_the_input(
+        steps in proptest::collection::vec(0i64..(15 * MIN), 1..150),
+        jitter in proptest::collection::vec(-(10 * MIN)..(10 * MIN), 150),
+        seed in any::<u64>(),
+        small_files in any::<bool>(),
+        codec in 0..3u8,
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = cfg(dir.path());
+        c.flush_interval = Duration::from_ms(0);
+        c.compression = Some([ArchiveCodec::Gzip, ArchiveCodec::Zstd, ArchiveCodec::None][codec as usize]);
+        if small_files {
+            c.roll_size = ByteSize::from_bytes(200);
+        }
+        let mut t = T0;
+        let times: Vec<i64> = steps
+            .iter()
+            .zip(&jitter)
+            .map(|(s, j)| {
+                t += s;
+                t + j
+            })
+            .collect();
+        simulate(&records(&times), seed, &c);
+    }
+}
