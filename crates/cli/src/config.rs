@@ -547,10 +547,10 @@ fn needed(file: &PipelineFile, node: &str, depth: usize) -> Option<Vec<String>> 
             .iter()
             .any(|i| i.node == node && i.port == Port::Main)
     };
-    if file.sinks.iter().any(|s| reads(&s.inputs)) {
-        return None;
-    }
     let mut need = Vec::new();
+    for s in file.sinks.iter().filter(|s| reads(&s.inputs)) {
+        need.extend(s.kind.required_fields()?);
+    }
     for st in file.stages.iter().filter(|s| reads(&s.inputs)) {
         need.extend(st.kind.required_fields()?);
         if st.kind.passes_records_through() {

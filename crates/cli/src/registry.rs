@@ -203,6 +203,14 @@ impl SinkKind {
         }
     }
 
+    /// Input fields the sink writes; `None`: all of them.
+    pub fn required_fields(&self) -> Option<Vec<String>> {
+        match self {
+            SinkKind::Archive(c) => c.required_fields(),
+            _ => None,
+        }
+    }
+
     /// Checks the config against the schema of the sink's input.
     pub fn check_schema(&self, path: &str, schema: &arrow_schema::Schema) -> Vec<Error> {
         match self {

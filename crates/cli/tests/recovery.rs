@@ -65,6 +65,8 @@ struct Harness {
     reference: Option<std::collections::BTreeMap<String, String>>,
     /// Rows of each Parquet table after one uninterrupted run (examples).
     tables: std::collections::BTreeMap<String, Vec<String>>,
+    /// Content of each archive after one uninterrupted run (examples), by folder.
+    archives: std::collections::BTreeMap<String, std::collections::BTreeMap<String, String>>,
 }
 
 impl Harness {
@@ -83,6 +85,7 @@ impl Harness {
             sets,
             reference: None,
             tables: Default::default(),
+            archives: Default::default(),
         })
     }
 
@@ -95,6 +98,7 @@ impl Harness {
             sets: sets.iter().map(|s| s.to_string()).collect(),
             reference: None,
             tables: Default::default(),
+            archives: Default::default(),
         };
         let reference = tempfile::tempdir().unwrap();
         let out = Command::new(env!("CARGO_BIN_EXE_weir"))
@@ -128,6 +132,20 @@ impl Harness {
                 let rows = common::table_rows(&reference.path().join(&s));
                 assert!(!rows.is_empty(), "{file}: table {s} is empty");
                 (s, rows)
+            })
+            .collect();
+        h.archives = h
+            .case
+            .archive_sinks()
+            .into_iter()
+            .map(|s| {
+                let (content, unfinished) = common::archive_content(&reference.path().join(&s));
+                assert!(!content.is_empty(), "{file}: archive {s} is empty");
+                assert!(
+                    unfinished.is_empty(),
+                    "{file}: {unfinished:?} left unfinished"
+                );
+                (s, content)
             })
             .collect();
         h
@@ -266,6 +284,24 @@ impl Harness {
             assert!(
                 left.is_empty(),
                 "{}: staged files left: {left:?}",
+                self.case.name
+            );
+        }
+        for (s, want) in &self.archives {
+            let (got, unfinished) = common::archive_content(&self.out.path().join(s));
+            assert!(
+                unfinished.is_empty(),
+                "{}: {unfinished:?} left unfinished ({what})",
+                self.case.name
+            );
+            let differs: std::collections::BTreeSet<&String> = want
+                .keys()
+                .chain(got.keys())
+                .filter(|f| got.get(*f) != want.get(*f))
+                .collect();
+            assert!(
+                differs.is_empty(),
+                "{}: archive {s} ({what}) differs from an uninterrupted run's in {differs:?}",
                 self.case.name
             );
         }

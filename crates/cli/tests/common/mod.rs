@@ -99,8 +99,13 @@ impl Case {
         self.names("sink", Some("parquet"))
     }
 
+    /// Names of its archive sinks.
+    pub fn archive_sinks(&self) -> Vec<String> {
+        self.names("sink", Some("archive"))
+    }
+
     /// `--set` arguments that send every jsonl sink to `dir/<sink>.jsonl` and every Parquet
-    /// table to `dir/<sink>/`.
+    /// table and archive to `dir/<sink>/`.
     pub fn sink_args(&self, dir: &Path) -> Vec<String> {
         let jsonl = self
             .jsonl_sinks()
@@ -109,6 +114,7 @@ impl Case {
         let tables = self
             .parquet_sinks()
             .into_iter()
+            .chain(self.archive_sinks())
             .map(|s| (format!("sink.{s}.path"), dir.join(&s)));
         jsonl
             .chain(tables)
@@ -205,4 +211,53 @@ pub fn table_rows(table: &Path) -> Vec<String> {
     }
     rows.sort();
     rows
+}
+
+/// An archive's finished files, decoded and concatenated in name order per folder (the
+/// records of each folder in arrival order, whatever the files' boundaries), and the names of
+/// files still in progress.
+pub fn archive_content(dir: &Path) -> (std::collections::BTreeMap<String, String>, Vec<String>) {
+    use std::io::Read;
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                walk(&p, out);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    let mut files = Vec::new();
+    if dir.exists() {
+        walk(dir, &mut files);
+    }
+    files.sort();
+    let mut done = std::collections::BTreeMap::<String, String>::new();
+    let mut unfinished = Vec::new();
+    for f in files {
+        let name = f.file_name().unwrap().to_string_lossy().into_owned();
+        if name.ends_with(".inprogress") {
+            unfinished.push(f.display().to_string());
+            continue;
+        }
+        let folder = f
+            .parent()
+            .unwrap()
+            .strip_prefix(dir)
+            .unwrap()
+            .display()
+            .to_string();
+        let bytes = std::fs::read(&f).unwrap();
+        let mut text = String::new();
+        if name.ends_with(".gz") {
+            flate2::read::MultiGzDecoder::new(&bytes[..])
+                .read_to_string(&mut text)
+                .unwrap();
+        } else {
+            text = String::from_utf8(bytes).unwrap();
+        }
+        done.entry(folder).or_default().push_str(&text);
+    }
+    (done, unfinished)
 }

@@ -208,9 +208,8 @@ impl ArchiveConfig {
             let f = self.line_field();
             let problem = match schema.column_with_name(f) {
                 None => Some(format!(
-                    "the input has no text field {f:?} to write as lines (a source keeps its \
-                     lines with raw_field = {f:?}); it has {}",
-                    field_list(schema)
+                    "the input has no text field {f:?} to write as lines; a source keeps its \
+                     lines with raw_field = {f:?}"
                 )),
                 Some((_, fld)) if fld.data_type() != &DataType::Utf8 => {
                     Some(format!("{f:?} is {}, not text", fld.data_type()))
@@ -226,10 +225,7 @@ impl ArchiveConfig {
         }
         if let Some(f) = &self.time_field {
             let problem = match schema.column_with_name(f) {
-                None => Some(format!(
-                    "the input has no field {f:?}; it has {}",
-                    field_list(schema)
-                )),
+                None => Some(format!("the input has no field {f:?}")),
                 Some((_, fld)) if !matches!(fld.data_type(), DataType::Timestamp(_, _)) => {
                     Some(format!("{f:?} is {}, not a timestamp", fld.data_type()))
                 }
@@ -238,6 +234,16 @@ impl ArchiveConfig {
             errors.extend(problem.map(|p| Error::config(format!("{path}.time_field"), p)));
         }
         errors
+    }
+
+    /// Input fields the archive writes (`None`: all): `format = "lines"` needs only its line
+    /// and the time that places it.
+    pub fn required_fields(&self) -> Option<Vec<String>> {
+        (self.format == ArchiveFormat::Lines).then(|| {
+            let mut f = vec![self.line_field().to_string()];
+            f.extend(self.time_field.clone());
+            f
+        })
     }
 
     fn codec(&self) -> ArchiveCodec {
@@ -267,11 +273,6 @@ impl ArchiveConfig {
             ArchiveCodec::None => base.to_string(),
         }
     }
-}
-
-fn field_list(schema: &Schema) -> String {
-    let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
-    names.join(", ")
 }
 
 /// Creates the archive sink for `cfg` (a [`ParquetSink`] for `format = "parquet"`).

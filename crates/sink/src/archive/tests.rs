@@ -253,7 +253,7 @@ fn lines_need_a_text_field() {
     assert_eq!(errs.len(), 1);
     let msg = errs[0].to_string();
     assert!(
-        msg.contains("sink.raw.format") && msg.contains("raw_field = \"line\""),
+        msg.contains("sink.raw.format") && msg.ends_with("raw_field = \"line\""),
         "{msg}"
     );
     let mut bad = cfg(Path::new("/x"));
