@@ -1,5 +1,6 @@
-//! The Parquet tables weir writes, read by real clients: DuckDB and pyarrow (from PyPI; CI
-//! installs them) must see the same rows and sums as `weir query`, with typed columns.
+//! The Parquet tables and archives weir writes, read by real clients: DuckDB and pyarrow (from
+//! PyPI; CI installs them) must see the same rows and sums as `weir query`, with typed
+//! columns; DuckDB and Python's gzip must read every record of a gzip archive of many members.
 
 mod common;
 
@@ -36,8 +37,8 @@ fn totals(dir: &std::path::Path) -> serde_json::Value {
     serde_json::from_str(out.trim()).unwrap()
 }
 
-#[test]
-fn duckdb_and_pyarrow_read_what_weir_query_reads() {
+/// Whether python3 with duckdb and pyarrow is here (CI must have them).
+fn have_readers() -> bool {
     let have = Command::new("python3")
         .args(["-c", "import duckdb, pyarrow"])
         .status()
@@ -50,6 +51,72 @@ fn duckdb_and_pyarrow_read_what_weir_query_reads() {
         eprintln!(
             "skipping: python3 with duckdb and pyarrow is not here (pip install duckdb pyarrow)"
         );
+    }
+    have
+}
+
+#[test]
+fn duckdb_and_gzip_read_every_record_of_an_archive() {
+    if !have_readers() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let sample = root().join("examples/data/nasa_jul95_first10000.log.gz");
+    let pipeline = root().join("tests/interop/archive.toml");
+    weir(
+        &[
+            "run",
+            pipeline.to_str().unwrap(),
+            "--quiet",
+            "--set",
+            &format!("source.logs.path={}", sample.display()),
+        ],
+        tmp.path(),
+    );
+    let out = Command::new("python3")
+        .arg(root().join("tests/interop/archive_readers.py"))
+        .arg(tmp.path().join("archive/records"))
+        .arg(tmp.path().join("archive/raw"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let seen: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    // The sample's 10 000 lines (one malformed, kept as status 999) and their byte total.
+    for reader in ["gzip", "duckdb"] {
+        assert_eq!(seen[reader]["rows"], 10_000, "{reader}: {seen}");
+        assert_eq!(seen[reader]["lines"], 10_000, "{reader}: {seen}");
+        assert_eq!(
+            seen[reader]["sum_bytes"], seen["gzip"]["sum_bytes"],
+            "{seen}"
+        );
+    }
+    assert_eq!(seen["duckdb"]["hours"], 4, "{seen}");
+    assert!(
+        seen["most_members"].as_u64().unwrap() > 3,
+        "the test needs files of many members: {seen}"
+    );
+    let mut raw = String::new();
+    std::io::Read::read_to_string(
+        &mut flate2::read::GzDecoder::new(std::fs::File::open(&sample).unwrap()),
+        &mut raw,
+    )
+    .unwrap();
+    let (archived, unfinished) = common::archive_content(&tmp.path().join("archive/raw"));
+    assert!(unfinished.is_empty(), "{unfinished:?}");
+    assert_eq!(
+        archived.values().map(String::as_str).collect::<String>(),
+        raw,
+        "the raw archive, window by window, is the input line for line"
+    );
+}
+
+#[test]
+fn duckdb_and_pyarrow_read_what_weir_query_reads() {
+    if !have_readers() {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();

@@ -1,6 +1,7 @@
 //! Sink throughput: window result rows (window_start, window_end, status, count, bytes) in
 //! batches of 10 000, written as JSON lines, to a Parquet table (zstd, hourly partitions) and
-//! to PostgreSQL (COPY + upsert; skipped if no server on 127.0.0.1:5432).
+//! to PostgreSQL (COPY + upsert; skipped if no server on 127.0.0.1:5432). And the archive:
+//! 200 000 raw NASA log lines with their timestamps, written as lines with each codec.
 
 #![allow(missing_docs)]
 
@@ -10,6 +11,7 @@ use arrow_array::{Int64Array, RecordBatch, TimestampMillisecondArray, UInt16Arra
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use weir_core::config::{ByteSize, Duration};
 use weir_core::Sink;
+use weir_sink::archive::{ArchiveCodec, ArchiveConfig, ArchiveFormat, ArchiveSink};
 use weir_sink::jsonl::{JsonlConfig, JsonlSink};
 use weir_sink::parquet::{Codec, Granularity, ParquetConfig, ParquetSink};
 use weir_sink::postgres::{PostgresConfig, PostgresSink};
@@ -118,5 +120,71 @@ fn bench(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench);
+/// The bundled NASA sample's lines, repeated to `ROWS`, one second apart.
+fn raw_lines() -> (RecordBatch, u64) {
+    use std::io::Read;
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../examples/data/nasa_jul95_first10000.log.gz"
+    );
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(std::fs::File::open(path).unwrap())
+        .read_to_string(&mut text)
+        .unwrap();
+    let lines: Vec<&str> = text.lines().cycle().take(ROWS).collect();
+    let bytes = lines.iter().map(|l| l.len() as u64 + 1).sum();
+    let times: Vec<i64> = (0..ROWS as i64)
+        .map(|i| 804_571_200_000 + i * 1_000)
+        .collect();
+    let b = RecordBatch::try_from_iter([
+        (
+            "timestamp",
+            Arc::new(TimestampMillisecondArray::from(times).with_timezone("UTC")) as _,
+        ),
+        ("line", Arc::new(arrow_array::StringArray::from(lines)) as _),
+    ])
+    .unwrap();
+    (b, bytes)
+}
+
+fn bench_archive(c: &mut Criterion) {
+    let (all, bytes) = raw_lines();
+    let input: Vec<RecordBatch> = (0..ROWS / BATCH)
+        .map(|i| all.slice(i * BATCH, BATCH))
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let mut g = c.benchmark_group("weir_sink::archive");
+    g.sample_size(10);
+    g.throughput(Throughput::Bytes(bytes));
+    for (name, codec, level) in [
+        ("lines_gzip6", ArchiveCodec::Gzip, None),
+        ("lines_gzip1", ArchiveCodec::Gzip, Some(1)),
+        ("lines_zstd3", ArchiveCodec::Zstd, None),
+        ("lines_none", ArchiveCodec::None, None),
+    ] {
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                let path = dir.path().join(name);
+                let _ = std::fs::remove_dir_all(&path);
+                let cfg = ArchiveConfig {
+                    path,
+                    format: ArchiveFormat::Lines,
+                    line_field: None,
+                    compression: Some(codec),
+                    level,
+                    time_field: None,
+                    partition: None,
+                    window: None,
+                    roll_size: ByteSize::from_bytes(128 << 20),
+                    roll_interval: Duration::from_ms(3_600_000),
+                    flush_interval: Duration::from_ms(5_000),
+                };
+                run(&mut ArchiveSink::new(&cfg), &input)
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, bench, bench_archive);
 criterion_main!(benches);
