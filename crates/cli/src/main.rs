@@ -28,8 +28,9 @@ struct Cli {
 const LONG_ABOUT: &str = "\
 weir measures event streams as they pass: it reads logs and events from files, followed files
 and stdin, parses them into typed records, places them in event-time windows, raises
-threshold alerts the moment they are crossed, and writes results to the terminal, files or
-webhooks as each window closes.
+threshold alerts the moment they are crossed, and writes results as each window closes: to
+the terminal, files, Parquet tables (`weir query` reads them with SQL), PostgreSQL, webhooks,
+and rolling compressed archives of the raw stream.
 
 A pipeline is a TOML file of named sources, stages and sinks wired by name:
 
@@ -52,8 +53,9 @@ enum Command {
         late, windows emitted, throughput and wall time. Ctrl-C ends the input gracefully: open \
         windows are flushed and sinks finish; a second Ctrl-C exits at once.\n\n\
         With --checkpoint-dir the run takes checkpoints and resumes from the newest one: kill \
-        it at any moment and run the same command again; JSON-lines and CSV files then hold \
-        every row exactly once (stdout and webhooks are at-least-once). Ctrl-C then takes a \
+        it at any moment and run the same command again; JSON-lines and CSV files, Parquet \
+        tables, PostgreSQL tables and archives then hold every row exactly once (stdout and \
+        webhooks are at-least-once). Ctrl-C then takes a \
         last checkpoint instead of flushing open windows.")]
     Run {
         /// The pipeline file.

@@ -1,5 +1,7 @@
 //! weir-sink owns where results leave weir: standard output ([`stdout`]: an aligned table on
-//! a terminal, JSON lines when piped), JSON-lines files ([`jsonl`]) and CSV files ([`csv`]).
+//! a terminal, JSON lines when piped), JSON-lines files ([`jsonl`]), CSV files ([`csv`]),
+//! Parquet tables ([`parquet`]), PostgreSQL tables ([`postgres`]), webhooks ([`webhook`]) and
+//! rolling compressed archives ([`archive`]).
 //!
 //! Every sink implements [`weir_core::Sink`] and runs on its own thread. Rows are rendered by
 //! the shared encoders in [`encode`], so a value prints the same in every sink: timestamps as

@@ -387,3 +387,28 @@ proptest! {
         simulate(&records(&times), seed, &c);
     }
 }
+
+#[test]
+fn parquet_archives_are_tables_partitioned_by_the_time_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = cfg(dir.path());
+    c.format = ArchiveFormat::Parquet;
+    c.time_field = Some("timestamp".into());
+    assert!(c.validate("sink.a").is_empty());
+    let recs = records(&[T0, T0 + 61 * MIN]);
+    let mut s = create(&c).unwrap();
+    s.write(&batch(&recs)).unwrap();
+    s.finish().unwrap();
+    let files: Vec<String> = list(&c.path)
+        .unwrap()
+        .into_iter()
+        .map(|(f, n)| format!("{f}/{n}"))
+        .collect();
+    assert_eq!(files.len(), 3, "{files:?}");
+    assert_eq!(files[0], "/_weir_table.json");
+    assert!(files[1].starts_with("dt=1995-07-01/hour=00/part-") && files[1].ends_with(".parquet"));
+    assert!(
+        files[2].starts_with("dt=1995-07-01/hour=01/part-"),
+        "{files:?}"
+    );
+}
