@@ -446,6 +446,57 @@ fn every_golden_case_is_killed() {
 }
 
 /// Ctrl-C with checkpoints suspends: open windows are not flushed, the next run resumes them.
+/// Ctrl-C with checkpoints leaves the archive's open files in progress for the next run, and
+/// a finished file never changes again: readers may take a finished file as final.
+#[test]
+fn interrupt_keeps_archive_files_open_and_finished_files_final() {
+    let h = Harness::example("http-status.toml", &["source.logs.rate=2500"]);
+    let archive = h.out.path().join("raw");
+    let finished = || -> std::collections::BTreeMap<std::path::PathBuf, Vec<u8>> {
+        let mut out = std::collections::BTreeMap::new();
+        let mut stack = vec![archive.clone()];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).into_iter().flatten() {
+                let p = e.unwrap().path();
+                if p.is_dir() {
+                    stack.push(p);
+                } else if !p.to_string_lossy().ends_with(".inprogress") {
+                    out.insert(p.clone(), std::fs::read(&p).unwrap());
+                }
+            }
+        }
+        out
+    };
+    let child = h.start(&[]);
+    std::thread::sleep(Duration::from_millis(1500));
+    let ok = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    h.finish(child, "an interrupted run");
+    let before = finished();
+    let (_, open) = common::archive_content(&archive);
+    assert!(
+        !open.is_empty(),
+        "the interrupted run left its open file in progress"
+    );
+    assert!(
+        !before.is_empty(),
+        "windows closed before the interrupt finished their files"
+    );
+    h.finish(h.start(&[]), "the last run");
+    let after = finished();
+    for (p, content) in &before {
+        assert!(
+            after.get(p) == Some(content),
+            "{} changed after it was finished",
+            p.display()
+        );
+    }
+    h.assert_output("a Ctrl-C stop");
+}
+
 #[test]
 fn interrupt_suspends_and_the_next_run_resumes() {
     let Some(h) = Harness::new("nasa-aug95-status") else {

@@ -31,6 +31,13 @@ pub trait Sink: Send {
         self.flush()
     }
 
+    /// The run stopped with checkpoints and a later run resumes from the last one, which
+    /// holds this sink's state: leave what is open (a file being written) for that run. By
+    /// default the same as [`Sink::finish`].
+    fn suspend(&mut self) -> Result<()> {
+        self.finish()
+    }
+
     /// Whether this sink's output is exactly-once when the pipeline runs with checkpoints:
     /// output is staged per epoch and made visible only when the epoch's checkpoint is durable.
     /// Sinks that return `false` are at-least-once: after a crash they repeat what followed the

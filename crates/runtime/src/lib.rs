@@ -237,11 +237,12 @@ impl Pipeline {
                 size_hint: None,
             });
             let rx = receivers.next().expect("one receiver per sink");
+            let stop = stop.clone();
             let c = node_ck(&s.name, true);
             let f = failed(&c);
             spawn(
                 s.name.clone(),
-                Box::new(move || node::run_sink(s, rx, &m, c)),
+                Box::new(move || node::run_sink(s, rx, &m, &stop, c)),
                 f,
             )?;
         }

@@ -492,6 +492,7 @@ pub(crate) fn run_sink(
     mut s: SinkSpec,
     rx: Receiver<(usize, Message)>,
     m: &NodeMetrics,
+    stop: &AtomicBool,
     ck: Option<NodeCkpt>,
 ) -> Result<()> {
     if let Some(c) = &ck {
@@ -524,7 +525,9 @@ pub(crate) fn run_sink(
             Event::Msg(i, Message::End) => {
                 inputs.end(i);
                 if inputs.all_ended() {
-                    return finish_sink(s, ck, last_barrier + 1);
+                    // Stopped with checkpoints: the next run goes on from the last one.
+                    let suspend = ck.is_some() && stop.load(Ordering::SeqCst);
+                    return finish_sink(s, ck, last_barrier + 1, suspend);
                 }
             }
             Event::Msg(_, Message::Barrier(_)) => unreachable!("the aligner consumes barriers"),
@@ -557,7 +560,7 @@ pub(crate) fn run_sink(
 /// All inputs ended. With checkpoints, what is left is staged under `label` (one past the last
 /// barrier: no epoch up to the last barrier can hold this final state) and committed once an
 /// epoch at or past it is durable.
-fn finish_sink(mut s: SinkSpec, ck: Option<NodeCkpt>, label: u64) -> Result<()> {
+fn finish_sink(mut s: SinkSpec, ck: Option<NodeCkpt>, label: u64, suspend: bool) -> Result<()> {
     let Some(c) = ck else {
         return s.sink.finish();
     };
@@ -569,7 +572,11 @@ fn finish_sink(mut s: SinkSpec, ck: Option<NodeCkpt>, label: u64) -> Result<()> 
             .map_err(|_| Error::Stopped("the checkpoint coordinator".into()))?;
         s.sink.commit(epoch)?;
         if epoch >= label {
-            return s.sink.finish();
+            return if suspend {
+                s.sink.suspend()
+            } else {
+                s.sink.finish()
+            };
         }
     }
 }

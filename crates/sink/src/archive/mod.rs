@@ -854,6 +854,14 @@ impl Sink for ArchiveSink {
 
     fn on_watermark(&mut self, wm: Millis) -> Result<()> {
         self.watermark = self.watermark.max(wm);
+        if wm == weir_core::time::MAX_TIME {
+            // The input has ended: finish every file now, so with checkpoints the last one
+            // commits them and a finished file is never reopened by a run after the end.
+            let starts: Vec<Millis> = self.open.keys().copied().collect();
+            for s in starts {
+                self.close(s)?;
+            }
+        }
         self.roll()
     }
 
@@ -874,6 +882,13 @@ impl Sink for ArchiveSink {
         for c in std::mem::take(&mut self.closed) {
             self.publish(&c.file)?;
         }
+        Ok(())
+    }
+
+    fn suspend(&mut self) -> Result<()> {
+        // The checkpoint holds the open files at their synced lengths: the next run goes on
+        // writing them. Finishing them now would show readers a finished file that grows.
+        self.open.clear();
         Ok(())
     }
 
