@@ -29,7 +29,6 @@
 
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -44,8 +43,11 @@ use weir_core::{Error, Result, Sink};
 
 use crate::parquet::{fsync_dir, partition_of, Granularity, ParquetConfig, ParquetSink};
 
+mod compress;
 #[cfg(test)]
 mod tests;
+
+use compress::{Members, Pool};
 
 /// How records are written.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -88,9 +90,6 @@ const fn default_flush_interval() -> Duration {
 
 /// The field `format = "lines"` writes unless told otherwise.
 pub const DEFAULT_LINE_FIELD: &str = "line";
-
-/// A member is finished early when this much input is buffered, to bound memory.
-const MEMBER_MAX: usize = 16 << 20;
 
 /// `[sink.NAME] type = "archive"`: rolling compressed files of the records, in time folders.
 #[derive(Debug, Clone, Deserialize)]
@@ -353,60 +352,6 @@ fn compact_time(ms: Millis) -> String {
     s
 }
 
-/// The compressed member being filled.
-enum Member {
-    Gzip(flate2::write::GzEncoder<Vec<u8>>),
-    Zstd(zstd::Encoder<'static, Vec<u8>>),
-    Plain(Vec<u8>),
-}
-
-impl Member {
-    fn new(codec: ArchiveCodec, level: Option<i32>) -> Result<Member> {
-        Ok(match codec {
-            ArchiveCodec::Gzip => Member::Gzip(flate2::write::GzEncoder::new(
-                Vec::new(),
-                flate2::Compression::new(level.unwrap_or(6) as u32),
-            )),
-            ArchiveCodec::Zstd => Member::Zstd(
-                zstd::Encoder::new(Vec::new(), level.unwrap_or(3))
-                    .map_err(|e| Error::io("starting a zstd frame", e))?,
-            ),
-            ArchiveCodec::None => Member::Plain(Vec::new()),
-        })
-    }
-
-    fn write(&mut self, bytes: &[u8]) -> Result<()> {
-        match self {
-            Member::Gzip(e) => e.write_all(bytes),
-            Member::Zstd(e) => e.write_all(bytes),
-            Member::Plain(v) => {
-                v.extend_from_slice(bytes);
-                Ok(())
-            }
-        }
-        .map_err(|e| Error::io("compressing", e))
-    }
-
-    /// Compressed bytes produced so far.
-    fn out_len(&self) -> usize {
-        match self {
-            Member::Gzip(e) => e.get_ref().len(),
-            Member::Zstd(e) => e.get_ref().len(),
-            Member::Plain(v) => v.len(),
-        }
-    }
-
-    /// Ends the member; its complete bytes.
-    fn finish(self) -> Result<Vec<u8>> {
-        match self {
-            Member::Gzip(e) => e.finish(),
-            Member::Zstd(e) => e.finish(),
-            Member::Plain(v) => Ok(v),
-        }
-        .map_err(|e| Error::io("compressing", e))
-    }
-}
-
 /// A file as the checkpoint knows it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct FileRef {
@@ -447,9 +392,7 @@ pub const INPROGRESS: &str = ".inprogress";
 struct OpenFile {
     meta: FileRef,
     file: File,
-    member: Member,
-    /// Input bytes in the current member.
-    member_in: usize,
+    members: Members,
 }
 
 /// The JSON-lines and lines archive sink (see the module docs).
@@ -475,6 +418,8 @@ pub struct ArchiveSink {
     last_flush: Instant,
     watermark: Millis,
     text: String,
+    /// Compression workers, started with the first file.
+    pool: Option<Pool>,
 }
 
 fn io(what: String) -> impl FnOnce(std::io::Error) -> Error {
@@ -509,6 +454,7 @@ impl ArchiveSink {
             last_flush: Instant::now(),
             watermark: Millis::MIN,
             text: String::new(),
+            pool: None,
         }
     }
 
@@ -604,38 +550,32 @@ impl ArchiveSink {
                 .append(true)
                 .open(&path)
                 .map_err(io(format!("creating {}", path.display())))?;
-            let member = Member::new(self.codec, self.cfg.level)?;
             self.open.insert(
                 start,
                 OpenFile {
                     meta,
                     file,
-                    member,
-                    member_in: 0,
+                    members: Members::default(),
                 },
             );
         }
         Ok(self.open.get_mut(&start).expect("inserted above"))
     }
 
-    /// Ends the member of one open file and appends it.
-    fn flush_file(f: &mut OpenFile, codec: ArchiveCodec, level: Option<i32>) -> Result<()> {
-        if f.member_in == 0 {
+    /// Ends the member of one open file and appends every member to it.
+    fn flush_file(f: &mut OpenFile, pool: &Pool) -> Result<()> {
+        if f.members.is_empty() {
             return Ok(());
         }
-        let member = std::mem::replace(&mut f.member, Member::new(codec, level)?);
-        let bytes = member.finish()?;
-        f.file
-            .write_all(&bytes)
-            .map_err(io(format!("writing {}", f.meta.name)))?;
-        f.meta.len += bytes.len() as u64;
-        f.member_in = 0;
+        f.meta.len += f.members.flush(pool, &mut f.file, &f.meta.name)?;
         Ok(())
     }
 
     fn flush_all(&mut self) -> Result<()> {
-        for f in self.open.values_mut() {
-            Self::flush_file(f, self.codec, self.cfg.level)?;
+        if let Some(pool) = &self.pool {
+            for f in self.open.values_mut() {
+                Self::flush_file(f, pool)?;
+            }
         }
         self.last_flush = Instant::now();
         Ok(())
@@ -647,7 +587,9 @@ impl ArchiveSink {
         let Some(mut f) = self.open.remove(&start) else {
             return Ok(());
         };
-        Self::flush_file(&mut f, self.codec, self.cfg.level)?;
+        if let Some(pool) = &self.pool {
+            Self::flush_file(&mut f, pool)?;
+        }
         f.file
             .sync_all()
             .map_err(io(format!("syncing {}", f.meta.name)))?;
@@ -686,7 +628,7 @@ impl ArchiveSink {
             .open
             .iter()
             .filter(|(_, f)| {
-                f.meta.len + f.member.out_len() as u64 >= size
+                f.meta.len + f.members.pending() >= size
                     || now - f.meta.opened_ms >= age
                     || f.meta.end <= horizon
             })
@@ -838,16 +780,17 @@ impl Sink for ArchiveSink {
                 }
             };
             self.encode(b);
-            let text = std::mem::take(&mut self.text);
-            let (codec, level) = (self.codec, self.cfg.level);
-            let f = self.file(start, end)?;
-            let written = f.member.write(text.as_bytes());
-            f.member_in += text.len();
-            if f.member_in >= MEMBER_MAX {
-                Self::flush_file(f, codec, level)?;
+            if self.pool.is_none() {
+                self.pool = Some(Pool::new(self.codec, self.cfg.level)?);
             }
-            self.text = text;
-            written?;
+            self.file(start, end)?;
+            let (f, pool) = (
+                self.open.get_mut(&start).expect("opened above"),
+                self.pool.as_ref().expect("started above"),
+            );
+            f.meta.len += f
+                .members
+                .write(pool, &mut f.file, &f.meta.name, self.text.as_bytes())?;
         }
         self.tick_clock()
     }
@@ -955,8 +898,7 @@ impl Sink for ArchiveSink {
                 OpenFile {
                     meta: meta.clone(),
                     file,
-                    member: Member::new(self.codec, self.cfg.level)?,
-                    member_in: 0,
+                    members: Members::default(),
                 },
             );
         }

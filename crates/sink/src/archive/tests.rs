@@ -346,6 +346,51 @@ fn simulate(recs: &[(i64, String)], seed: u64, c: &ArchiveConfig) {
     assert_eq!(done, expected(recs), "seed {seed}");
 }
 
+/// Gzip members in `bytes`.
+fn members(bytes: &[u8]) -> usize {
+    let (mut rest, mut n) = (bytes, 0);
+    while !rest.is_empty() {
+        let mut d = flate2::bufread::GzDecoder::new(rest);
+        std::io::copy(&mut d, &mut std::io::sink()).unwrap();
+        rest = d.into_inner();
+        n += 1;
+    }
+    n
+}
+
+/// Records of about 2 KiB, so a few thousand fill several compression chunks.
+fn long_records(n: i64) -> Vec<(i64, String)> {
+    records(&(0..n).map(|i| T0 + i * 100).collect::<Vec<_>>())
+        .into_iter()
+        .map(|(t, l)| (t, format!("{l} {}", "x".repeat(2000 + (t % 7) as usize))))
+        .collect()
+}
+
+#[test]
+fn big_input_is_compressed_in_parallel_members_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = cfg(dir.path());
+    let recs = long_records(4000);
+    let mut s = ArchiveSink::new(&c);
+    for b in recs.chunks(100) {
+        s.write(&batch(b)).unwrap();
+    }
+    s.finish().unwrap();
+    let (done, unfinished) = read_archive(&c.path);
+    assert!(unfinished.is_empty());
+    assert_eq!(done, expected(&recs));
+    let (folder, name) = &list(&c.path).unwrap()[0];
+    let n = members(&fs::read(c.path.join(folder).join(name)).unwrap());
+    assert!(n >= 7, "8 MiB of input in 1 MiB chunks: {n} members");
+}
+
+#[test]
+fn crash_and_restart_with_members_in_flight() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = cfg(dir.path());
+    simulate(&long_records(3000), 11, &c);
+}
+
 #[test]
 fn crash_and_restart_keeps_every_record_once() {
     let dir = tempfile::tempdir().unwrap();
