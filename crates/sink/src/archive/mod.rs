@@ -8,9 +8,10 @@
 //!   window_end=19950701T000500Z/part-…-000001.log.gz      (window = "5m": one folder per window)
 //! ```
 //! A file is written as a sequence of complete compressed members (gzip members or zstd
-//! frames; every gzip and zstd reader reads such a file as one stream). A member is finished
-//! and appended every `flush_interval`, so readers of the `.inprogress` file see records a few
-//! seconds old and never a cut member. A file is finished (the suffix dropped) when it reaches
+//! frames; every gzip and zstd reader reads such a file as one stream): one per 1 MiB of
+//! input, compressed on a pool of worker threads (`compress.rs`) and appended in order, and
+//! one for what is left every `flush_interval`, so readers of the `.inprogress` file see
+//! records a few seconds old and never a cut member. A file is finished (the suffix dropped) when it reaches
 //! `roll_size`, after `roll_interval`, when the watermark passes the end of its folder's hour
 //! or window (no more on-time records can arrive there), and at the end of input.
 //!
