@@ -170,7 +170,9 @@ not a log line\n\
 h - - [01/Jul/1995:00:00:02 -0400] \"GET /\" 2O0 1\n"
         .to_vec();
     clf_input.extend_from_slice(b"\xff - - [01/Jul/1995:00:00:03 -0400] \"GET / HTTP/1.0\" 200 1");
-    let cases: [(&str, Vec<u8>, (u64, u64), Vec<&str>); 2] = [
+    // (format, input, (lines, dead letters), the raw line of each row)
+    type Case<'a> = (&'a str, Vec<u8>, (u64, u64), Vec<&'a str>);
+    let cases: [Case; 2] = [
         // CLF: the malformed line with a timestamp is a 999 row and keeps its line; the one
         // without is a dead letter only; `\r\n` and bad UTF-8 are handled as the parser does.
         (
