@@ -9,17 +9,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 LINES=${1:-10000000}
 REPEAT=${2:-3}
-cargo build --release -q
-WEIR=target/release/weir
-DATA=bench/data/clf_${LINES}.log
-mkdir -p bench/data bench/out
-if [ ! -s "$DATA" ]; then
-  echo "generating $LINES lines into $DATA ..." >&2
-  $WEIR gen clf --count "$LINES" --seed 42 --out "$DATA"
-fi
-BYTES=$(stat -c %s "$DATA")
-echo "# $(date -u +%Y-%m-%dT%H:%MZ) $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
-echo "# input: $DATA, $LINES lines, $((BYTES / 1048576)) MiB (page cache warm after the first run)"
+source bench/lib.sh
+bench_data "$LINES"
+bench_header "$LINES"
 printf "%-22s %10s %14s %10s %12s %12s\n" config wall_s lines_per_s MiB_per_s peak_rss_MiB archive_MiB
 CONFIGS=(no_archive lines_gzip6 lines_gzip1 lines_zstd3 lines_none jsonl_zstd3)
 declare -A WALLS
@@ -47,9 +39,11 @@ for _ in $(seq "$REPEAT"); do
   done
 done
 echo "# medians, and the ratio of throughput to the run without an archive"
-base=$(printf "%s\n" ${WALLS[no_archive]} | sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }')
+# shellcheck disable=SC2086
+base=$(median ${WALLS[no_archive]})
 for c in "${CONFIGS[@]}"; do
-  med=$(printf "%s\n" ${WALLS[$c]} | sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }')
+  # shellcheck disable=SC2086
+  med=$(median ${WALLS[$c]})
   awk -v n="$c" -v w="$med" -v l="$LINES" -v b="$BYTES" -v base="$base" \
     'BEGIN { printf "%-22s %10.2f %14.0f %10.1f   ratio %.3f\n", n " (median)", w, l / w, b / 1048576 / w, base / w }'
 done

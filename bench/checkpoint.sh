@@ -11,19 +11,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 LINES=${1:-30000000}
 REPEAT=${2:-3}
-cargo build --release -q
-WEIR=target/release/weir
-DATA=bench/data/clf_${LINES}.log
-mkdir -p bench/data bench/out
-if [ ! -s "$DATA" ]; then
-  echo "generating $LINES lines into $DATA ..." >&2
-  $WEIR gen clf --count "$LINES" --seed 42 --out "$DATA"
-fi
-BYTES=$(stat -c %s "$DATA")
+source bench/lib.sh
+bench_data "$LINES"
 LOG=$(mktemp)
 trap 'rm -f "$LOG"' EXIT
-echo "# $(date -u +%Y-%m-%dT%H:%MZ) $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
-echo "# input: $DATA, $LINES lines, $((BYTES / 1048576)) MiB"
+bench_header "$LINES"
 printf "%-12s %-12s %8s %14s %10s %7s  %s\n" job checkpoints wall_s lines_per_s rss_MiB taken checkpoint_summary
 WALL=0
 one() { # job group_by window interval; sets WALL
@@ -41,7 +33,6 @@ one() { # job group_by window interval; sets WALL
   awk -v j="$job" -v i="$interval" -v w="$WALL" -v r="$rss" -v l="$LINES" -v t="$taken" -v x="$last" \
     'BEGIN { printf "%-12s %-12s %8.2f %14.0f %10.1f %7s  %s\n", j, i, w, l / w, r / 1024, t, x }'
 }
-median() { printf "%s\n" "$@" | sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
 for job in 'status|["status"]|{ type = "tumbling", size = "5m" }' \
   'host_1h|["host"]|{ type = "sliding", size = "1h", slide = "1m" }'; do
   IFS='|' read -r name group window <<<"$job"

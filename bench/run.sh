@@ -9,17 +9,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 LINES=${1:-10000000}
 REPEAT=${2:-3}
-cargo build --release -q
-WEIR=target/release/weir
-DATA=bench/data/clf_${LINES}.log
-mkdir -p bench/data bench/out
-if [ ! -s "$DATA" ]; then
-  echo "generating $LINES lines into $DATA ..." >&2
-  $WEIR gen clf --count "$LINES" --seed 42 --out "$DATA"
-fi
-BYTES=$(stat -c %s "$DATA")
-echo "# $(date -u +%Y-%m-%dT%H:%MZ) $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
-echo "# input: $DATA, $LINES lines, $((BYTES / 1048576)) MiB (page cache warm after the first run)"
+source bench/lib.sh
+bench_data "$LINES"
+bench_header "$LINES"
 printf "%-28s %-6s %10s %14s %10s %12s\n" config cores wall_s lines_per_s MiB_per_s peak_rss_MiB
 run() { # name cores window...
   local name=$1 cores=$2; shift 2
@@ -36,7 +28,7 @@ run() { # name cores window...
       'BEGIN { printf "%-28s %-6s %10.2f %14.0f %10.1f %12.1f\n", n, c, w, l / w, b / 1048576 / w, r / 1024 }'
   done
   local med
-  med=$(printf "%s\n" "${walls[@]}" | sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }')
+  med=$(median "${walls[@]}")
   awk -v n="$name" -v c="$cores" -v w="$med" -v l="$LINES" -v b="$BYTES" \
     'BEGIN { printf "%-28s %-6s %10.2f %14.0f %10.1f %12s\n", n " (median)", c, w, l / w, b / 1048576 / w, "" }'
 }
