@@ -2,7 +2,7 @@ use std::sync::Arc as StdArc;
 
 use arrow_array::{Int64Array, RecordBatch as Batch60, TimestampMillisecondArray};
 use weir_core::Sink;
-use weir_sink::parquet::{Codec, ParquetConfig, ParquetSink};
+use weir_sink::parquet::{ParquetConfig, ParquetSink};
 
 use super::*;
 
@@ -11,14 +11,8 @@ const H: i64 = 3_600_000;
 /// Writes rows (window_start ms, status, count) into table `name` under `root`.
 fn write_table(root: &Path, name: &str, batches: &[&[(i64, i64, i64)]]) {
     let cfg = ParquetConfig {
-        path: root.join(name),
-        partition_field: None,
-        partition: Granularity::Hour,
-        compression: Codec::Zstd,
-        zstd_level: None,
         roll_size: weir_core::config::ByteSize::from_bytes(1),
-        roll_interval: weir_core::config::Duration::from_ms(3_600_000),
-        compact_after: None,
+        ..ParquetConfig::at(root.join(name))
     };
     let mut sink = ParquetSink::create(&cfg).unwrap();
     for rows in batches {

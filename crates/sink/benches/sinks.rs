@@ -11,11 +11,11 @@ use std::sync::Arc;
 use arrow_array::cast::AsArray;
 use arrow_array::{Int64Array, RecordBatch, TimestampMillisecondArray, UInt16Array};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use weir_core::config::{ByteSize, Duration};
+use weir_core::config::Duration;
 use weir_core::Sink;
 use weir_sink::archive::{ArchiveCodec, ArchiveConfig, ArchiveFormat, ArchiveSink};
 use weir_sink::jsonl::{JsonlConfig, JsonlSink};
-use weir_sink::parquet::{Codec, Granularity, ParquetConfig, ParquetSink};
+use weir_sink::parquet::{ParquetConfig, ParquetSink};
 use weir_sink::postgres::{PostgresConfig, PostgresSink};
 
 const ROWS: usize = 200_000;
@@ -84,16 +84,7 @@ fn bench(c: &mut Criterion) {
     });
     g.bench_function("parquet_zstd_hourly", |b| {
         b.iter(|| {
-            let cfg = ParquetConfig {
-                path: dir.path().join("table"),
-                partition_field: None,
-                partition: Granularity::Hour,
-                compression: Codec::Zstd,
-                zstd_level: None,
-                roll_size: ByteSize::from_bytes(128 << 20),
-                roll_interval: Duration::from_ms(60_000),
-                compact_after: None,
-            };
+            let cfg = ParquetConfig::at(dir.path().join("table"));
             run(&mut ParquetSink::create(&cfg).unwrap(), &input)
         })
     });
@@ -171,17 +162,10 @@ fn bench_archive(c: &mut Criterion) {
                 let path = dir.path().join(name);
                 let _ = std::fs::remove_dir_all(&path);
                 let cfg = ArchiveConfig {
-                    path,
                     format: ArchiveFormat::Lines,
-                    line_field: None,
                     compression: Some(codec),
                     level,
-                    time_field: None,
-                    partition: None,
-                    window: None,
-                    roll_size: ByteSize::from_bytes(128 << 20),
-                    roll_interval: Duration::from_ms(3_600_000),
-                    flush_interval: Duration::from_ms(5_000),
+                    ..ArchiveConfig::at(path)
                 };
                 run(&mut ArchiveSink::new(&cfg), &input)
             })

@@ -46,3 +46,47 @@ fn append(path: &Path) -> Result<BufWriter<File>> {
         .map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
     Ok(BufWriter::with_capacity(1 << 16, f))
 }
+
+/// Maps an I/O error to weir's, saying what was being done.
+fn io(what: String) -> impl FnOnce(std::io::Error) -> Error {
+    move |e| Error::io(what, e)
+}
+
+/// Files under `dir`, recursively, as (folder relative to `dir`, name), sorted; none when
+/// `dir` does not exist.
+fn files_under(dir: &Path) -> Result<Vec<(String, String)>> {
+    fn walk(root: &Path, dir: &Path, out: &mut Vec<(String, String)>) -> std::io::Result<()> {
+        for e in std::fs::read_dir(dir)? {
+            let e = e?;
+            if e.file_type()?.is_dir() {
+                walk(root, &e.path(), out)?;
+            } else {
+                let rel = dir.strip_prefix(root).unwrap_or(Path::new(""));
+                out.push((
+                    rel.to_string_lossy().into_owned(),
+                    e.file_name().to_string_lossy().into_owned(),
+                ));
+            }
+        }
+        Ok(())
+    }
+    let mut out = Vec::new();
+    if dir.exists() {
+        walk(dir, dir, &mut out).map_err(io(format!("listing {}", dir.display())))?;
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// The rows `rows` of `batch`, in that order (a batch split by partition or folder).
+fn take_rows(batch: &arrow_array::RecordBatch, rows: Vec<u32>) -> Result<arrow_array::RecordBatch> {
+    let idx = arrow_array::UInt32Array::from(rows);
+    let cols = batch
+        .columns()
+        .iter()
+        .map(|c| arrow_select::take::take(c.as_ref(), &idx, None))
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .and_then(|cols| arrow_array::RecordBatch::try_new(batch.schema(), cols))
+        .map_err(|e| Error::Internal(format!("splitting a batch by partition: {e}")))?;
+    Ok(cols)
+}

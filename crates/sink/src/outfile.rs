@@ -23,6 +23,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use weir_core::{Error, Result};
 
+use crate::io;
+
 const STATE_VERSION: u32 = 1;
 
 /// The [`weir_core::Sink`] methods of a sink whose output is an [`OutFile`] in field `$f`.
@@ -85,10 +87,6 @@ pub(crate) struct OutFile {
     mode: Mode,
     /// Bytes written through this sink, committed or not, plus what the file had at recovery.
     len: u64,
-}
-
-fn io(what: String) -> impl FnOnce(std::io::Error) -> Error {
-    move |e| Error::io(what, e)
 }
 
 fn make_parent(path: &Path) -> Result<()> {

@@ -35,14 +35,17 @@ use std::time::Instant;
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::TimestampMillisecondType;
-use arrow_array::{Array, RecordBatch, UInt32Array};
+use arrow_array::{Array, RecordBatch};
 use arrow_schema::{DataType, Schema};
 use serde::{Deserialize, Serialize};
 use weir_core::config::{ByteSize, Duration};
 use weir_core::time::{format_rfc3339_ms, now_ms, Millis};
 use weir_core::{Error, Result, Sink};
 
-use crate::parquet::{fsync_dir, partition_of, Granularity, ParquetConfig, ParquetSink};
+use crate::parquet::{
+    fsync_dir, partition_of, Granularity, ParquetConfig, ParquetSink, NULL_FOLDER,
+};
+use crate::{files_under, io, take_rows};
 
 mod compress;
 #[cfg(test)]
@@ -134,6 +137,24 @@ pub struct ArchiveConfig {
 }
 
 impl ArchiveConfig {
+    /// The archive at `path` with every other setting at its default (what a pipeline file
+    /// with only `path` gives).
+    pub fn at(path: impl Into<PathBuf>) -> Self {
+        ArchiveConfig {
+            path: path.into(),
+            format: ArchiveFormat::default(),
+            line_field: None,
+            compression: None,
+            level: None,
+            time_field: None,
+            partition: None,
+            window: None,
+            roll_size: default_roll_size(),
+            roll_interval: default_roll_interval(),
+            flush_interval: default_flush_interval(),
+        }
+    }
+
     fn line_field(&self) -> &str {
         self.line_field.as_deref().unwrap_or(DEFAULT_LINE_FIELD)
     }
@@ -279,7 +300,6 @@ impl ArchiveConfig {
 pub fn create(cfg: &ArchiveConfig) -> Result<Box<dyn Sink>> {
     if cfg.format == ArchiveFormat::Parquet {
         let pq = ParquetConfig {
-            path: cfg.path.clone(),
             partition_field: cfg.time_field.clone(),
             partition: cfg.partition.unwrap_or_default(),
             compression: match cfg.codec() {
@@ -290,7 +310,7 @@ pub fn create(cfg: &ArchiveConfig) -> Result<Box<dyn Sink>> {
             zstd_level: cfg.level,
             roll_size: cfg.roll_size,
             roll_interval: cfg.roll_interval,
-            compact_after: None,
+            ..ParquetConfig::at(&cfg.path)
         };
         return Ok(Box::new(ParquetSink::create(&pq)?));
     }
@@ -330,7 +350,7 @@ impl Layout {
     /// The folder of the span starting at `start`, relative to the archive.
     fn folder(self, start: Millis, end: Millis) -> String {
         match self {
-            _ if start == NULL_TIME => "dt=__null__".to_string(),
+            _ if start == NULL_TIME => NULL_FOLDER.to_string(),
             Layout::None => String::new(),
             Layout::Hour => partition_of(start, Granularity::Hour),
             Layout::Day => partition_of(start, Granularity::Day),
@@ -423,10 +443,6 @@ pub struct ArchiveSink {
     pool: Option<Pool>,
 }
 
-fn io(what: String) -> impl FnOnce(std::io::Error) -> Error {
-    move |e| Error::io(what, e)
-}
-
 /// The epoch in `part-<run>-<epoch>-<seq>.<ext>`, for files of `run`.
 fn epoch_of<'a>(name: &'a str, run: &str) -> Option<u64> {
     let rest: &'a str = name
@@ -481,7 +497,7 @@ impl ArchiveSink {
         }
         fs::create_dir_all(self.root())
             .map_err(io(format!("creating {}", self.root().display())))?;
-        for (folder, name) in list(self.root())? {
+        for (folder, name) in files_under(self.root())? {
             if name.starts_with("part-") && name.ends_with(INPROGRESS) {
                 tracing::warn!(file = %self.root().join(&folder).join(&name).display(),
                     "left by an interrupted run without checkpoints: its records were visible but the file was never finished; left in place");
@@ -660,16 +676,12 @@ impl ArchiveSink {
                 a.iter().map(|t| t.unwrap_or(NULL_TIME)).collect()
             }
         };
-        let first = self.layout.span(times[0]);
-        if times.iter().all(|&t| {
-            let (s, e) = (first.0, first.1);
-            t != NULL_TIME && t >= s && t < e || (t == NULL_TIME && s == NULL_TIME)
-        }) {
-            return Ok(vec![(first.0, first.1, None)]);
+        let spans: Vec<(Millis, Millis)> = times.iter().map(|&t| self.layout.span(t)).collect();
+        if spans.iter().all(|s| *s == spans[0]) {
+            return Ok(vec![(spans[0].0, spans[0].1, None)]);
         }
         let mut by: BTreeMap<Millis, (Millis, Vec<u32>)> = BTreeMap::new();
-        for (row, &t) in times.iter().enumerate() {
-            let (s, e) = self.layout.span(t);
+        for (row, (s, e)) in spans.into_iter().enumerate() {
             by.entry(s).or_insert((e, Vec::new())).1.push(row as u32);
         }
         Ok(by
@@ -706,32 +718,6 @@ fn run_id() -> String {
     s
 }
 
-/// Files under `dir`, recursively, as (folder relative to `dir`, name).
-fn list(dir: &Path) -> Result<Vec<(String, String)>> {
-    fn walk(root: &Path, dir: &Path, out: &mut Vec<(String, String)>) -> std::io::Result<()> {
-        for e in fs::read_dir(dir)? {
-            let e = e?;
-            let p = e.path();
-            if e.file_type()?.is_dir() {
-                walk(root, &p, out)?;
-            } else {
-                let rel = dir.strip_prefix(root).unwrap_or(Path::new(""));
-                out.push((
-                    rel.to_string_lossy().into_owned(),
-                    e.file_name().to_string_lossy().into_owned(),
-                ));
-            }
-        }
-        Ok(())
-    }
-    let mut out = Vec::new();
-    if dir.exists() {
-        walk(dir, dir, &mut out).map_err(io(format!("listing {}", dir.display())))?;
-    }
-    out.sort();
-    Ok(out)
-}
-
 /// Cuts `path` to `len` bytes and syncs it.
 fn truncate(path: &Path, len: u64) -> Result<()> {
     let f = OpenOptions::new()
@@ -764,23 +750,10 @@ impl Sink for ArchiveSink {
         self.start()?;
         self.bind(&batch.schema())?;
         for (start, end, rows) in self.spans(batch)? {
-            let part;
-            let b = match rows {
-                None => batch,
-                Some(rows) => {
-                    let idx = UInt32Array::from(rows);
-                    let cols = batch
-                        .columns()
-                        .iter()
-                        .map(|c| arrow_select::take::take(c.as_ref(), &idx, None))
-                        .collect::<std::result::Result<Vec<_>, _>>()
-                        .map_err(|e| Error::Internal(format!("splitting folders: {e}")))?;
-                    part = RecordBatch::try_new(batch.schema(), cols)
-                        .map_err(|e| Error::Internal(format!("splitting folders: {e}")))?;
-                    &part
-                }
-            };
-            self.encode(b);
+            match rows {
+                None => self.encode(batch),
+                Some(rows) => self.encode(&take_rows(batch, rows)?),
+            }
             if self.pool.is_none() {
                 self.pool = Some(Pool::new(self.codec, self.cfg.level)?);
             }
@@ -847,7 +820,7 @@ impl Sink for ArchiveSink {
         let Some(bytes) = state else {
             // A fresh start replays the input from its beginning: what a crashed run left
             // unfinished would be written twice.
-            for (folder, name) in list(&root)? {
+            for (folder, name) in files_under(&root)? {
                 if name.starts_with("part-") && name.ends_with(INPROGRESS) {
                     let p = root.join(&folder).join(&name);
                     tracing::info!(file = %p.display(), "removing an unfinished archive file of a run that left no checkpoint");
@@ -883,16 +856,10 @@ impl Sink for ArchiveSink {
                 .open(&inprog)
                 .map_err(io(format!("opening {}", inprog.display())))?;
             kept.insert((meta.folder.clone(), format!("{}{INPROGRESS}", meta.name)));
-            let start = match self.layout {
-                Layout::None => Millis::MIN + 1,
-                Layout::Hour => meta.end - 3_600_000,
-                Layout::Day => meta.end - 86_400_000,
-                Layout::Window(w) => meta.end - w,
-            };
-            let start = if meta.folder == "dt=__null__" {
+            let start = if meta.folder == NULL_FOLDER {
                 NULL_TIME
             } else {
-                start
+                self.layout.span(meta.end - 1).0
             };
             self.open.insert(
                 start,
@@ -904,7 +871,7 @@ impl Sink for ArchiveSink {
             );
         }
         // Every other file this run created after the checkpoint goes.
-        for (folder, name) in list(&root)? {
+        for (folder, name) in files_under(&root)? {
             let Some(epoch) = epoch_of(&name, &st.run) else {
                 continue;
             };

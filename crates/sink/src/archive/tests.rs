@@ -17,17 +17,8 @@ const T0: i64 = 804_556_800_000;
 
 fn cfg(dir: &Path) -> ArchiveConfig {
     ArchiveConfig {
-        path: dir.join("archive"),
         format: ArchiveFormat::Lines,
-        line_field: None,
-        compression: None,
-        level: None,
-        time_field: None,
-        partition: None,
-        window: None,
-        roll_size: ByteSize::from_bytes(128 << 20),
-        roll_interval: Duration::from_ms(3_600_000),
-        flush_interval: Duration::from_ms(5_000),
+        ..ArchiveConfig::at(dir.join("archive"))
     }
 }
 
@@ -76,7 +67,7 @@ fn decode(path: &Path) -> String {
 fn read_archive(root: &Path) -> (BTreeMap<String, String>, Vec<String>) {
     let mut done: BTreeMap<String, String> = BTreeMap::new();
     let mut unfinished = Vec::new();
-    for (folder, name) in list(root).unwrap() {
+    for (folder, name) in files_under(root).unwrap() {
         if name.ends_with(INPROGRESS) {
             unfinished.push(format!("{folder}/{name}"));
         } else {
@@ -157,7 +148,7 @@ fn jsonl_zstd_and_window_folders() {
         "{\"timestamp\":\"1995-07-01T00:00:01Z\",\"line\":\"record 0 at 1995-07-01T00:00:01Z\"}\n"
     );
     assert_eq!(done["window_end=19950701T001000Z"].lines().count(), 2);
-    let names = list(&dir.path().join("archive")).unwrap();
+    let names = files_under(&dir.path().join("archive")).unwrap();
     assert!(
         names.iter().all(|(_, n)| n.ends_with(".jsonl.zst")),
         "{names:?}"
@@ -180,7 +171,7 @@ fn inprogress_file_is_readable_between_flushes() {
     s.write(&batch(&recs[..1])).unwrap();
     std::thread::sleep(std::time::Duration::from_millis(5));
     s.write(&batch(&recs[1..])).unwrap();
-    let files = list(&dir.path().join("archive")).unwrap();
+    let files = files_under(&dir.path().join("archive")).unwrap();
     assert_eq!(files.len(), 1, "{files:?}");
     assert!(files[0].1.ends_with(".log.gz.inprogress"), "{files:?}");
     // Complete members only: the whole file decodes, with every record written so far.
@@ -209,7 +200,7 @@ fn rolls_by_size_and_on_the_watermark() {
         s.write(&batch(r)).unwrap();
     }
     let finished = |d: &Path| {
-        list(&d.join("archive"))
+        files_under(&d.join("archive"))
             .unwrap()
             .iter()
             .filter(|(_, n)| !n.ends_with(INPROGRESS))
@@ -379,7 +370,7 @@ fn big_input_is_compressed_in_parallel_members_in_order() {
     let (done, unfinished) = read_archive(&c.path);
     assert!(unfinished.is_empty());
     assert_eq!(done, expected(&recs));
-    let (folder, name) = &list(&c.path).unwrap()[0];
+    let (folder, name) = &files_under(&c.path).unwrap()[0];
     let n = members(&fs::read(c.path.join(folder).join(name)).unwrap());
     assert!(n >= 7, "8 MiB of input in 1 MiB chunks: {n} members");
 }
@@ -444,7 +435,7 @@ fn parquet_archives_are_tables_partitioned_by_the_time_field() {
     let mut s = create(&c).unwrap();
     s.write(&batch(&recs)).unwrap();
     s.finish().unwrap();
-    let files: Vec<String> = list(&c.path)
+    let files: Vec<String> = files_under(&c.path)
         .unwrap()
         .into_iter()
         .map(|(f, n)| format!("{f}/{n}"))

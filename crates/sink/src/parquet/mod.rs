@@ -23,7 +23,7 @@ use std::time::Instant;
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::TimestampMillisecondType;
-use arrow_array::{RecordBatch, UInt32Array};
+use arrow_array::RecordBatch;
 use arrow_schema::{DataType, SchemaRef};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
@@ -31,6 +31,8 @@ use parquet::file::properties::WriterProperties;
 use serde::{Deserialize, Serialize};
 use weir_core::config::{ByteSize, Duration};
 use weir_core::{Error, Result, Sink};
+
+use crate::io;
 
 mod compact;
 
@@ -110,6 +112,21 @@ pub struct ParquetConfig {
 }
 
 impl ParquetConfig {
+    /// The table at `path` with every other setting at its default (what a pipeline file with
+    /// only `path` gives).
+    pub fn at(path: impl Into<PathBuf>) -> Self {
+        ParquetConfig {
+            path: path.into(),
+            partition_field: None,
+            partition: Granularity::default(),
+            compression: Codec::default(),
+            zstd_level: None,
+            roll_size: default_roll_size(),
+            roll_interval: default_roll_interval(),
+            compact_after: None,
+        }
+    }
+
     /// Checks `partition_field` against the input's schema.
     pub fn check_schema(&self, path: &str, schema: &arrow_schema::Schema) -> Vec<Error> {
         let Some(f) = &self.partition_field else {
@@ -193,10 +210,6 @@ pub struct ParquetSink {
 /// Least time between two automatic compactions.
 const COMPACT_EVERY: std::time::Duration = std::time::Duration::from_secs(600);
 
-fn io(what: String) -> impl FnOnce(std::io::Error) -> Error {
-    move |e| Error::io(what, e)
-}
-
 fn pq(what: String) -> impl FnOnce(parquet::errors::ParquetError) -> Error {
     move |e| Error::io(what, std::io::Error::other(e))
 }
@@ -206,6 +219,9 @@ pub(crate) fn fsync_dir(dir: &Path) -> Result<()> {
         .and_then(|d| d.sync_all())
         .map_err(io(format!("syncing {}", dir.display())))
 }
+
+/// The folder of rows whose time is null.
+pub(crate) const NULL_FOLDER: &str = "dt=__null__";
 
 /// The partition folder of event time `ms`.
 pub(crate) fn partition_of(ms: i64, g: Granularity) -> String {
@@ -467,35 +483,6 @@ impl ParquetSink {
         fs::rename(&from, &to).map_err(io(format!("committing {}", from.display())))
     }
 
-    /// Files under `dir`, recursively, as (partition, name).
-    fn files(dir: &Path) -> Result<Vec<(String, String)>> {
-        fn walk(root: &Path, dir: &Path, out: &mut Vec<(String, String)>) -> std::io::Result<()> {
-            for e in fs::read_dir(dir)? {
-                let e = e?;
-                let p = e.path();
-                if e.file_type()?.is_dir() {
-                    walk(root, &p, out)?;
-                } else {
-                    let rel = p
-                        .parent()
-                        .unwrap_or(root)
-                        .strip_prefix(root)
-                        .unwrap_or(Path::new(""));
-                    out.push((
-                        rel.to_string_lossy().into_owned(),
-                        e.file_name().to_string_lossy().into_owned(),
-                    ));
-                }
-            }
-            Ok(())
-        }
-        let mut out = Vec::new();
-        if dir.exists() {
-            walk(dir, dir, &mut out).map_err(io(format!("listing {}", dir.display())))?;
-        }
-        Ok(out)
-    }
-
     fn roll_due(&self) -> Vec<String> {
         let size = self.cfg.roll_size.bytes as usize;
         let age = self.cfg.roll_interval.to_std();
@@ -550,7 +537,7 @@ impl Sink for ParquetSink {
                     let t = t.unwrap_or(i64::MIN);
                     if last_t != Some(t) {
                         last_p = if t == i64::MIN {
-                            "dt=__null__".to_string()
+                            NULL_FOLDER.to_string()
                         } else {
                             partition_of(t, g)
                         };
@@ -568,17 +555,7 @@ impl Sink for ParquetSink {
         for (partition, rows) in groups {
             let part = match rows {
                 None => batch.clone(),
-                Some(rows) => {
-                    let idx = UInt32Array::from(rows);
-                    let cols = batch
-                        .columns()
-                        .iter()
-                        .map(|c| arrow_select::take::take(c.as_ref(), &idx, None))
-                        .collect::<std::result::Result<Vec<_>, _>>()
-                        .map_err(|e| Error::Internal(format!("splitting partitions: {e}")))?;
-                    RecordBatch::try_new(batch.schema(), cols)
-                        .map_err(|e| Error::Internal(format!("splitting partitions: {e}")))?
-                }
+                Some(rows) => crate::take_rows(batch, rows)?,
             };
             let table = self.table.display().to_string();
             let f = self.writer(&partition)?;
@@ -600,7 +577,7 @@ impl Sink for ParquetSink {
         self.close_all()?;
         self.commit_upto(u64::MAX)?;
         self.maybe_compact(true)?;
-        if self.staging.exists() && Self::files(&self.staging)?.is_empty() {
+        if self.staging.exists() && crate::files_under(&self.staging)?.is_empty() {
             let _ = fs::remove_dir_all(&self.staging);
         }
         Ok(())
@@ -625,11 +602,11 @@ impl Sink for ParquetSink {
         }
         // Anything else staged belongs to an epoch whose checkpoint never completed; files in
         // the table from epochs after the checkpoint (a fall-back to an older one) go too.
-        for (part, name) in Self::files(&self.staging)? {
+        for (part, name) in crate::files_under(&self.staging)? {
             let p = self.staging.join(&part).join(&name);
             fs::remove_file(&p).map_err(io(format!("removing {}", p.display())))?;
         }
-        for (part, name) in Self::files(&self.table)? {
+        for (part, name) in crate::files_under(&self.table)? {
             if epoch_of(&name).is_some_and(|e| e > st.epoch)
                 || (state.is_none() && name != TABLE_META)
             {

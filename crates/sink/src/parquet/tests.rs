@@ -19,23 +19,14 @@ fn batch(rows: &[(i64, i64)]) -> RecordBatch {
 }
 
 fn cfg(dir: &Path) -> ParquetConfig {
-    ParquetConfig {
-        path: dir.join("tables/counts"),
-        partition_field: None,
-        partition: Granularity::Hour,
-        compression: Codec::Zstd,
-        zstd_level: None,
-        roll_size: ByteSize::from_bytes(128 << 20),
-        roll_interval: Duration::from_ms(60_000),
-        compact_after: None,
-    }
+    ParquetConfig::at(dir.join("tables/counts"))
 }
 
 /// Every (partition, file) of the table and all rows, sorted, read back with the parquet crate.
 fn read(table: &Path) -> (Vec<String>, Vec<(i64, i64)>) {
     let mut files = Vec::new();
     let mut rows = Vec::new();
-    for (part, name) in ParquetSink::files(table).unwrap() {
+    for (part, name) in crate::files_under(table).unwrap() {
         if name == TABLE_META {
             continue;
         }

@@ -208,15 +208,7 @@ impl PostgresSink {
             if schema.column_with_name(k).is_none() {
                 return Err(Error::config(
                     "key",
-                    format!(
-                        "the input has no column {k:?}; it has {}",
-                        schema
-                            .fields()
-                            .iter()
-                            .map(|f| f.name().as_str())
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ),
+                    format!("the input has no column {k:?}; it has {}", names(schema)),
                 ));
             }
         }
