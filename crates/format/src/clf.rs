@@ -4,12 +4,15 @@
 //! host ident user [dd/Mon/yyyy:HH:MM:SS +zzzz] "METHOD PATH PROTOCOL" status bytes
 //! host ident user [dd/Mon/yyyy:HH:MM:SS +zzzz] "METHOD PATH PROTOCOL" status bytes "referer" "user agent"
 //! ```
-//! A line is valid when it has exactly this shape: fields separated by single spaces, a
-//! request of three space-free tokens, a three-digit status and `bytes` as digits or `-` (null).
-//! This is the contract the peers (Spark, Flink, Bytewax) follow too, so their outputs are
-//! oracles for weir's, with one deliberate difference: an HTTP/0.9 request `"GET /path"` (two
-//! tokens, no protocol) is valid here, with a null protocol. The NASA logs of 1995 hold such
-//! requests with real statuses, and counting them as malformed would misreport them. `ident`, `user` and `referer` are null when they are `-`. Text that is
+//! A line is valid when its frame has this shape: fields separated by single spaces, a quoted
+//! request, a three-digit status and `bytes` as digits or `-` (null). The request is whatever
+//! the client sent, as real servers log it: `METHOD PATH PROTOCOL` is split into its fields,
+//! an HTTP/0.9 request `"GET /path"` has a null protocol, and anything else (spaces in the
+//! path, doubled spaces, `"-"`, binary junk) is split as well as it can be (method = first
+//! token, protocol = last when it is `HTTP/x.y`, path = between; null with fewer than two
+//! tokens) while its status and bytes are kept. This is the W1 contract the peers (Spark,
+//! Flink, Bytewax) follow (`STATUS_RE` of `../shared/peers/spec.py`), so their outputs are
+//! oracles for weir's. `ident`, `user` and `referer` are null when they are `-`. Text that is
 //! not UTF-8 is kept with U+FFFD in place of the bad bytes, so no row is lost to an encoding.
 //!
 //! A line that is not valid goes to the dead letters with the reason. With
@@ -102,10 +105,10 @@ pub struct ClfRecord<'a> {
     pub timestamp: i64,
     /// Zone offset in minutes.
     pub utc_offset: i16,
-    /// Method.
-    pub method: &'a [u8],
-    /// Path.
-    pub path: &'a [u8],
+    /// Method; `None` when the request has fewer than two tokens.
+    pub method: Option<&'a [u8]>,
+    /// Path; `None` when the request has fewer than two tokens.
+    pub path: Option<&'a [u8]>,
     /// Protocol, `None` for an HTTP/0.9 request (`GET /path`).
     pub protocol: Option<&'a [u8]>,
     /// Status.
@@ -245,8 +248,41 @@ fn split_request(req: &[u8]) -> Option<Request<'_>> {
         ),
         _ => return None,
     };
-    let ok = !m.is_empty() && !p.is_empty() && v.is_none_or(|v| !v.is_empty());
+    let ok = !m.is_empty() && !p.is_empty() && v.is_none_or(|v| v.starts_with(b"HTTP/"));
     ok.then_some((m, p, v))
+}
+
+/// Method, path and protocol, each possibly absent.
+type LenientRequest<'a> = (Option<&'a [u8]>, Option<&'a [u8]>, Option<&'a [u8]>);
+
+/// Method, path and protocol of a request that is not three clean tokens (`GET /a b
+/// HTTP/1.0`, `GET  /x HTTP/1.0`, `/path` alone, `-`, binary junk a TLS handshake leaves):
+/// method = the first token, protocol = the last when it looks like `HTTP/x.y`, path = what
+/// is between, trimmed; with fewer than two tokens all three are null.
+#[cold]
+fn lenient_request(req: &[u8]) -> LenientRequest<'_> {
+    fn ws(b: &u8) -> bool {
+        b.is_ascii_whitespace()
+    }
+    fn trim(s: &[u8]) -> &[u8] {
+        let start = s.iter().position(|b| !ws(b)).unwrap_or(s.len());
+        let end = s.iter().rposition(|b| !ws(b)).map_or(start, |p| p + 1);
+        &s[start..end.max(start)]
+    }
+    let req = trim(req);
+    let Some(first_end) = req.iter().position(ws) else {
+        return (None, None, None);
+    };
+    let method = &req[..first_end];
+    let rest = trim(&req[first_end..]);
+    let last_start = rest.iter().rposition(ws).map_or(0, |p| p + 1);
+    let last = &rest[last_start..];
+    let (path, protocol) = if last_start > 0 && last.starts_with(b"HTTP/") {
+        (trim(&rest[..last_start]), Some(last))
+    } else {
+        (rest, None)
+    };
+    (Some(method), (!path.is_empty()).then_some(path), protocol)
 }
 
 /// Parses one line. On failure returns the reason, naming what was expected.
@@ -289,9 +325,13 @@ pub fn parse_line<'a>(
         search = q + 1;
     };
     let request = &line[req_start..req_end];
-    // HTTP/0.9 requests (`GET /path`) have no protocol; the NASA logs have them.
-    let (method, path, protocol) =
-        split_request(request).ok_or("request is not `METHOD PATH PROTOCOL`")?;
+    // HTTP/0.9 requests (`GET /path`) have no protocol; the NASA logs have them. A request
+    // that is not `METHOD PATH PROTOCOL` is still what the client sent, and its status is
+    // real: it is split as well as it can be (see [`lenient_request`]).
+    let (method, path, protocol) = match split_request(request) {
+        Some((m, p, v)) => (Some(m), Some(p), v),
+        None => lenient_request(request),
+    };
     let bytes_start = req_end + 6;
     let rest = &line[bytes_start..];
     let bytes_len = memchr::memchr(b' ', rest).unwrap_or(rest.len());
@@ -466,8 +506,8 @@ impl ClfParser {
         if let Some(b) = &mut c.utc_offset {
             b.append_value(r.utc_offset);
         }
-        put_str(&mut c.method, Some(r.method));
-        put_str(&mut c.path, Some(r.path));
+        put_str(&mut c.method, r.method);
+        put_str(&mut c.path, r.path);
         put_str(&mut c.protocol, r.protocol);
         if let Some(b) = &mut c.status {
             b.append_value(r.status);
