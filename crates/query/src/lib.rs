@@ -21,6 +21,9 @@ use std::sync::Arc;
 
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::execution::cache::cache_manager::CacheManagerConfig;
+use datafusion::execution::context::SQLOptions;
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
 use weir_sink::parquet::{Granularity, TableMeta, TABLE_META};
 
@@ -33,6 +36,9 @@ pub enum QueryError {
     /// A table or the tables root cannot be read.
     #[error("{0}")]
     Tables(String),
+    /// The statement would change something; `weir query` only reads.
+    #[error("{0}")]
+    ReadOnly(String),
 }
 
 type Result<T> = std::result::Result<T, QueryError>;
@@ -124,10 +130,9 @@ pub struct Rows {
 
 /// A query session over every table under a root.
 pub struct Session {
-    ctx: std::sync::Mutex<SessionContext>,
+    ctx: SessionContext,
     rt: tokio::runtime::Runtime,
     tables: Vec<Table>,
-    root: PathBuf,
 }
 
 fn partition_cols(g: Granularity) -> Vec<(String, DataType)> {
@@ -161,19 +166,21 @@ impl Session {
             .build()
             .map_err(|e| QueryError::Tables(format!("starting the query runtime: {e}")))?;
         let (ctx, tables) = Self::register(&rt, root)?;
-        Ok(Session {
-            ctx: std::sync::Mutex::new(ctx),
-            rt,
-            tables,
-            root: root.to_path_buf(),
-        })
+        Ok(Session { ctx, rt, tables })
     }
 
-    /// A context with every table under `root` (listing caches live in the context, so a
-    /// fresh one sees files as they are now).
+    /// A context with every table under `root`. DataFusion's cache of file listings is off:
+    /// every query lists the table as it is then, so it sees the files committed since the
+    /// session opened and none that compaction merged away.
     fn register(rt: &tokio::runtime::Runtime, root: &Path) -> Result<(SessionContext, Vec<Table>)> {
-        let ctx =
-            SessionContext::new_with_config(SessionConfig::new().with_information_schema(true));
+        let runtime = RuntimeEnvBuilder::new()
+            .with_cache_manager(CacheManagerConfig::default().with_list_files_cache_limit(0))
+            .build_arc()
+            .map_err(|e| QueryError::Tables(format!("starting the query engine: {e}")))?;
+        let ctx = SessionContext::new_with_config_rt(
+            SessionConfig::new().with_information_schema(true),
+            runtime,
+        );
         let tables = find_tables(root)?;
         for t in &tables {
             let schema = file_schema(&t.meta);
@@ -197,29 +204,23 @@ impl Session {
 
     /// Runs one SQL statement and returns its rows (with the result's schema, so that an
     /// empty result still has its header).
+    ///
+    /// Every table is locked shared from planning (which lists its files) to the last read,
+    /// so `weir compact` cannot swap a partition's files away under the query: it waits the
+    /// moment of its swap until the query is done.
     pub fn query(&self, sql: &str) -> Result<Rows> {
-        // A file that vanished between listing and reading was merged by `weir compact`: plan
-        // again, which lists the merged file instead.
-        let mut attempt = 0;
-        loop {
-            match self.query_once(sql) {
-                Err(QueryError::Sql(m))
-                    if attempt < 3 && (m.contains("No such file") || m.contains("NotFound")) =>
-                {
-                    attempt += 1;
-                    let (ctx, _) = Self::register(&self.rt, &self.root)?;
-                    *self.ctx.lock().expect("not poisoned") = ctx;
-                }
-                other => return other,
-            }
-        }
-    }
-
-    fn query_once(&self, sql: &str) -> Result<Rows> {
-        let ctx = self.ctx.lock().expect("not poisoned").clone();
+        let _locks = self
+            .tables
+            .iter()
+            .map(|t| {
+                weir_sink::parquet::TableLock::shared(&t.path)
+                    .map_err(|e| QueryError::Tables(format!("table {}: {e}", t.name)))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let ctx = self.ctx.clone();
         self.rt
             .block_on(async {
-                let df = ctx.sql(sql).await?;
+                let df = ctx.sql_with_options(sql, read_only()).await?;
                 let schema = Arc::new(df.schema().as_arrow().clone());
                 Ok::<_, datafusion::error::DataFusionError>(Rows {
                     schema,
@@ -228,6 +229,13 @@ impl Session {
             })
             .map_err(|e| {
                 let mut msg = e.to_string();
+                if let Some(what) = refused(&msg) {
+                    return QueryError::ReadOnly(format!(
+                        "weir query is read-only: {what} is refused; it runs SELECT, WITH, \
+                         EXPLAIN, SHOW and DESCRIBE (tables change only through the sinks that \
+                         write them, so every row stays exactly-once)"
+                    ));
+                }
                 if msg.contains("not found") && msg.contains("table") {
                     let names: Vec<&str> = self.tables.iter().map(|t| t.name.as_str()).collect();
                     msg.push_str(&format!(
@@ -242,6 +250,32 @@ impl Session {
                 QueryError::Sql(with_caret(sql, &msg))
             })
     }
+}
+
+/// What `weir query` may run: queries only. DDL (`CREATE EXTERNAL TABLE`, `CREATE VIEW`,
+/// `DROP`), DML (`INSERT`, `COPY … TO`, which writes any file the user can write) and
+/// statements (`SET`, transactions) are refused wherever they occur in the plan, `EXPLAIN
+/// ANALYZE INSERT` included.
+fn read_only() -> SQLOptions {
+    SQLOptions::new()
+        .with_allow_ddl(false)
+        .with_allow_dml(false)
+        .with_allow_statements(false)
+}
+
+/// The kind of statement DataFusion refused under [`read_only`], from its message.
+fn refused(msg: &str) -> Option<String> {
+    [
+        "DDL not supported: ",
+        "DML not supported: ",
+        "Statement not supported: ",
+    ]
+    .iter()
+    .find_map(|p| {
+        let rest = &msg[msg.find(p)? + p.len()..];
+        let what = rest.lines().next().unwrap_or(rest).trim();
+        Some(format!("{} ({what})", p.split(' ').next().unwrap_or("")))
+    })
 }
 
 /// Appends the statement with a caret under the position DataFusion names ("Line: 1, Column:

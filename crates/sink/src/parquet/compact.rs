@@ -4,9 +4,10 @@
 //! For each partition folder with two or more files, none written to within `min_age`:
 //! the files are read and written as one file into a folder outside the table, which is then
 //! swapped with the partition folder in one atomic `renameat2(RENAME_EXCHANGE)`. A reader lists
-//! either the old files or the merged one, never both or neither. A reader that listed the old
-//! files and opens one after the swap gets "not found" (and `weir query` plans again). A file a
-//! sink committed into the partition during the merge is moved into the new folder, not lost.
+//! either the old files or the merged one, never both or neither, and a reader that listed the
+//! old files reads them to the end: it holds a [`TableLock`] shared, and the swap waits for it.
+//! A file a sink committed into the partition during the merge is moved into the new folder,
+//! not lost.
 //!
 //! `min_age` (default one hour) keeps compaction away from partitions a running sink still
 //! writes, and from files of epochs a restart could still cut (a merged file is named after
@@ -62,6 +63,41 @@ fn exchange(a: &Path, b: &Path) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+/// A lock on a table that orders readers and compaction's swaps: a query holds it shared from
+/// listing the table's files to its last read, compaction holds it exclusively while it swaps
+/// a partition. So a query sees the files it listed until it has read them, whatever
+/// compaction does meanwhile, and compaction never waits for a query during its merge, only
+/// for the instant of its swap. It is an advisory `flock` on the table directory itself (a
+/// read-only open: querying needs no write permission), released when dropped.
+pub struct TableLock(#[allow(dead_code)] File);
+
+impl TableLock {
+    /// Waits for and takes the shared lock.
+    pub fn shared(table: &Path) -> Result<TableLock> {
+        Self::take(table, libc::LOCK_SH)
+    }
+
+    /// Waits for and takes the exclusive lock.
+    fn exclusive(table: &Path) -> Result<TableLock> {
+        Self::take(table, libc::LOCK_EX)
+    }
+
+    fn take(table: &Path, how: libc::c_int) -> Result<TableLock> {
+        use std::os::fd::AsRawFd;
+        let dir = File::open(table).map_err(io(format!("opening {}", table.display())))?;
+        loop {
+            // SAFETY: `dir` is an open descriptor for the duration of the call.
+            if unsafe { libc::flock(dir.as_raw_fd(), how) } == 0 {
+                return Ok(TableLock(dir));
+            }
+            let e = std::io::Error::last_os_error();
+            if e.kind() != std::io::ErrorKind::Interrupted {
+                return Err(Error::io(format!("locking {}", table.display()), e));
+            }
+        }
+    }
 }
 
 /// Leaf folders of `table` holding Parquet files, with their files.
@@ -174,6 +210,7 @@ pub fn compact(table: &Path, min_age: Duration) -> Result<Compacted> {
                 .map_err(io(format!("syncing {}", merged.display())))?;
         }
         fsync_dir(&fresh)?;
+        let swap = TableLock::exclusive(table)?;
         exchange(&fresh, &dir)?;
         // `fresh` now holds the old files; anything there that was not merged arrived during
         // the merge: it moves into the table.
@@ -189,6 +226,8 @@ pub fn compact(table: &Path, min_age: Duration) -> Result<Compacted> {
             }
         }
         fsync_dir(&dir)?;
+        // Queries that listed the old files finished before the swap: nobody reads them now.
+        drop(swap);
         fs::remove_dir_all(&fresh).map_err(io(format!("removing {}", fresh.display())))?;
         report.partitions += 1;
         report.files_before += files.len();
