@@ -746,13 +746,112 @@ impl Plan {
             .any(|s| matches!(s.kind, SinkKind::Stdout(_)))
     }
 
-    /// Problems found without running: input files that do not exist.
+    /// Problems found without running: input files that do not exist, and output paths a
+    /// run would destroy or could not write (see [`output_problems`]).
     pub fn preflight(&self) -> Vec<Error> {
-        self.sources
+        let mut errors: Vec<Error> = self
+            .sources
             .iter()
             .filter_map(|(d, _)| d.kind.preflight(&format!("source.{}", d.name)))
-            .collect()
+            .collect();
+        let inputs: Vec<(String, &Path)> = self
+            .sources
+            .iter()
+            .filter_map(|(d, _)| Some((format!("source.{}.path", d.name), d.kind.input_path()?)))
+            .collect();
+        let outputs: Vec<(String, crate::registry::Output<'_>)> = self
+            .sinks
+            .iter()
+            .flat_map(|d| {
+                d.kind
+                    .outputs()
+                    .into_iter()
+                    .map(move |o| (format!("sink.{}.{}", d.name, o.key), o))
+            })
+            .collect();
+        errors.extend(output_problems(&inputs, &outputs));
+        errors
     }
+}
+
+/// What would make a run lose data through its outputs: an output that is an input (it would
+/// be truncated while read, or grow while read), two outputs on one path or one inside the
+/// other (they overwrite or mix), an existing file or folder weir did not create where the
+/// sink replaces its output, and a path that cannot be created.
+fn output_problems(
+    inputs: &[(String, &Path)],
+    outputs: &[(String, crate::registry::Output<'_>)],
+) -> Vec<Error> {
+    use weir_sink::owned::{self, OutputKind};
+    let norm_in: Vec<_> = inputs.iter().map(|(_, p)| owned::normalize(p)).collect();
+    let norm_out: Vec<_> = outputs
+        .iter()
+        .map(|(_, o)| owned::normalize(o.path))
+        .collect();
+    let mut errors = Vec::new();
+    for (i, (key, o)) in outputs.iter().enumerate() {
+        // A device or a pipe (`/dev/null`) may take any number of writers.
+        if std::fs::metadata(o.path).is_ok_and(|m| !m.is_file() && !m.is_dir()) {
+            continue;
+        }
+        let at = &norm_out[i];
+        let covers = |other: &Path| {
+            other == at.as_path() || (o.kind == OutputKind::Folder && other.starts_with(at))
+        };
+        if let Some(j) = norm_in.iter().position(|p| covers(p)) {
+            errors.push(Error::config(
+                key.clone(),
+                format!(
+                    "{} is the input of {} ({}); a sink must not write what a source reads",
+                    o.path.display(),
+                    inputs[j].0.trim_end_matches(".path"),
+                    inputs[j].1.display()
+                ),
+            ));
+            continue;
+        }
+        let clash = outputs.iter().enumerate().find(|(j, (_, other))| {
+            let p = &norm_out[*j];
+            *j != i
+                && !std::fs::metadata(other.path).is_ok_and(|m| !m.is_file() && !m.is_dir())
+                && (p == at
+                    || (o.kind == OutputKind::Folder && p.starts_with(at))
+                    || (other.kind == OutputKind::Folder && at.starts_with(p)))
+        });
+        if let Some((j, (other_key, _))) = clash {
+            // Reported once, at the later of the two.
+            if j < i {
+                errors.push(Error::config(
+                    key.clone(),
+                    format!(
+                        "{} overlaps the output of {other_key} ({}); two sinks would overwrite \
+                         or mix each other's files",
+                        o.path.display(),
+                        outputs[j].1.path.display()
+                    ),
+                ));
+            }
+            continue;
+        }
+        let problem = match (o.kind, o.replaces) {
+            (OutputKind::File, true) => owned::file_problem(o.path),
+            (OutputKind::Folder, true) => {
+                owned::table_problem(o.path, weir_sink::parquet::TABLE_META)
+            }
+            (OutputKind::File, false) => std::fs::metadata(o.path)
+                .ok()
+                .filter(|m| m.is_dir())
+                .map(|_| format!("{} is a directory; expected a file path", o.path.display())),
+            (OutputKind::Folder, false) => std::fs::metadata(o.path)
+                .ok()
+                .filter(|m| !m.is_dir())
+                .map(|_| format!("{} exists and is not a directory", o.path.display())),
+        };
+        if let Some(p) = problem.or_else(|| owned::unwritable(o.path)) {
+            errors.push(Error::config(key.clone(), p));
+        }
+    }
+    errors
 }
 
 #[cfg(test)]

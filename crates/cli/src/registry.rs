@@ -55,6 +55,15 @@ impl SourceKind {
         })
     }
 
+    /// The file the source reads, if it reads one.
+    pub fn input_path(&self) -> Option<&std::path::Path> {
+        match self {
+            SourceKind::File(c) => Some(&c.path),
+            SourceKind::Tail(c) => Some(&c.path),
+            SourceKind::Stdin(_) | SourceKind::Generator(_) => None,
+        }
+    }
+
     /// A problem visible before running (a missing input file), with its key path.
     pub fn preflight(&self, path: &str) -> Option<Error> {
         match self {
@@ -150,6 +159,18 @@ impl StageKind {
     }
 }
 
+/// A path a sink writes.
+pub struct Output<'a> {
+    /// Its config key (`path`, `dead_letter`).
+    pub key: &'static str,
+    /// The path.
+    pub path: &'a std::path::Path,
+    /// A file or a folder of files.
+    pub kind: weir_sink::owned::OutputKind,
+    /// Whether a run may replace what is there (truncate a file, empty a table).
+    pub replaces: bool,
+}
+
 /// A configured sink.
 pub enum SinkKind {
     /// `type = "stdout"`.
@@ -200,6 +221,36 @@ impl SinkKind {
             SinkKind::Postgres(c) => c.validate(path),
             SinkKind::Archive(c) => c.validate(path),
             _ => Vec::new(),
+        }
+    }
+
+    /// The paths the sink writes, with their config key, and whether the sink may replace
+    /// what is there (then it must be weir's own: see `weir_sink::owned`).
+    pub fn outputs(&self) -> Vec<Output<'_>> {
+        use weir_sink::owned::OutputKind::{File, Folder};
+        let out = |key, path, kind, replaces| Output {
+            key,
+            path,
+            kind,
+            replaces,
+        };
+        match self {
+            SinkKind::Jsonl(c) => vec![out("path", &c.path, File, true)],
+            SinkKind::Csv(c) => vec![out("path", &c.path, File, true)],
+            SinkKind::Parquet(c) => vec![out("path", &c.path, Folder, true)],
+            // An archive only adds files (a Parquet archive is a table, which replaces).
+            SinkKind::Archive(c) => vec![out(
+                "path",
+                &c.path,
+                Folder,
+                c.format == weir_sink::archive::ArchiveFormat::Parquet,
+            )],
+            SinkKind::Webhook(c) => c
+                .dead_letter
+                .iter()
+                .map(|p| out("dead_letter", p, File, false))
+                .collect(),
+            SinkKind::Stdout(_) | SinkKind::Postgres(_) => Vec::new(),
         }
     }
 

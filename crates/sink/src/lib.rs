@@ -22,6 +22,7 @@ pub mod csv;
 pub mod encode;
 pub mod jsonl;
 mod outfile;
+pub mod owned;
 pub mod parquet;
 pub mod postgres;
 pub mod stdout;
@@ -52,15 +53,18 @@ fn io(what: String) -> impl FnOnce(std::io::Error) -> Error {
     move |e| Error::io(what, e)
 }
 
-/// Files under `dir`, recursively, as (folder relative to `dir`, name), sorted; none when
-/// `dir` does not exist.
+/// Regular files under `dir`, recursively, as (folder relative to `dir`, name), sorted; none
+/// when `dir` does not exist. Fails when `dir` is a symbolic link (callers delete from it).
 fn files_under(dir: &Path) -> Result<Vec<(String, String)>> {
     fn walk(root: &Path, dir: &Path, out: &mut Vec<(String, String)>) -> std::io::Result<()> {
         for e in std::fs::read_dir(dir)? {
             let e = e?;
-            if e.file_type()?.is_dir() {
+            // The entry's own type: a symbolic link is neither walked into nor listed, so
+            // nothing behind one is ever removed.
+            let ty = e.file_type()?;
+            if ty.is_dir() {
                 walk(root, &e.path(), out)?;
-            } else {
+            } else if ty.is_file() {
                 let rel = dir.strip_prefix(root).unwrap_or(Path::new(""));
                 out.push((
                     rel.to_string_lossy().into_owned(),
@@ -69,6 +73,9 @@ fn files_under(dir: &Path) -> Result<Vec<(String, String)>> {
             }
         }
         Ok(())
+    }
+    if let Some(p) = owned::symlink_problem(dir) {
+        return Err(Error::config("path", p));
     }
     let mut out = Vec::new();
     if dir.exists() {

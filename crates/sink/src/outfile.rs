@@ -110,18 +110,29 @@ impl OutFile {
         self.len
     }
 
+    /// The staging folder, which also marks the output as weir's (see [`crate::owned`]).
     fn staging_dir(&self) -> PathBuf {
-        let name = self
-            .path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        self.path.with_file_name(format!(".{name}.weir"))
+        crate::owned::marker_of(&self.path)
+    }
+
+    /// Refuses an output weir did not create; creates the marker folder that says it did
+    /// (staging needs it in any case; a device or a pipe such as `/dev/null` gets none).
+    fn claim(&self, staging: bool) -> Result<PathBuf> {
+        if let Some(p) = crate::owned::file_problem(&self.path) {
+            return Err(Error::config("path", p));
+        }
+        make_parent(&self.path)?;
+        let dir = self.staging_dir();
+        let special = fs::metadata(&self.path).is_ok_and(|m| !m.is_file());
+        if staging || !special {
+            fs::create_dir_all(&dir).map_err(io(format!("creating {}", dir.display())))?;
+        }
+        Ok(dir)
     }
 
     pub(crate) fn write(&mut self, bytes: &[u8]) -> Result<()> {
         if let Mode::Unopened = self.mode {
-            make_parent(&self.path)?;
+            self.claim(false)?;
             let f = File::create(&self.path)
                 .map_err(io(format!("creating {}", self.path.display())))?;
             self.mode = Mode::Direct(BufWriter::with_capacity(1 << 16, f));
@@ -169,9 +180,7 @@ impl OutFile {
 
     /// Switches to staged writing and repairs the output after a crash (see the module docs).
     pub(crate) fn recover(&mut self, state: Option<&[u8]>) -> Result<()> {
-        let dir = self.staging_dir();
-        make_parent(&self.path)?;
-        fs::create_dir_all(&dir).map_err(io(format!("creating {}", dir.display())))?;
+        let dir = self.claim(true)?;
         let end = match state {
             None => 0,
             Some(bytes) => {
@@ -208,10 +217,7 @@ impl OutFile {
         f.set_len(end)
             .and_then(|_| f.sync_all())
             .map_err(io(format!("truncating {}", self.path.display())))?;
-        for e in fs::read_dir(&dir).map_err(io(format!("listing {}", dir.display())))? {
-            let p = e.map_err(io(format!("listing {}", dir.display())))?.path();
-            fs::remove_file(&p).map_err(io(format!("removing {}", p.display())))?;
-        }
+        crate::owned::remove_own_files(&dir, &|_| true)?;
         self.len = end;
         self.mode = Mode::Staged(Box::new(Stager {
             dir,
@@ -369,10 +375,27 @@ mod tests {
     fn without_checkpoints_the_file_is_replaced_and_written_directly() {
         let d = tempfile::tempdir().unwrap();
         let path = d.path().join("out.txt");
-        fs::write(&path, "old\n").unwrap();
+        let mut f = OutFile::new(path.clone());
+        f.write(b"old\n").unwrap();
+        f.flush().unwrap();
+        drop(f);
+        // weir's own file (its marker folder beside it) is replaced by the next run.
         let mut f = OutFile::new(path.clone());
         f.write(b"new\n").unwrap();
         f.flush().unwrap();
         assert_eq!(read(&path), "new\n");
+    }
+
+    /// Issue 10: a file weir did not write is never truncated.
+    #[test]
+    fn a_file_weir_did_not_write_is_refused() {
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("out.txt");
+        fs::write(&path, "theirs\n").unwrap();
+        let mut f = OutFile::new(path.clone());
+        let e = f.write(b"new\n").unwrap_err().to_string();
+        assert!(e.contains("was not written by weir"), "{e}");
+        assert!(f.recover(None).is_err());
+        assert_eq!(read(&path), "theirs\n");
     }
 }

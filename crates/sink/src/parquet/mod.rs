@@ -36,7 +36,7 @@ use crate::io;
 
 mod compact;
 
-pub use compact::{compact, Compacted};
+pub use compact::{compact, Compacted, TableLock};
 
 /// The table description file in a table directory.
 pub const TABLE_META: &str = "_weir_table.json";
@@ -278,17 +278,27 @@ impl ParquetSink {
         })
     }
 
+    /// Refuses a table path weir does not own (see [`crate::owned`]) and a staging folder
+    /// that is a symbolic link.
+    fn claim(&self) -> Result<()> {
+        let problem = crate::owned::table_problem(&self.table, TABLE_META)
+            .or_else(|| crate::owned::symlink_problem(&self.staging));
+        match problem {
+            Some(p) => Err(Error::config("path", p)),
+            None => Ok(()),
+        }
+    }
+
     /// Without checkpoints: the run replaces the table.
     fn start_fresh(&mut self) -> Result<()> {
         if self.started {
             return Ok(());
         }
         self.started = true;
-        for dir in [&self.table, &self.staging] {
-            if dir.exists() {
-                fs::remove_dir_all(dir).map_err(io(format!("removing {}", dir.display())))?;
-            }
-        }
+        self.claim()?;
+        // weir's own files only: a table folder may hold what a user put there.
+        crate::owned::remove_own_files(&self.table, &|n| epoch_of(n).is_some())?;
+        crate::owned::remove_own_files(&self.staging, &|_| true)?;
         fs::create_dir_all(&self.staging)
             .map_err(io(format!("creating {}", self.staging.display())))
     }
@@ -590,6 +600,7 @@ impl Sink for ParquetSink {
     fn recover(&mut self, state: Option<&[u8]>) -> Result<()> {
         self.checkpointed = true;
         self.started = true;
+        self.claim()?;
         let st = match state {
             Some(b) => weir_core::state::decode::<State>("parquet sink", STATE_VERSION, b)?,
             None => State {
@@ -607,9 +618,7 @@ impl Sink for ParquetSink {
             fs::remove_file(&p).map_err(io(format!("removing {}", p.display())))?;
         }
         for (part, name) in crate::files_under(&self.table)? {
-            if epoch_of(&name).is_some_and(|e| e > st.epoch)
-                || (state.is_none() && name != TABLE_META)
-            {
+            if epoch_of(&name).is_some_and(|e| e > st.epoch || state.is_none()) {
                 let p = self.table.join(&part).join(&name);
                 tracing::info!(file = %p.display(), "removing a table file written after the checkpoint");
                 fs::remove_file(&p).map_err(io(format!("removing {}", p.display())))?;
