@@ -46,16 +46,17 @@ See README.md for a tour of the pipeline file.";
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run a pipeline until its input ends (or Ctrl-C, which flushes open windows).
+    /// Run a pipeline until its input ends (or Ctrl-C/SIGTERM, which flush open windows).
     #[command(long_about = "Run a pipeline until its input ends.\n\n\
         Results are written as each window closes. On a terminal, progress is shown on stderr \
         and a summary at the end: records read, parsed, malformed (with the first reasons), \
-        late, windows emitted, throughput and wall time. Ctrl-C ends the input gracefully: open \
-        windows are flushed and sinks finish; a second Ctrl-C exits at once.\n\n\
+        late, windows emitted, throughput and wall time. Ctrl-C, SIGTERM (systemd, Docker, \
+        Kubernetes, timeout) and SIGHUP end the input gracefully: open windows are flushed, \
+        sinks finish and the summary is printed; a second signal exits at once.\n\n\
         With --checkpoint-dir the run takes checkpoints and resumes from the newest one: kill \
         it at any moment and run the same command again; JSON-lines and CSV files, Parquet \
         tables, PostgreSQL tables and archives then hold every row exactly once (stdout and \
-        webhooks are at-least-once). Ctrl-C then takes a \
+        webhooks are at-least-once). Ctrl-C or SIGTERM then takes a \
         last checkpoint instead of flushing open windows.")]
     Run {
         /// The pipeline file.
@@ -288,6 +289,8 @@ impl GenOut {
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        // Colour codes only for a person: a log file or a pipe gets plain text.
+        .with_ansi(std::io::stderr().is_terminal())
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("WEIR_LOG")
                 .unwrap_or_else(|_| "warn".into()),
@@ -345,10 +348,26 @@ fn main() -> ExitCode {
             }) {
                 return ExitCode::SUCCESS;
             }
-            eprintln!("weir: error: {e:#}");
+            eprintln!("weir: error: {}", error_text(e.as_ref()));
             ExitCode::FAILURE
         }
     }
+}
+
+/// An error and its causes, each said once: a cause whose text its parent already contains
+/// (`opening x: No such file` over `No such file`) adds nothing and is left out.
+fn error_text(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let t = c.to_string();
+        if !text.contains(&t) {
+            text.push_str(": ");
+            text.push_str(&t);
+        }
+        cause = c.source();
+    }
+    text
 }
 
 /// Prints config errors, one per line, and returns the exit code for them.
@@ -435,10 +454,29 @@ fn checkpointing(
                 humantime_ms(age)
             );
         }
-    } else if !store.list()?.is_empty() {
-        eprintln!(
-            "weir: warning: no intact checkpoint in {}; starting from the beginning",
-            dir.display()
+    } else {
+        let damaged: Vec<String> = store
+            .list()?
+            .into_iter()
+            // A `.tmp` folder is a checkpoint a crash interrupted: nothing was committed for
+            // it, so it does not make a fresh start unsafe.
+            .filter(|l| l.path.extension().is_none_or(|x| x != "tmp"))
+            .filter_map(|l| {
+                l.manifest
+                    .err()
+                    .map(|why| format!("epoch {}: {why}", l.epoch))
+            })
+            .collect();
+        // Starting over would replay the input into outputs that already hold what the lost
+        // checkpoints covered: archives and tables would hold those rows twice.
+        anyhow::ensure!(
+            damaged.is_empty(),
+            "none of the {} checkpoints in {} is usable ({}); starting over would write again \
+             what the outputs already hold. Run again with --reset-state to discard the \
+             checkpoints and start from the beginning",
+            damaged.len(),
+            dir.display(),
+            damaged.join("; ")
         );
     }
     Ok(Some(Checkpointing {
@@ -624,17 +662,21 @@ fn run(
         if presses.fetch_add(1, Ordering::SeqCst) > 0 {
             std::process::exit(130);
         }
+        // Ctrl-C (SIGINT), SIGTERM and SIGHUP all land here: the same graceful stop.
         if suspends {
             eprintln!(
                 "\nweir: stopping: taking a final checkpoint; open windows resume with the next \
-                 run (Ctrl-C again to exit at once; the last checkpoint still holds)"
+                 run (a second Ctrl-C or SIGTERM exits at once; the last checkpoint still holds)"
             );
         } else {
-            eprintln!("\nweir: stopping: flushing open windows (Ctrl-C again to exit at once)");
+            eprintln!(
+                "\nweir: stopping: flushing open windows and delivering what is queued (a \
+                 second Ctrl-C or SIGTERM exits at once)"
+            );
         }
         stop.store(true, Ordering::SeqCst);
     })
-    .context("installing the Ctrl-C handler")?;
+    .context("installing the Ctrl-C/SIGTERM handler")?;
     let mut display = show_progress.then(|| progress::Progress::new(running.nodes()));
     while !running.is_finished() {
         std::thread::sleep(std::time::Duration::from_millis(100));

@@ -137,9 +137,10 @@ pub fn summary(nodes: &[NodeInfo], wall: Duration) -> String {
                 }
             }
             NodeKind::Sink => out.push_str(&format!(
-                "  sink {}: {} rows written\n",
+                "  sink {}: {}\n",
                 n.name,
-                thousands(get(&m.records_out))
+                m.detail()
+                    .unwrap_or_else(|| format!("{} rows written", thousands(get(&m.records_out))))
             )),
         }
     }

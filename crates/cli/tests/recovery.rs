@@ -613,3 +613,40 @@ fn a_changed_pipeline_is_refused_until_reset() {
     h.finish(h.start(&["--reset-state"]), "a run with --reset-state");
     h.assert_output("after --reset-state");
 }
+
+/// Issue 10: with every checkpoint damaged, weir warned and started over, replaying the input
+/// into outputs that already held it (an archive then had 30,170 lines for 20,000). Now it
+/// refuses, naming each damaged epoch, until --reset-state.
+#[test]
+fn all_checkpoints_damaged_refuses_until_reset() {
+    let Some(h) = Harness::new("nasa-jul95-status") else {
+        return;
+    };
+    let mut child = h.start(&[]);
+    std::thread::sleep(Duration::from_millis(600));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let mut damaged = 0;
+    for epoch in std::fs::read_dir(h.state()).unwrap() {
+        let epoch = epoch.unwrap().path();
+        if epoch.to_string_lossy().ends_with(".tmp") {
+            continue;
+        }
+        std::fs::remove_file(epoch.join("MANIFEST.json")).unwrap();
+        damaged += 1;
+    }
+    assert!(
+        damaged > 0,
+        "the run took no checkpoint; the test proves nothing"
+    );
+    let out = h.start(&[]).wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains(&format!("none of the {damaged} checkpoints"))
+            && err.contains("--reset-state"),
+        "{err}"
+    );
+    h.finish(h.start(&["--reset-state"]), "a run with --reset-state");
+    h.assert_output("after all checkpoints were damaged and --reset-state");
+}

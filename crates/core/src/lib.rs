@@ -21,6 +21,7 @@ pub mod message;
 pub mod metrics;
 pub mod operator;
 pub mod parse;
+pub mod redact;
 pub mod sink;
 pub mod source;
 pub mod state;

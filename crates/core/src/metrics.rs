@@ -27,6 +27,8 @@ pub struct NodeMetrics {
     pub watermark: AtomicI64,
     /// The first few reasons for malformed or dropped records.
     pub first_reasons: Mutex<Vec<String>>,
+    /// A sink's own account of what it did, for the summary (see `Sink::summary`).
+    pub detail: Mutex<Option<String>>,
 }
 
 impl NodeMetrics {
@@ -54,6 +56,19 @@ impl NodeMetrics {
         if r.len() < KEPT_REASONS {
             r.push(reason());
         }
+    }
+
+    /// Sets the node's own account of what it did.
+    pub fn set_detail(&self, detail: Option<String>) {
+        *self.detail.lock().unwrap_or_else(|p| p.into_inner()) = detail;
+    }
+
+    /// The node's own account of what it did, if it gave one.
+    pub fn detail(&self) -> Option<String> {
+        self.detail
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// The kept reasons.

@@ -38,6 +38,19 @@ pub trait Sink: Send {
         self.finish()
     }
 
+    /// A line for the run summary when "N rows written" says too little (a webhook's
+    /// delivered, retried and dead-lettered rows).
+    fn summary(&self) -> Option<String> {
+        None
+    }
+
+    /// Whether the sink's reader went away for good (standard output piped into `head`,
+    /// closed): it takes no more rows. When every sink of a pipeline is closed, the run stops
+    /// as on Ctrl-C instead of processing input nobody reads.
+    fn closed(&self) -> bool {
+        false
+    }
+
     /// Whether this sink's output is exactly-once when the pipeline runs with checkpoints:
     /// output is staged per epoch and made visible only when the epoch's checkpoint is durable.
     /// Sinks that return `false` are at-least-once: after a crash they repeat what followed the

@@ -228,6 +228,7 @@ impl Pipeline {
                 f,
             )?;
         }
+        let open_sinks = Arc::new(std::sync::atomic::AtomicUsize::new(self.sinks.len()));
         for s in self.sinks {
             let m = Arc::new(NodeMetrics::new());
             nodes.push(NodeInfo {
@@ -240,9 +241,10 @@ impl Pipeline {
             let stop = stop.clone();
             let c = node_ck(&s.name, true);
             let f = failed(&c);
+            let open = open_sinks.clone();
             spawn(
                 s.name.clone(),
-                Box::new(move || node::run_sink(s, rx, &m, &stop, c)),
+                Box::new(move || node::run_sink(s, rx, &m, &stop, c, &open)),
                 f,
             )?;
         }

@@ -1,6 +1,6 @@
 //! The loops that drive one node each.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -494,7 +494,20 @@ pub(crate) fn run_sink(
     m: &NodeMetrics,
     stop: &AtomicBool,
     ck: Option<NodeCkpt>,
+    open_sinks: &AtomicUsize,
 ) -> Result<()> {
+    let mut closed = false;
+    // The sink's reader left (EPIPE): it keeps draining its input so nothing upstream blocks,
+    // and the last sink to close stops the run.
+    let note_closed = |sink: &dyn weir_core::Sink, closed: &mut bool| {
+        if !*closed && sink.closed() {
+            *closed = true;
+            tracing::info!("a sink's reader went away; it takes no more rows");
+            if open_sinks.fetch_sub(1, Ordering::SeqCst) == 1 {
+                stop.store(true, Ordering::SeqCst);
+            }
+        }
+    };
     if let Some(c) = &ck {
         c.timed(|| s.sink.recover(c.restore.as_deref()))?;
     }
@@ -512,8 +525,11 @@ pub(crate) fn run_sink(
             Event::Msg(_, Message::Data(b)) => {
                 NodeMetrics::add(&m.records_in, b.num_rows() as u64);
                 s.sink.write(&b)?;
-                NodeMetrics::add(&m.records_out, b.num_rows() as u64);
-                NodeMetrics::add(&m.emitted, 1);
+                note_closed(s.sink.as_ref(), &mut closed);
+                if !closed {
+                    NodeMetrics::add(&m.records_out, b.num_rows() as u64);
+                    NodeMetrics::add(&m.emitted, 1);
+                }
                 dirty = true;
             }
             Event::Msg(i, Message::Watermark(w)) => {
@@ -527,7 +543,7 @@ pub(crate) fn run_sink(
                 if inputs.all_ended() {
                     // Stopped with checkpoints: the next run goes on from the last one.
                     let suspend = ck.is_some() && stop.load(Ordering::SeqCst);
-                    return finish_sink(s, ck, last_barrier + 1, suspend);
+                    return finish_sink(s, ck, last_barrier + 1, suspend, m);
                 }
             }
             Event::Msg(_, Message::Barrier(_)) => unreachable!("the aligner consumes barriers"),
@@ -549,6 +565,7 @@ pub(crate) fn run_sink(
             Event::Idle => {
                 if dirty {
                     s.sink.flush()?;
+                    note_closed(s.sink.as_ref(), &mut closed);
                     dirty = false;
                 }
                 s.sink.tick()?;
@@ -560,7 +577,24 @@ pub(crate) fn run_sink(
 /// All inputs ended. With checkpoints, what is left is staged under `label` (one past the last
 /// barrier: no epoch up to the last barrier can hold this final state) and committed once an
 /// epoch at or past it is durable.
-fn finish_sink(mut s: SinkSpec, ck: Option<NodeCkpt>, label: u64, suspend: bool) -> Result<()> {
+fn finish_sink(
+    mut s: SinkSpec,
+    ck: Option<NodeCkpt>,
+    label: u64,
+    suspend: bool,
+    m: &NodeMetrics,
+) -> Result<()> {
+    let res = finish_sink_inner(&mut s, ck, label, suspend);
+    m.set_detail(s.sink.summary());
+    res
+}
+
+fn finish_sink_inner(
+    s: &mut SinkSpec,
+    ck: Option<NodeCkpt>,
+    label: u64,
+    suspend: bool,
+) -> Result<()> {
     let Some(c) = ck else {
         return s.sink.finish();
     };

@@ -131,6 +131,10 @@ impl<W: Write + Send> StdoutSink<W> {
 }
 
 impl<W: Write + Send> Sink for StdoutSink<W> {
+    fn closed(&self) -> bool {
+        self.closed
+    }
+
     fn write(&mut self, batch: &RecordBatch) -> Result<()> {
         if self.closed {
             return Ok(());

@@ -58,6 +58,8 @@ fn cfg(url: &str, retries: u32, dead: Option<PathBuf>) -> WebhookConfig {
         backoff: Duration::from_ms(10),
         max_backoff: Duration::from_ms(50),
         dead_letter: dead,
+        concurrency: 4,
+        queue: 100,
     }
 }
 
@@ -78,8 +80,8 @@ fn alerts() -> RecordBatch {
 #[test]
 fn retries_until_the_server_accepts() {
     let (url, seen) = server(vec![503, 500, 200]);
-    let mut sink = WebhookSink::new(&cfg(&url, 5, None)).unwrap();
-    assert_eq!(sink.deliver(r#"{"a":1}"#, "k1"), Delivery::Delivered(3));
+    let mut poster = Poster::new(&cfg(&url, 5, None));
+    assert_eq!(poster.deliver(r#"{"a":1}"#, "k1"), Delivery::Delivered(3));
     let seen = seen.lock().unwrap();
     assert_eq!(seen.len(), 3);
     let headers = seen[2].0.to_ascii_lowercase();
@@ -96,7 +98,14 @@ fn rows_that_cannot_be_delivered_go_to_the_dead_letter_file() {
     let mut sink = WebhookSink::new(&cfg(&url, 2, Some(dead.clone()))).unwrap();
     sink.write(&alerts()).unwrap();
     sink.finish().unwrap();
-    assert_eq!(sink.counts(), (0, 2));
+    assert_eq!(
+        sink.counts(),
+        Counts {
+            delivered: 0,
+            retried: 0,
+            dead_lettered: 2
+        }
+    );
     assert_eq!(seen.lock().unwrap().len(), 6, "1 + 2 retries per row");
     let text = std::fs::read_to_string(dead).unwrap();
     let first = text.lines().next().unwrap();
@@ -115,9 +124,19 @@ fn rows_that_cannot_be_delivered_go_to_the_dead_letter_file() {
 #[test]
 fn client_errors_are_not_retried_and_bodies_are_the_rows() {
     let (url, seen) = server(vec![400, 200]);
-    let mut sink = WebhookSink::new(&cfg(&url, 5, None)).unwrap();
+    let mut c = cfg(&url, 5, None);
+    c.concurrency = 1; // the server answers by arrival: 400 to the first row
+    let mut sink = WebhookSink::new(&c).unwrap();
     sink.write(&alerts()).unwrap();
-    assert_eq!(sink.counts(), (1, 1));
+    sink.finish().unwrap();
+    assert_eq!(
+        sink.counts(),
+        Counts {
+            delivered: 1,
+            retried: 0,
+            dead_lettered: 1
+        }
+    );
     let seen = seen.lock().unwrap();
     assert_eq!(seen.len(), 2);
     assert_eq!(
@@ -133,9 +152,108 @@ fn an_unreachable_server_is_retried_then_given_up() {
         .local_addr()
         .unwrap()
         .port(); // closed again
-    let mut sink = WebhookSink::new(&cfg(&format!("http://127.0.0.1:{port}/x"), 1, None)).unwrap();
-    match sink.deliver("{}", "k") {
+    let mut poster = Poster::new(&cfg(&format!("http://127.0.0.1:{port}/x"), 1, None));
+    match poster.deliver("{}", "k") {
         Delivery::Failed(reason) => assert!(reason.contains("(after 2 attempts)"), "{reason}"),
         other => panic!("{other:?}"),
     }
+}
+
+/// Issue 10: deliveries were one at a time (2 rows/s at 500 ms latency) and stalled the
+/// pipeline. Now they overlap up to `concurrency`, and `finish` waits for every row.
+#[test]
+fn slow_receivers_get_concurrent_requests() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let (now, max, bodies) = (
+        Arc::new(Mutex::new(0usize)),
+        Arc::new(Mutex::new(0usize)),
+        Arc::new(Mutex::new(Vec::new())),
+    );
+    {
+        let (now, max, bodies) = (now.clone(), max.clone(), bodies.clone());
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(mut conn) = conn else { break };
+                let (now, max, bodies) = (now.clone(), max.clone(), bodies.clone());
+                std::thread::spawn(move || {
+                    let mut reader = BufReader::new(conn.try_clone().unwrap());
+                    let mut len = 0;
+                    loop {
+                        let mut line = String::new();
+                        if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                            break;
+                        }
+                        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                            len = v.trim().parse().unwrap();
+                        }
+                    }
+                    let mut body = vec![0; len];
+                    reader.read_exact(&mut body).unwrap();
+                    {
+                        let mut n = now.lock().unwrap();
+                        *n += 1;
+                        let mut m = max.lock().unwrap();
+                        *m = (*m).max(*n);
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(200));
+                    *now.lock().unwrap() -= 1;
+                    bodies
+                        .lock()
+                        .unwrap()
+                        .push(String::from_utf8(body).unwrap());
+                    let _ = write!(
+                        conn,
+                        "HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+                    );
+                });
+            }
+        });
+    }
+    let mut c = cfg(&url, 0, None);
+    c.concurrency = 8;
+    c.queue = 4; // smaller than the rows: writes wait for room, and none is lost
+    let mut sink = WebhookSink::new(&c).unwrap();
+    let ids: Vec<String> = (0..24).map(|i| format!("a{i}")).collect();
+    let batch =
+        RecordBatch::try_from_iter([("alert_id", Arc::new(StringArray::from(ids.clone())) as _)])
+            .unwrap();
+    sink.write(&batch).unwrap();
+    sink.finish().unwrap();
+    assert_eq!(sink.counts().delivered, 24);
+    assert!(*max.lock().unwrap() > 1, "requests never overlapped");
+    let mut got = bodies.lock().unwrap().clone();
+    got.sort();
+    let mut want: Vec<String> = ids
+        .iter()
+        .map(|i| format!(r#"{{"alert_id":"{i}"}}"#))
+        .collect();
+    want.sort();
+    assert_eq!(got, want);
+    assert_eq!(
+        sink.summary().unwrap(),
+        "24 rows delivered (0 after retries), 0 dead-lettered"
+    );
+}
+
+/// Issue 10: a webhook URL's `user:password@` and `?token=` appeared in every warning and in
+/// the dead-letter file (Slack and Teams webhook URLs are themselves the secret).
+#[test]
+fn secrets_of_the_url_stay_out_of_dead_letters() {
+    let (url, _seen) = server(vec![503]);
+    let secret_url = url.replace("http://", "http://alice:hunter2@") + "?token=s3cr3tT0ken";
+    let dir = tempfile::tempdir().unwrap();
+    let dead = dir.path().join("failed.jsonl");
+    let mut sink = WebhookSink::new(&cfg(&secret_url, 0, Some(dead.clone()))).unwrap();
+    sink.write(&alerts()).unwrap();
+    sink.finish().unwrap();
+    let text = std::fs::read_to_string(dead).unwrap();
+    assert_eq!(text.lines().count(), 2, "{text}");
+    for secret in ["hunter2", "alice", "s3cr3tT0ken", "/hook"] {
+        assert!(!text.contains(secret), "{secret} in {text}");
+    }
+    assert!(
+        text.contains("HTTP 503 from http://***@127.0.0.1:"),
+        "{text}"
+    );
 }
