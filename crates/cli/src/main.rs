@@ -688,7 +688,14 @@ fn run(
         d.finish();
     }
     let ck_stats = running.checkpoints();
-    let nodes = running.join().map_err(|f| anyhow::anyhow!(f))?;
+    let infos = running.nodes().to_vec();
+    let joined = running.join();
+    // A run that failed after its input ended early (a corrupt file) flushed what it read:
+    // its summary says how far it got.
+    let nodes = match &joined {
+        Ok(nodes) => nodes.clone(),
+        Err(_) => infos,
+    };
     if !quiet {
         eprint!("{}", progress::summary(&nodes, started.elapsed()));
         if let (Some(s), Some(dir)) = (ck_stats, &ck.checkpoint_dir) {
@@ -698,6 +705,7 @@ fn run(
             );
         }
     }
+    joined.map_err(|f| anyhow::anyhow!(f))?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -131,6 +131,14 @@ pub fn summary(nodes: &[NodeInfo], wall: Duration) -> String {
                     thousands(get(&m.late)),
                     thousands(get(&m.records_out)),
                 ));
+                // Rows whose expression failed (and sums too large for their type).
+                if get(&m.malformed) > 0 {
+                    out.push_str(&format!(
+                        ", {} errors (to {}.errors)",
+                        thousands(get(&m.malformed)),
+                        n.name
+                    ));
+                }
                 match get(&m.windows) {
                     0 => out.push('\n'),
                     w => out.push_str(&format!("; {} windows closed\n", thousands(w))),

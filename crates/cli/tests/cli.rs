@@ -587,3 +587,180 @@ fn a_staging_folder_that_is_a_link_is_not_followed() {
         "precious"
     );
 }
+
+/// Issue 10: `where = "bytes / (status - 304) >= 0"` on NASA's log ended the whole pipeline as
+/// an "internal error" at the first 304. Each failing row now goes to `NAME.errors` with the
+/// reason and the run goes on.
+#[test]
+fn a_row_whose_expression_fails_is_an_error_row() {
+    let d = tempfile::tempdir().unwrap();
+    let p = pipeline_with_sinks(
+        d.path(),
+        &format!(
+            r#"
+[stage.odd]
+type = "filter"
+input = "logs"
+where = "bytes / (status - 304) >= 0"
+
+[sink.kept]
+type = "jsonl"
+input = "odd"
+path = "{0}/kept.jsonl"
+
+[sink.errors]
+type = "jsonl"
+input = "odd.errors"
+path = "{0}/errors.jsonl"
+
+[sink.window_counts]
+type = "jsonl"
+input = "counts"
+path = "{0}/counts.jsonl"
+"#,
+            d.path().display()
+        ),
+    );
+    let out = weir().arg("run").arg(&p).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    // Oracle: 304 answers with a byte count divide by zero; other lines are kept when the
+    // (truncating) quotient is not negative; a null size is null, not kept, and no error.
+    let log = std::fs::read_to_string(d.path().join("in.log")).unwrap();
+    let (mut zero_div, mut kept) = (0, 0);
+    for line in log.lines() {
+        let tail: Vec<&str> = line.rsplitn(3, ' ').collect();
+        let (bytes, status) = (tail[0], tail[1].parse::<i64>().unwrap());
+        match (status, bytes) {
+            (_, "-") => {}
+            (304, _) => zero_div += 1,
+            (s, b) => kept += usize::from(b.parse::<i64>().unwrap() / (s - 304) >= 0),
+        }
+    }
+    assert!(
+        zero_div > 100,
+        "the sample has 304s with a size: {zero_div}"
+    );
+    let errors = std::fs::read_to_string(d.path().join("errors.jsonl")).unwrap();
+    assert_eq!(errors.lines().count(), zero_div, "{err}");
+    let first: serde_json::Value = serde_json::from_str(errors.lines().next().unwrap()).unwrap();
+    assert_eq!(first["node"], "odd");
+    assert_eq!(
+        first["reason"],
+        "evaluating `bytes / (status - 304) >= 0`: Divide by zero error"
+    );
+    assert!(
+        first["raw"].as_str().unwrap().contains("\"status\":304"),
+        "{first}"
+    );
+    let kept_rows = std::fs::read_to_string(d.path().join("kept.jsonl")).unwrap();
+    assert_eq!(kept_rows.lines().count(), kept);
+    assert!(
+        err.contains(&format!("{zero_div} errors (to odd.errors)")),
+        "{err}"
+    );
+}
+
+/// Issue 10: one line dated 2095 in NASA's July 1995 log moved the watermark a century ahead,
+/// and every later record was late. It is refused now (`max_future`), with the reason, and
+/// the counts equal those of the log without it.
+#[test]
+fn a_far_future_timestamp_does_not_poison_event_time() {
+    let d = tempfile::tempdir().unwrap();
+    let sinks = format!(
+        "[sink.out]\ntype = \"jsonl\"\ninput = \"counts\"\npath = \"{0}/out.jsonl\"\n\
+         [sink.bad]\ntype = \"jsonl\"\ninput = \"logs.errors\"\npath = \"{0}/bad.jsonl\"\n",
+        d.path().display()
+    );
+    let p = pipeline_with_sinks(d.path(), &sinks);
+    let run = || {
+        let out = weir().arg("run").arg(&p).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr).to_string();
+        assert!(out.status.success(), "{err}");
+        (
+            std::fs::read_to_string(d.path().join("out.jsonl")).unwrap(),
+            err,
+        )
+    };
+    let (clean, _) = run();
+    let log = std::fs::read_to_string(d.path().join("in.log")).unwrap();
+    let mut lines: Vec<&str> = log.lines().collect();
+    let poison = r#"evil.example - - [04/Jul/2095:12:00:00 -0400] "GET /x HTTP/1.0" 200 1"#;
+    lines.insert(5_000, poison);
+    std::fs::write(d.path().join("in.log"), lines.join("\n") + "\n").unwrap();
+    let (poisoned, err) = run();
+    assert_eq!(poisoned, clean, "{err}");
+    assert!(err.contains(", 0 late,"), "{err}");
+    let bad = std::fs::read_to_string(d.path().join("bad.jsonl")).unwrap();
+    assert_eq!(bad.lines().count(), 1, "{bad}");
+    assert!(
+        bad.contains("event time 2095-07-04T16:00:00Z is after"),
+        "{bad}"
+    );
+}
+
+/// Issue 10: a corrupt gzip input stopped the run with its error printed three times, open
+/// windows unwritten and no summary. Now the input ends at the damage: what was read is
+/// counted and flushed, the summary is printed, and the run fails with one error naming the
+/// file and where.
+#[test]
+fn corrupt_gzip_input_flushes_what_was_read_and_fails_once() {
+    let d = tempfile::tempdir().unwrap();
+    let mut gz = std::fs::read(root().join("examples/data/nasa_jul95_first10000.log.gz")).unwrap();
+    let at = gz.len() * 6 / 10;
+    for (i, b) in gz[at..at + 4096].iter_mut().enumerate() {
+        *b = (i * 7919 % 251) as u8;
+    }
+    let input = d.path().join("broken.log.gz");
+    std::fs::write(&input, &gz).unwrap();
+    let p = d.path().join("p.toml");
+    std::fs::write(
+        &p,
+        format!(
+            r#"
+[source.logs]
+type = "file"
+path = "{}"
+format = {{ type = "clf" }}
+event_time = {{ field = "timestamp" }}
+
+[stage.counts]
+type = "aggregate"
+input = "logs"
+time_field = "timestamp"
+window = {{ type = "tumbling", size = "5m" }}
+aggregates = [{{ fn = "count" }}]
+
+[sink.out]
+type = "jsonl"
+input = "counts"
+path = "{}/out.jsonl"
+"#,
+            input.display(),
+            d.path().display()
+        ),
+    )
+    .unwrap();
+    let out = weir().arg("run").arg(&p).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    let what = "broken.log.gz is not valid gzip from near compressed byte";
+    assert_eq!(err.matches(what).count(), 1, "{err}");
+    assert!(
+        err.contains("weir: finished in"),
+        "the summary is printed: {err}"
+    );
+    let rows = std::fs::read_to_string(d.path().join("out.jsonl")).unwrap();
+    let counted: u64 = rows
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["count"]
+                .as_u64()
+                .unwrap()
+        })
+        .sum();
+    assert!(
+        (3_000..10_000).contains(&counted),
+        "the lines before the damage are counted and flushed: {counted}"
+    );
+}

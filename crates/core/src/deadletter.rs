@@ -65,6 +65,32 @@ impl DeadLetters {
         }
     }
 
+    /// Records that row `row` of `batch` was rejected for `reason`; the row, as a JSON object,
+    /// is the raw text (an operator's record has no line).
+    pub fn push_row(&mut self, reason: &str, batch: &arrow_array::RecordBatch, row: usize) {
+        let mut text = String::from("{");
+        for (i, f) in batch.schema().fields().iter().enumerate() {
+            if i > 0 {
+                text.push(',');
+            }
+            crate::value::write_json_str(f.name(), &mut text);
+            text.push(':');
+            match crate::value::Col::from_dyn(batch.column(i).as_ref()) {
+                Some(c) => c.write_json(row, &mut text),
+                None => text.push_str("null"),
+            }
+        }
+        text.push('}');
+        self.push(None, reason, text.as_bytes());
+    }
+
+    /// Sends the waiting dead letters on the errors port of `out`.
+    pub fn emit(&mut self, out: &mut crate::Emitter) {
+        if let Some(b) = self.take() {
+            out.side(crate::Port::Errors, b);
+        }
+    }
+
     /// Dead letters collected since the last [`DeadLetters::take`].
     pub fn len(&self) -> usize {
         self.len

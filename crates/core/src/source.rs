@@ -53,4 +53,11 @@ pub trait Source: Send {
     fn size_hint(&self) -> Option<u64> {
         None
     }
+
+    /// Why the input ended early, once [`Source::read`] returned [`ReadOutcome::Eof`] for a
+    /// failure (a corrupt compressed file): the node ends the stream as at a normal end, so
+    /// what was read is processed and flushed, then fails the run with this error.
+    fn failure(&mut self) -> Option<crate::Error> {
+        None
+    }
 }

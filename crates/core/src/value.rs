@@ -79,7 +79,8 @@ impl Scalar {
             Scalar::Float(v) if v.is_finite() => {
                 let _ = write!(out, "{v}");
             }
-            Scalar::Float(_) => out.push_str("null"),
+            // JSON has no NaN or infinity; as null they would be one value with a real null.
+            Scalar::Float(v) => write_json_str(non_finite(*v), out),
             Scalar::Str(s) => write_json_str(s, out),
             Scalar::Time(ms) => write_json_str(&format_rfc3339_ms(*ms), out),
         }
@@ -92,7 +93,8 @@ impl Scalar {
             Scalar::Bool(b) => b.to_string(),
             Scalar::Int(v) => v.to_string(),
             Scalar::UInt(v) => v.to_string(),
-            Scalar::Float(v) => v.to_string(),
+            Scalar::Float(v) if v.is_finite() => v.to_string(),
+            Scalar::Float(v) => non_finite(*v).to_string(),
             Scalar::Str(s) => s.clone(),
             Scalar::Time(ms) => format_rfc3339_ms(*ms),
         }
@@ -270,14 +272,42 @@ impl<'a> Col<'a> {
         })
     }
 
+    /// The value at `i` of an unsigned integer column (`None` for null or another type).
+    #[inline]
+    pub fn uint(&self, i: usize) -> Option<u64> {
+        if self.is_null(i) {
+            return None;
+        }
+        Some(match self {
+            Col::U8(a) => a.value(i).into(),
+            Col::U16(a) => a.value(i).into(),
+            Col::U32(a) => a.value(i).into(),
+            Col::U64(a) => a.value(i),
+            _ => return None,
+        })
+    }
+
     /// The value at `i` as a float.
     #[inline]
     pub fn float(&self, i: usize) -> Option<f64> {
         match self {
             Col::F32(a) => (!a.is_null(i)).then(|| a.value(i).into()),
             Col::F64(a) => (!a.is_null(i)).then(|| a.value(i)),
+            Col::U64(a) => (!a.is_null(i)).then(|| a.value(i) as f64),
             _ => self.int(i).map(|v| v as f64),
         }
+    }
+}
+
+/// How a float that is not finite is written: `NaN`, `Infinity`, `-Infinity` (the spellings
+/// of JavaScript, Python's `json` and PostgreSQL).
+pub fn non_finite(v: f64) -> &'static str {
+    if v.is_nan() {
+        "NaN"
+    } else if v > 0.0 {
+        "Infinity"
+    } else {
+        "-Infinity"
     }
 }
 

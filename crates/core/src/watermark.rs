@@ -14,6 +14,10 @@ const fn default_idle() -> Duration {
     Duration::from_ms(30_000)
 }
 
+const fn default_max_future() -> Duration {
+    Duration::from_ms(86_400_000)
+}
+
 /// `[source.NAME.event_time]`: which field holds event time and how disordered it may be.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -28,6 +32,14 @@ pub struct EventTimeConfig {
     /// clock, so the last windows of a stalled stream still close. `"0s"` disables it.
     #[serde(default = "default_idle")]
     pub idle_timeout: Duration,
+    /// A record dated more than this (default `"1d"`) after both the newest event time seen
+    /// and the wall clock is refused: it goes to `NAME.errors` with the reason and does not
+    /// move the watermark, so one line dated 2095 cannot make every later record late. A
+    /// replay of old logs is never refused for its gaps (the wall clock is ahead of them);
+    /// a wrong date that is still in the past (1995 in a 2024 log) is not caught by this.
+    /// `"0s"` turns the check off.
+    #[serde(default = "default_max_future")]
+    pub max_future: Duration,
 }
 
 /// A [`WatermarkGen`]'s checkpointed state.
@@ -42,6 +54,7 @@ pub struct WatermarkState {
 pub struct WatermarkGen {
     bound: i64,
     idle_timeout: i64,
+    max_future: i64,
     max_ts: Millis,
     emitted: Millis,
     /// Wall-clock time of the last record.
@@ -54,6 +67,7 @@ impl WatermarkGen {
         WatermarkGen {
             bound: cfg.max_out_of_orderness.ms,
             idle_timeout: cfg.idle_timeout.ms,
+            max_future: cfg.max_future.ms,
             max_ts: MIN_TIME,
             emitted: MIN_TIME,
             last_input_wall: MIN_TIME,
@@ -66,6 +80,12 @@ impl WatermarkGen {
             self.max_ts = self.max_ts.max(t);
         }
         self.last_input_wall = now;
+    }
+
+    /// The latest event time accepted at wall time `now` (see
+    /// [`EventTimeConfig::max_future`]); `None` when the check is off.
+    pub fn future_limit(&self, now: Millis) -> Option<Millis> {
+        (self.max_future > 0).then(|| self.max_ts.max(now).saturating_add(self.max_future))
     }
 
     /// What survives a restart: the newest event time seen.
@@ -110,6 +130,7 @@ mod tests {
             field: "ts".into(),
             max_out_of_orderness: Duration::from_ms(30_000),
             idle_timeout: Duration::from_ms(10_000),
+            max_future: Duration::from_ms(60_000),
         };
         let mut g = WatermarkGen::new(&cfg);
         assert_eq!(g.poll(0), None, "no watermark before the first record");
@@ -124,5 +145,8 @@ mod tests {
             "idle 10 s: event time moves with the clock"
         );
         assert_eq!(g.poll(41_000), Some(110_000));
+        // The newer of event time and wall clock, plus max_future.
+        assert_eq!(g.future_limit(0), Some(160_000));
+        assert_eq!(g.future_limit(1_000_000), Some(1_060_000));
     }
 }

@@ -8,9 +8,18 @@
 //!
 //! Supported: column names, integer / float / string / boolean / NULL literals, `+ - * / %`,
 //! unary `-`, comparisons `= != <> < <= > >=`, `AND OR NOT` (SQL three-valued logic),
-//! `IS [NOT] NULL`, `[NOT] IN (…)`, `[NOT] BETWEEN … AND …`, parentheses. Integers of any width
-//! combine as 64-bit integers, with floats as 64-bit floats; a string literal compared with a
-//! timestamp is read as an RFC 3339 time.
+//! `IS [NOT] NULL`, `[NOT] IN (…)`, `[NOT] BETWEEN … AND …`, parentheses. Signed integers of
+//! any width combine as `Int64`, unsigned ones as `UInt64`, signed with unsigned (literals
+//! are signed) as `Int64` in arithmetic; comparisons are exact for every value of both (a
+//! non-negative literal compared with an unsigned column is unsigned); with floats as 64-bit floats; a string literal compared with a timestamp is
+//! read as an RFC 3339 time.
+//!
+//! Integer arithmetic is checked: an overflow, a division by zero or a value that does not fit
+//! its cast fails that row only ([`Bound::eval_rows`] makes its value null and names the row
+//! and the reason; the operators send it to their `.errors` output). A literal zero divisor is
+//! refused when the expression is bound. Float division follows IEEE 754 (`x / 0.0` is
+//! infinite, `0.0 / 0.0` is NaN), and sinks print those as `"Infinity"`, `"-Infinity"` and
+//! `"NaN"`.
 //!
 //! ```
 //! use std::sync::Arc;
@@ -326,6 +335,8 @@ impl BNode {
             BNode::Col(_, t) | BNode::Lit(_, t) => t.clone(),
             BNode::Binary { out, .. } => out.clone(),
             BNode::Not(_) | BNode::IsNull(..) => DataType::Boolean,
+            // `-bytes` of an unsigned column is signed (and fails for values above i64::MAX).
+            BNode::Neg(a) if a.data_type().is_unsigned_integer() => DataType::Int64,
             BNode::Neg(a) => a.data_type(),
         }
     }
@@ -346,10 +357,14 @@ fn lit_type(l: &Lit) -> DataType {
 }
 
 /// The type both operands are brought to, or `None` when they cannot be compared/combined.
+/// Unsigned integers stay unsigned (`UInt64`); signed with unsigned is `Int64`, whose cast
+/// fails, row by row, for an unsigned value above `i64::MAX` (see [`exact_compare`] for
+/// comparisons, which never fail).
 fn common(a: &DataType, b: &DataType) -> Option<DataType> {
     use DataType as T;
     Some(match (a, b) {
         (T::Null, x) | (x, T::Null) => x.clone(),
+        (x, y) if x.is_unsigned_integer() && y.is_unsigned_integer() => T::UInt64,
         (x, y) if x.is_integer() && y.is_integer() => T::Int64,
         (x, y) if x.is_numeric() && y.is_numeric() => T::Float64,
         (T::Timestamp(..), T::Timestamp(..))
@@ -359,6 +374,39 @@ fn common(a: &DataType, b: &DataType) -> Option<DataType> {
         (T::Boolean, T::Boolean) => T::Boolean,
         _ => return None,
     })
+}
+
+/// The type two operands are compared in: [`common`], except that a signed and an unsigned
+/// integer compare as 128-bit decimals, exact for every value of both.
+fn exact_compare(a: &DataType, b: &DataType) -> Option<DataType> {
+    let mixed =
+        a.is_integer() && b.is_integer() && a.is_unsigned_integer() != b.is_unsigned_integer();
+    if mixed {
+        Some(DataType::Decimal128(38, 0))
+    } else {
+        common(a, b)
+    }
+}
+
+/// The operand's type in a comparison, except that a non-negative integer literal next to an
+/// unsigned operand is unsigned too (`bytes > 0` compares in `UInt64`). Arithmetic keeps
+/// literals signed: `status - 300` is negative for a 200, as in SQL.
+fn with_literal(n: &BNode, other: &DataType) -> DataType {
+    match n {
+        BNode::Lit(Lit::Int(i), _) if *i >= 0 && other.is_unsigned_integer() => DataType::UInt64,
+        _ => n.data_type(),
+    }
+}
+
+/// A literal zero divisor is refused before any data arrives.
+fn zero_divisor(op: Op, right: &BNode) -> Option<ExprError> {
+    let zero = match right {
+        BNode::Lit(Lit::Int(0), _) => true,
+        BNode::Lit(Lit::Float(f), _) => *f == 0.0,
+        _ => false,
+    };
+    (zero && matches!(op, Op::Div | Op::Rem))
+        .then(|| ExprError::Type("division by zero (the divisor is the literal 0)".into()))
 }
 
 fn bind(n: &Node, schema: &Schema) -> Result<BNode, ExprError> {
@@ -393,6 +441,9 @@ fn bind(n: &Node, schema: &Schema) -> Result<BNode, ExprError> {
         Node::Binary(op, l, r) => {
             let (l, r) = (bind(l, schema)?, bind(r, schema)?);
             let (lt, rt) = (l.data_type(), r.data_type());
+            if let Some(e) = zero_divisor(*op, &r) {
+                return Err(e);
+            }
             match op {
                 Op::And | Op::Or => {
                     expect_bool(&l, "AND/OR")?;
@@ -406,7 +457,8 @@ fn bind(n: &Node, schema: &Schema) -> Result<BNode, ExprError> {
                     }
                 }
                 Op::Eq | Op::NotEq | Op::Lt | Op::LtEq | Op::Gt | Op::GtEq => {
-                    let operand = common(&lt, &rt)
+                    let (lt, rt) = (with_literal(&l, &rt), with_literal(&r, &lt));
+                    let operand = exact_compare(&lt, &rt)
                         .ok_or_else(|| ExprError::Type(format!("cannot compare {lt} with {rt}")))?;
                     BNode::Binary {
                         op: *op,
@@ -507,11 +559,17 @@ fn lit_array(l: &Lit, to: &DataType) -> Result<ArrayRef, ExprError> {
     coerce(one, to)
 }
 
+/// Brings a value to the operand type. A value that does not fit (an unsigned value above
+/// `i64::MAX` made signed, text that is not a time) is an error, never a silent null.
 fn coerce(a: ArrayRef, to: &DataType) -> Result<ArrayRef, ExprError> {
     if a.data_type() == to || matches!(to, DataType::Null) {
         return Ok(a);
     }
-    arrow_cast::cast(&a, to).map_err(eval_err)
+    let strict = arrow_cast::CastOptions {
+        safe: false,
+        ..Default::default()
+    };
+    arrow_cast::cast_with_options(&a, to, &strict).map_err(eval_err)
 }
 
 fn eval(n: &BNode, batch: &RecordBatch, want: &DataType) -> Result<Val, ExprError> {
@@ -523,7 +581,14 @@ fn eval(n: &BNode, batch: &RecordBatch, want: &DataType) -> Result<Val, ExprErro
         BNode::Not(a) => eval(a, batch, &DataType::Boolean)?.map(|x| {
             Ok(Arc::new(arrow_arith::boolean::not(x.as_boolean()).map_err(eval_err)?) as ArrayRef)
         })?,
-        BNode::Neg(a) => eval(a, batch, want)?.map(|x| numeric::neg(x).map_err(eval_err))?,
+        BNode::Neg(a) => {
+            let inner = if a.data_type().is_unsigned_integer() {
+                DataType::Int64
+            } else {
+                want.clone()
+            };
+            eval(a, batch, &inner)?.map(|x| numeric::neg(x).map_err(eval_err))?
+        }
         BNode::IsNull(a, negated) => {
             let inner_type = a.data_type();
             let v = eval(a, batch, &inner_type)?;
@@ -612,16 +677,59 @@ impl Bound {
 
     /// Evaluates a boolean expression into a filter mask: NULL counts as false.
     pub fn eval_mask(&self, batch: &RecordBatch) -> Result<BooleanArray, ExprError> {
-        let a = self.eval(batch)?;
-        let b = a
-            .as_boolean_opt()
-            .ok_or_else(|| ExprError::Type(format!("`{}` is not a condition", self.text)))?;
-        Ok(if b.null_count() == 0 {
-            b.clone()
-        } else {
-            b.iter().map(|v| Some(v.unwrap_or(false))).collect()
-        })
+        to_mask(&self.eval(batch)?, &self.text)
     }
+
+    /// Evaluates on every row, and where a row's value cannot be computed (division by zero,
+    /// an overflow, a value that does not fit a cast) makes that value null and reports the
+    /// row with the reason, instead of failing the batch. Rows are evaluated one by one only
+    /// in a batch that failed whole.
+    pub fn eval_rows(&self, batch: &RecordBatch) -> Result<(ArrayRef, RowErrors), ExprError> {
+        match self.eval(batch) {
+            Ok(a) => Ok((a, Vec::new())),
+            Err(ExprError::Eval(_)) => {
+                let mut parts: Vec<ArrayRef> = Vec::with_capacity(batch.num_rows());
+                let mut errors = Vec::new();
+                for row in 0..batch.num_rows() {
+                    match self.eval(&batch.slice(row, 1)) {
+                        Ok(a) => parts.push(a),
+                        Err(ExprError::Eval(why)) => {
+                            parts.push(new_null_array(&self.data_type, 1));
+                            errors.push((row, format!("evaluating `{}`: {why}", self.text)));
+                        }
+                        Err(e) => return Err(e),
+                    }
+                }
+                let refs: Vec<&dyn Array> = parts.iter().map(|a| a.as_ref()).collect();
+                let all = arrow_select::concat::concat(&refs).map_err(eval_err)?;
+                Ok((all, errors))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// [`Bound::eval_mask`] with the failing rows reported (their mask is false).
+    pub fn eval_mask_rows(
+        &self,
+        batch: &RecordBatch,
+    ) -> Result<(BooleanArray, RowErrors), ExprError> {
+        let (a, errors) = self.eval_rows(batch)?;
+        Ok((to_mask(&a, &self.text)?, errors))
+    }
+}
+
+/// Rows whose value could not be computed: (row index in the batch, why).
+pub type RowErrors = Vec<(usize, String)>;
+
+fn to_mask(a: &ArrayRef, text: &str) -> Result<BooleanArray, ExprError> {
+    let b = a
+        .as_boolean_opt()
+        .ok_or_else(|| ExprError::Type(format!("`{text}` is not a condition")))?;
+    Ok(if b.null_count() == 0 {
+        b.clone()
+    } else {
+        b.iter().map(|v| Some(v.unwrap_or(false))).collect()
+    })
 }
 
 #[cfg(test)]

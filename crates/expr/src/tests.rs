@@ -6,8 +6,8 @@ use std::sync::Arc;
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Float64Type, Int64Type};
 use arrow_array::{
-    Array, Float64Array, RecordBatch, StringArray, TimestampMillisecondArray, UInt16Array,
-    UInt64Array,
+    Array, Float64Array, Int64Array, RecordBatch, StringArray, TimestampMillisecondArray,
+    UInt16Array, UInt64Array,
 };
 use proptest::prelude::*;
 
@@ -160,11 +160,139 @@ fn errors_say_what_is_wrong() {
     assert!(bind("upper(type) = 'X'")
         .unwrap()
         .starts_with("unsupported expression"));
-    let e = Expr::parse("bytes / 0").unwrap().bind(&schema).unwrap();
+    // Issue 10: `weir check` passed a literal `/ 0`, which then failed at run time.
+    assert_eq!(
+        bind("bytes / 0").unwrap(),
+        "division by zero (the divisor is the literal 0)"
+    );
+    assert_eq!(
+        bind("ratio % 0.0").unwrap(),
+        "division by zero (the divisor is the literal 0)"
+    );
+    let e = Expr::parse("bytes / (status - status)")
+        .unwrap()
+        .bind(&schema)
+        .unwrap();
     assert_eq!(
         e.eval(&batch()).unwrap_err().to_string(),
         "Divide by zero error"
     );
+}
+
+/// Issue 10: one row whose expression fails (`bytes / (status - 304)` on NASA's log) ended
+/// the pipeline. Now that row's value is null and the row is reported with the reason; the
+/// others are computed.
+#[test]
+fn a_failing_row_is_null_and_reported_alone() {
+    let b = RecordBatch::try_from_iter([
+        (
+            "status",
+            Arc::new(UInt16Array::from(vec![200, 304, 404, 304])) as ArrayRef,
+        ),
+        (
+            "bytes",
+            Arc::new(UInt64Array::from(vec![Some(10), Some(5), None, Some(1)])) as _,
+        ),
+    ])
+    .unwrap();
+    let e = Expr::parse("bytes / (status - 304)")
+        .unwrap()
+        .bind(&b.schema())
+        .unwrap();
+    let (a, errors) = e.eval_rows(&b).unwrap();
+    assert_eq!(
+        a.as_primitive::<Int64Type>().iter().collect::<Vec<_>>(),
+        [Some(0), None, None, None]
+    );
+    assert_eq!(
+        errors,
+        [
+            (
+                1,
+                "evaluating `bytes / (status - 304)`: Divide by zero error".to_string()
+            ),
+            (
+                3,
+                "evaluating `bytes / (status - 304)`: Divide by zero error".to_string()
+            ),
+        ]
+    );
+    let (mask, errors) = Expr::parse("bytes / (status - 304) >= 0")
+        .unwrap()
+        .bind(&b.schema())
+        .unwrap()
+        .eval_mask_rows(&b)
+        .unwrap();
+    assert_eq!(
+        mask.iter().collect::<Vec<_>>(),
+        [Some(true), Some(false), Some(false), Some(false)]
+    );
+    assert_eq!(errors.iter().map(|e| e.0).collect::<Vec<_>>(), [1, 3]);
+}
+
+/// Issue 10: `int` arithmetic wrapped (i64::MAX + i64::MAX gave -2) and a `uint` of 2^63 or
+/// more was null in a filter, so `u > 0` and `u < 0` were both false.
+#[test]
+fn integers_are_checked_and_unsigned_stays_unsigned() {
+    let b = RecordBatch::try_from_iter([
+        (
+            "i",
+            Arc::new(Int64Array::from(vec![i64::MAX, 1, -5])) as ArrayRef,
+        ),
+        (
+            "u",
+            Arc::new(UInt64Array::from(vec![u64::MAX, 1u64 << 63, 3])) as _,
+        ),
+    ])
+    .unwrap();
+    let rows = |t: &str| {
+        Expr::parse(t)
+            .unwrap()
+            .bind(&b.schema())
+            .unwrap()
+            .eval_rows(&b)
+            .unwrap()
+    };
+    let (a, errors) = rows("i + i");
+    assert_eq!(
+        a.as_primitive::<Int64Type>().iter().collect::<Vec<_>>(),
+        [None, Some(2), Some(-10)]
+    );
+    assert_eq!(errors.len(), 1);
+    assert!(errors[0].1.contains("Overflow"), "{errors:?}");
+    let (a, errors) = rows("u + u");
+    assert_eq!(a.data_type(), &DataType::UInt64);
+    assert_eq!(
+        a.as_primitive::<arrow_array::types::UInt64Type>()
+            .iter()
+            .collect::<Vec<_>>(),
+        [None, None, Some(6)]
+    );
+    assert_eq!(errors.iter().map(|e| e.0).collect::<Vec<_>>(), [0, 1]);
+    for (cond, want) in [
+        ("u > 0", [true, true, true]),
+        ("u < 0", [false, false, false]),
+        ("u > i", [true, true, true]),
+        ("u = 18446744073709551615", [true, false, false]),
+        ("u >= 9223372036854775808", [true, true, false]),
+    ] {
+        let (a, errors) = rows(cond);
+        assert!(errors.is_empty(), "{cond}: {errors:?}");
+        assert_eq!(
+            a.as_boolean().iter().collect::<Vec<_>>(),
+            want.map(Some),
+            "{cond}"
+        );
+    }
+    // Signed arithmetic with an unsigned value that does not fit: an error row, not a null.
+    let (a, errors) = rows("u - 1");
+    assert_eq!(
+        a.as_primitive::<Int64Type>().iter().collect::<Vec<_>>(),
+        [None, None, Some(2)]
+    );
+    assert_eq!(errors.len(), 2, "{errors:?}");
+    let (a, _) = rows("-u");
+    assert_eq!(a.data_type(), &DataType::Int64);
 }
 
 #[test]

@@ -94,6 +94,42 @@ fn max_time(batch: &RecordBatch, col: usize) -> Option<Millis> {
     }
 }
 
+/// Sends the rows of `batch` dated after `limit` to the dead letters, with the reason, and
+/// returns the others (see `EventTimeConfig::max_future`).
+fn refuse_future(
+    batch: RecordBatch,
+    col: usize,
+    limit: Millis,
+    dead: &mut DeadLetters,
+) -> Result<RecordBatch> {
+    let Some(times) = batch
+        .column(col)
+        .as_primitive_opt::<TimestampMillisecondType>()
+        .cloned()
+    else {
+        return Ok(batch);
+    };
+    if max_time(&batch, col).is_none_or(|t| t <= limit) {
+        return Ok(batch);
+    }
+    let keep: arrow_array::BooleanArray = times
+        .iter()
+        .map(|t| Some(t.is_none_or(|t| t <= limit)))
+        .collect();
+    for (row, t) in times.iter().enumerate() {
+        if let Some(t) = t.filter(|t| *t > limit) {
+            let reason = format!(
+                "event time {} is after {} (the newest event time or the clock, plus \
+                 max_future); refused so that it does not make later records late",
+                weir_core::time::format_rfc3339_ms(t),
+                weir_core::time::format_rfc3339_ms(limit)
+            );
+            dead.push_row(&reason, &batch, row);
+        }
+    }
+    Ok(arrow_select::filter::filter_record_batch(&batch, &keep)?)
+}
+
 /// What a source node keeps across a restart.
 #[derive(Debug, Serialize, Deserialize)]
 struct SourceState {
@@ -241,7 +277,13 @@ impl SourceNode<'_> {
             NodeMetrics::add(&self.m.bytes_in, (self.buf.len() - before) as u64);
             match outcome {
                 ReadOutcome::Data => self.complete_lines()?,
-                ReadOutcome::Eof => return self.end(stopped),
+                ReadOutcome::Eof => {
+                    self.end(stopped)?;
+                    return match self.spec.source.failure() {
+                        Some(e) => Err(e),
+                        None => Ok(()),
+                    };
+                }
                 ReadOutcome::Idle => {}
             }
             self.after_step()?;
@@ -346,9 +388,13 @@ impl SourceNode<'_> {
             .parse_chunk(chunk, self.line_no, &mut self.dead);
         self.line_no += lines;
         NodeMetrics::add(&self.m.records_in, lines);
-        let batch = self.spec.parser.finish();
+        let mut batch = self.spec.parser.finish();
         if let (Some(c), Some(g)) = (self.time_col, self.wm.as_mut()) {
-            g.observe(max_time(&batch, c), now_ms());
+            let now = now_ms();
+            if let Some(limit) = g.future_limit(now) {
+                batch = refuse_future(batch, c, limit, &mut self.dead)?;
+            }
+            g.observe(max_time(&batch, c), now);
         }
         dispatch(&self.outs, self.m, Port::Main, Message::Data(batch))
     }

@@ -52,6 +52,7 @@ fn clf_source(name: &str, text: String) -> SourceSpec {
             field: "timestamp".into(),
             max_out_of_orderness: Duration::from_ms(30_000),
             idle_timeout: Duration::from_ms(0),
+            max_future: Duration::from_ms(86_400_000),
         }),
         max_line: 1 << 20,
         rate: 0,

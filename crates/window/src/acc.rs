@@ -26,8 +26,11 @@ pub enum AggFn {
 /// The numeric class of an aggregate's input.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NumKind {
-    /// Integers (and timestamps), accumulated as i64.
+    /// Integers (and timestamps), accumulated as i64 (sums as i128).
     Int,
+    /// Unsigned integers: sums as i128, min and max as u64 (kept order-preserving in an i64,
+    /// see [`flip`]); results are unsigned.
+    UInt,
     /// Floats, accumulated as f64.
     Float,
 }
@@ -39,6 +42,8 @@ pub enum Input<'a> {
     Null,
     /// Integer value.
     Int(i64),
+    /// Unsigned integer value.
+    UInt(u64),
     /// Float value.
     Float(f64),
     /// Encoded value for `count_distinct`.
@@ -50,8 +55,8 @@ pub enum Input<'a> {
 pub enum PaneAcc {
     /// Count.
     Count(i64),
-    /// Integer sum and number of values.
-    SumI(i64, i64),
+    /// Integer sum (wide: no sum of 64-bit values can overflow it) and number of values.
+    SumI(i128, i64),
     /// Float sum and number of values.
     SumF(f64, i64),
     /// Integer min or max.
@@ -67,9 +72,9 @@ impl PaneAcc {
     pub fn new(f: AggFn, kind: NumKind) -> Self {
         match (f, kind) {
             (AggFn::Count, _) => PaneAcc::Count(0),
-            (AggFn::Sum, NumKind::Int) => PaneAcc::SumI(0, 0),
+            (AggFn::Sum, NumKind::Int | NumKind::UInt) => PaneAcc::SumI(0, 0),
             (AggFn::Sum | AggFn::Avg, _) => PaneAcc::SumF(0.0, 0),
-            (AggFn::Min | AggFn::Max, NumKind::Int) => PaneAcc::ExtI(None),
+            (AggFn::Min | AggFn::Max, NumKind::Int | NumKind::UInt) => PaneAcc::ExtI(None),
             (AggFn::Min | AggFn::Max, NumKind::Float) => PaneAcc::ExtF(None),
             (AggFn::CountDistinct, _) => PaneAcc::Distinct(HashSet::new()),
         }
@@ -83,9 +88,18 @@ impl PaneAcc {
             (PaneAcc::Count(c), _) => *c += 1,
             (_, Input::Null) => {}
             (PaneAcc::SumI(s, n), Input::Int(x)) => {
-                *s = s.wrapping_add(x);
+                *s += i128::from(x);
                 *n += 1;
             }
+            (PaneAcc::SumI(s, n), Input::UInt(x)) => {
+                *s += i128::from(x);
+                *n += 1;
+            }
+            (PaneAcc::SumF(s, n), Input::UInt(x)) => {
+                *s += x as f64;
+                *n += 1;
+            }
+            (PaneAcc::ExtI(e), Input::UInt(x)) => *e = Some(ext(f, *e, flip(x))),
             (PaneAcc::SumF(s, n), Input::Float(x)) => {
                 *s += x;
                 *n += 1;
@@ -102,6 +116,19 @@ impl PaneAcc {
             _ => {}
         }
     }
+}
+
+/// Maps a u64 onto an i64 of the same order (the top bit flipped), so unsigned minima and
+/// maxima share the signed accumulators; [`unflip`] maps back.
+#[inline]
+pub fn flip(x: u64) -> i64 {
+    (x ^ (1 << 63)) as i64
+}
+
+/// The inverse of [`flip`].
+#[inline]
+pub fn unflip(x: i64) -> u64 {
+    (x as u64) ^ (1 << 63)
 }
 
 #[inline]
@@ -211,8 +238,8 @@ impl<T: Extremum> TwoStacks<T> {
 pub enum RunAcc {
     /// Count (invertible).
     Count(i64),
-    /// Integer sum and count (invertible).
-    SumI(i64, i64),
+    /// Integer sum and count (invertible; i128, so no sum of 64-bit values overflows it).
+    SumI(i128, i64),
     /// Float sum and count (invertible; float rounding may differ from a fresh sum in the
     /// last bits).
     SumF(f64, i64),
@@ -242,7 +269,7 @@ impl RunAcc {
         match (self, p) {
             (RunAcc::Count(c), PaneAcc::Count(x)) => *c += x,
             (RunAcc::SumI(s, n), PaneAcc::SumI(x, m)) => {
-                *s = s.wrapping_add(*x);
+                *s += x;
                 *n += m;
             }
             (RunAcc::SumF(s, n), PaneAcc::SumF(x, m)) => {
@@ -265,7 +292,7 @@ impl RunAcc {
         match (self, p) {
             (RunAcc::Count(c), PaneAcc::Count(x)) => *c -= x,
             (RunAcc::SumI(s, n), PaneAcc::SumI(x, m)) => {
-                *s = s.wrapping_sub(*x);
+                *s -= x;
                 *n -= m;
             }
             (RunAcc::SumF(s, n), PaneAcc::SumF(x, m)) => {
@@ -298,8 +325,10 @@ impl RunAcc {
 pub enum Out {
     /// Null (no values).
     Null,
-    /// Integer.
+    /// Integer (for an unsigned min or max, [`flip`]ped).
     Int(i64),
+    /// An integer sum, which may not fit the output type.
+    Sum(i128),
     /// Float.
     Float(f64),
 }
@@ -308,7 +337,7 @@ pub enum Out {
 pub fn pane_result(f: AggFn, p: &PaneAcc) -> Out {
     match p {
         PaneAcc::Count(c) => Out::Int(*c),
-        PaneAcc::SumI(s, n) => nz(*n, Out::Int(*s)),
+        PaneAcc::SumI(s, n) => nz(*n, Out::Sum(*s)),
         PaneAcc::SumF(s, n) if f == AggFn::Avg => nz(*n, Out::Float(s / *n as f64)),
         PaneAcc::SumF(s, n) => nz(*n, Out::Float(*s)),
         PaneAcc::ExtI(e) => e.map_or(Out::Null, Out::Int),
@@ -321,7 +350,7 @@ pub fn pane_result(f: AggFn, p: &PaneAcc) -> Out {
 pub fn run_result(f: AggFn, r: &RunAcc) -> Out {
     match r {
         RunAcc::Count(c) => Out::Int(*c),
-        RunAcc::SumI(s, n) => nz(*n, Out::Int(*s)),
+        RunAcc::SumI(s, n) => nz(*n, Out::Sum(*s)),
         RunAcc::SumF(s, n) if f == AggFn::Avg => nz(*n, Out::Float(s / *n as f64)),
         RunAcc::SumF(s, n) => nz(*n, Out::Float(*s)),
         RunAcc::ExtI(q) => q.get().map_or(Out::Null, Out::Int),

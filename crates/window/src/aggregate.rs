@@ -3,12 +3,15 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use arrow_array::builder::{Float64Builder, Int64Builder, TimestampMillisecondBuilder};
+use arrow_array::builder::{
+    Float64Builder, Int64Builder, TimestampMillisecondBuilder, UInt64Builder,
+};
 use arrow_array::{ArrayRef, RecordBatch, UInt32Array};
 use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use hashbrown::HashMap;
 use serde::{Deserialize, Serialize};
 use weir_core::config::Duration;
+use weir_core::deadletter::DeadLetters;
 use weir_core::fields::{WINDOW_END, WINDOW_START};
 use weir_core::message::Port;
 use weir_core::time::{Millis, MAX_TIME, MIN_TIME};
@@ -171,6 +174,29 @@ impl AggregateConfig {
                     "slide {} is longer than size {}; windows would leave gaps",
                     Duration::from_ms(slide),
                     Duration::from_ms(size)
+                ),
+            ));
+        }
+        if size > MAX_WINDOW {
+            errors.push(Error::config(
+                format!("{path}.window.size"),
+                format!(
+                    "{} is longer than the longest window, {}",
+                    Duration::from_ms(size),
+                    Duration::from_ms(MAX_WINDOW)
+                ),
+            ));
+        } else if size > 0 && slide > 0 && size / gcd(size, slide) > MAX_PANES {
+            // Each open window keeps one pane per gcd(size, slide): memory grows with this.
+            errors.push(Error::config(
+                format!("{path}.window"),
+                format!(
+                    "a window of {} sliding by {} is {} panes of {}; at most {MAX_PANES} \
+                     (choose a slide that divides the size more coarsely)",
+                    Duration::from_ms(size),
+                    Duration::from_ms(slide),
+                    size / gcd(size, slide),
+                    Duration::from_ms(gcd(size, slide))
                 ),
             ));
         }
@@ -392,7 +418,21 @@ pub struct Aggregate {
     late_rows: Vec<u32>,
     /// Latest wall-clock time seen in processing-time mode.
     now: Millis,
+    /// Rows whose key or input could not be computed, and sums too large for their type.
+    dead: DeadLetters,
 }
+
+/// Why an aggregate's value is null: its sum does not fit the output type.
+fn overflow(name: &str, sum: i128, ty: &str) -> String {
+    format!("the sum {sum} does not fit {ty}; {name} is null")
+}
+
+/// The longest window: 100 years (longer sizes overflow time arithmetic long before they
+/// are useful).
+const MAX_WINDOW: i64 = 36_500 * 86_400_000;
+
+/// Panes per window at most (a 1-day window sliding by 1 s is 86 400).
+const MAX_PANES: i64 = 1_000_000;
 
 const fn gcd(a: i64, b: i64) -> i64 {
     if b == 0 {
@@ -488,6 +528,7 @@ impl Aggregate {
             };
             let kind = match &dt {
                 Some(DataType::Float32 | DataType::Float64) => NumKind::Float,
+                Some(d) if d.is_unsigned_integer() => NumKind::UInt,
                 _ => NumKind::Int,
             };
             // Booleans sum and average as 0/1: `sum(status >= 500)` counts errors.
@@ -518,6 +559,7 @@ impl Aggregate {
                 (AggFn::Count | AggFn::CountDistinct, _, _) => DataType::Int64,
                 (AggFn::Avg, _, _) | (_, NumKind::Float, _) => DataType::Float64,
                 (AggFn::Min | AggFn::Max, _, Some(t @ DataType::Timestamp(..))) => t.clone(),
+                (AggFn::Sum | AggFn::Min | AggFn::Max, NumKind::UInt, _) => DataType::UInt64,
                 _ => DataType::Int64,
             };
             aggs.push(AggPlan {
@@ -568,6 +610,7 @@ impl Aggregate {
             val_buf: Vec::new(),
             late_rows: Vec::new(),
             now: MIN_TIME,
+            dead: DeadLetters::new(path.strip_prefix("stage.").unwrap_or(path)),
         })
     }
 
@@ -597,9 +640,15 @@ impl Aggregate {
             .iter()
             .map(|k| match k {
                 ColumnSource::Column(c) => Ok(batch.column(*c).clone()),
-                ColumnSource::Expr(e) => e.eval(batch).map_err(|err| {
-                    Error::Internal(format!("evaluating the group key `{}`: {err}", e.text()))
-                }),
+                ColumnSource::Expr(e) => {
+                    let (a, errors) = e.eval_rows(batch).map_err(|err| {
+                        Error::Internal(format!("evaluating the group key `{}`: {err}", e.text()))
+                    })?;
+                    for (row, why) in errors {
+                        self.dead.push_row(&why, batch, row);
+                    }
+                    Ok(a)
+                }
             })
             .collect::<Result<_>>()?;
         let keys: Vec<Col<'_>> = key_arrays
@@ -612,14 +661,21 @@ impl Aggregate {
             .map(|a| match &a.col {
                 None => Ok(None),
                 Some(ColumnSource::Column(c)) => Ok(Some(batch.column(*c).clone())),
-                Some(ColumnSource::Expr(e)) => e.eval(batch).map(Some).map_err(|err| {
-                    Error::Internal(format!(
-                        "evaluating the aggregate input `{}`: {err}",
-                        e.text()
-                    ))
-                }),
+                Some(ColumnSource::Expr(e)) => {
+                    let (a, errors) = e.eval_rows(batch).map_err(|err| {
+                        Error::Internal(format!(
+                            "evaluating the aggregate input `{}`: {err}",
+                            e.text()
+                        ))
+                    })?;
+                    for (row, why) in errors {
+                        self.dead.push_row(&why, batch, row);
+                    }
+                    Ok(Some(a))
+                }
             })
             .collect::<Result<_>>()?;
+        self.dead.emit(out);
         let vals: Vec<Option<Col<'_>>> = val_arrays
             .iter()
             .map(|a| a.as_ref().map(|a| Col::new(a).expect("checked at build")))
@@ -710,6 +766,7 @@ impl Aggregate {
                     }
                     (Some(c), _) => match plan.kind {
                         NumKind::Int => c.int(row).map_or(Input::Null, Input::Int),
+                        NumKind::UInt => c.uint(row).map_or(Input::Null, Input::UInt),
                         NumKind::Float => c.float(row).map_or(Input::Null, Input::Float),
                     },
                 };
@@ -752,7 +809,12 @@ impl Aggregate {
         }
         self.state.closed_upto = self.state.closed_upto.max(t);
         if !rows.keys.is_empty() {
-            out.data(self.build_output(&rows));
+            let (batch, overflows) = self.build_output(&rows);
+            for (row, why) in overflows {
+                self.dead.push_row(&why, &batch, row);
+            }
+            out.data(batch);
+            self.dead.emit(out);
         }
         // Key ids stay valid until the rows naming them are built.
         for id in released {
@@ -862,7 +924,10 @@ impl Aggregate {
         }
     }
 
-    fn build_output(&self, rows: &OutRows) -> RecordBatch {
+    /// The result rows as a batch, and the rows whose sum does not fit the output type (their
+    /// value is null), with the reason.
+    fn build_output(&self, rows: &OutRows) -> (RecordBatch, Vec<(usize, String)>) {
+        let mut overflows = Vec::new();
         let n = rows.keys.len();
         let n_aggs = self.aggs.len();
         let ts = |v: &[Millis]| {
@@ -884,6 +949,8 @@ impl Aggregate {
         }
         let result = |r: usize, i: usize| rows.res[r * n_aggs + i];
         for (i, a) in self.aggs.iter().enumerate() {
+            // Aggregates follow window_start, window_end and the keys.
+            let name = self.out_schema.field(2 + self.key_types.len() + i).name();
             cols.push(match &a.out_type {
                 DataType::Float64 => {
                     let mut b = Float64Builder::with_capacity(n);
@@ -891,6 +958,7 @@ impl Aggregate {
                         match result(r, i) {
                             Out::Float(v) => b.append_value(v),
                             Out::Int(v) => b.append_value(v as f64),
+                            Out::Sum(v) => b.append_value(v as f64),
                             Out::Null => b.append_null(),
                         }
                     }
@@ -906,11 +974,36 @@ impl Aggregate {
                     }
                     Arc::new(b.finish())
                 }
+                DataType::UInt64 => {
+                    let mut b = UInt64Builder::with_capacity(n);
+                    for r in 0..n {
+                        match result(r, i) {
+                            Out::Int(v) => b.append_value(crate::acc::unflip(v)),
+                            Out::Sum(v) => match u64::try_from(v) {
+                                Ok(v) => b.append_value(v),
+                                Err(_) => {
+                                    b.append_null();
+                                    overflows.push((r, overflow(name, v, "uint64")));
+                                }
+                            },
+                            Out::Float(v) => b.append_value(v as u64),
+                            Out::Null => b.append_null(),
+                        }
+                    }
+                    Arc::new(b.finish())
+                }
                 _ => {
                     let mut b = Int64Builder::with_capacity(n);
                     for r in 0..n {
                         match result(r, i) {
                             Out::Int(v) => b.append_value(v),
+                            Out::Sum(v) => match i64::try_from(v) {
+                                Ok(v) => b.append_value(v),
+                                Err(_) => {
+                                    b.append_null();
+                                    overflows.push((r, overflow(name, v, "int64")));
+                                }
+                            },
                             Out::Float(v) => b.append_value(v as i64),
                             Out::Null => b.append_null(),
                         }
@@ -919,8 +1012,9 @@ impl Aggregate {
                 }
             });
         }
-        RecordBatch::try_new(self.out_schema.clone(), cols)
-            .expect("output columns follow the output schema")
+        let batch = RecordBatch::try_new(self.out_schema.clone(), cols)
+            .expect("output columns follow the output schema");
+        (batch, overflows)
     }
 }
 

@@ -66,7 +66,7 @@ colour = "always""#,
         + "[sink.two]\ntype = \"stdout\"\ninput = \"countz\"\n";
     let errs = errors(&text);
     let expect = [
-        "source.logs.event_time.field2: unknown field `field2`, expected one of `field`, `max_out_of_orderness`, `idle_timeout`",
+        "source.logs.event_time.field2: unknown field `field2`, expected one of `field`, `max_out_of_orderness`, `idle_timeout`, `max_future`",
         "stage.counts.window.size: expected a duration like \"5m\", \"30s\" or \"250ms\", got \"5 minutes\"",
         "sink.out.colour: unknown field `colour`, expected `format`",
         "sink.two.input: no source or stage named \"countz\"; there are: counts, logs",

@@ -79,6 +79,7 @@ pub struct Condition {
     end_col: usize,
     state: State,
     key_buf: Vec<u8>,
+    dead: weir_core::deadletter::DeadLetters,
 }
 
 impl Condition {
@@ -139,6 +140,9 @@ impl Condition {
             end_col: end_col.expect("checked above"),
             state: State::default(),
             key_buf: Vec::new(),
+            dead: weir_core::deadletter::DeadLetters::new(
+                path.strip_prefix("stage.").unwrap_or(path),
+            ),
         })
     }
 
@@ -157,10 +161,17 @@ impl Operator for Condition {
     }
 
     fn on_batch(&mut self, batch: &RecordBatch, out: &mut Emitter) -> Result<()> {
-        let mask = self
+        let (mask, errors) = self
             .when
-            .eval_mask(batch)
+            .eval_mask_rows(batch)
             .map_err(|e| Error::Internal(format!("evaluating `{}`: {e}", self.when.text())))?;
+        // A row whose condition cannot be computed neither fires nor re-arms its key.
+        let mut unknown = vec![false; batch.num_rows()];
+        for (row, why) in errors {
+            self.dead.push_row(&why, batch, row);
+            unknown[row] = true;
+        }
+        self.dead.emit(out);
         let ends = batch
             .column(self.end_col)
             .as_primitive::<TimestampMillisecondType>()
@@ -184,7 +195,9 @@ impl Operator for Condition {
             while i < order.len() && ends.value(order[i]) == end {
                 let row = order[i];
                 let key = self.key(&keys, row);
-                if mask.value(row) {
+                if unknown[row] {
+                    // Neither true nor false.
+                } else if mask.value(row) {
                     if self.state.disarmed.insert(key, end).is_none() {
                         fired[row] = true;
                     }

@@ -1,8 +1,11 @@
-//! `filter`: keeps the records for which a SQL condition is true (NULL counts as false).
+//! `filter`: keeps the records for which a SQL condition is true (NULL counts as false). A
+//! record whose condition cannot be computed (a division by zero, an overflow) is not kept:
+//! it goes to `NAME.errors` with the reason, and the pipeline goes on.
 
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
 use serde::Deserialize;
+use weir_core::deadletter::DeadLetters;
 use weir_core::{Emitter, Error, Operator, Result};
 use weir_expr::{Bound, Expr};
 
@@ -29,6 +32,7 @@ impl FilterConfig {
 pub struct Filter {
     schema: SchemaRef,
     condition: Bound,
+    dead: DeadLetters,
 }
 
 impl Filter {
@@ -54,6 +58,7 @@ impl Filter {
         Ok(Filter {
             schema,
             condition: bound,
+            dead: DeadLetters::new(path.strip_prefix("stage.").unwrap_or(path)),
         })
     }
 }
@@ -64,12 +69,16 @@ impl Operator for Filter {
     }
 
     fn on_batch(&mut self, batch: &RecordBatch, out: &mut Emitter) -> Result<()> {
-        let mask = self
+        let (mask, errors) = self
             .condition
-            .eval_mask(batch)
+            .eval_mask_rows(batch)
             .map_err(|e| Error::Internal(format!("evaluating `{}`: {e}", self.condition.text())))?;
+        for (row, why) in errors {
+            self.dead.push_row(&why, batch, row);
+        }
         let kept = arrow_select::filter::filter_record_batch(batch, &mask)?;
         out.data(kept);
+        self.dead.emit(out);
         Ok(())
     }
 }

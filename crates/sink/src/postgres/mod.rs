@@ -63,6 +63,20 @@ impl PostgresConfig {
                 "needs the columns that identify a row, e.g. [\"window_start\", \"window_end\", \"status\"]",
             ));
         }
+        let conninfo = !self.url.contains("://") && self.url.contains('=');
+        if !(self.url.starts_with("postgres://")
+            || self.url.starts_with("postgresql://")
+            || conninfo)
+        {
+            errors.push(Error::config(
+                format!("{path}.url"),
+                format!(
+                    "expected a PostgreSQL URL (postgresql://user@host:5432/db) or \
+                     key=value settings (host=… user=… dbname=…), got {:?}",
+                    weir_core::redact::url(&self.url)
+                ),
+            ));
+        }
         if self.batch_rows == 0 {
             errors.push(Error::config(
                 format!("{path}.batch_rows"),
@@ -97,6 +111,8 @@ impl PostgresConfig {
 enum Fail {
     Pg(postgres::Error),
     Io(std::io::Error),
+    /// The table's columns differ from the input's.
+    Schema(String),
 }
 
 impl From<postgres::Error> for Fail {
@@ -108,8 +124,33 @@ impl From<postgres::Error> for Fail {
 impl std::fmt::Display for Fail {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Fail::Pg(e) => write!(f, "{e}"),
+            // "db error" alone says nothing: the server's message, code and detail do.
+            Fail::Pg(e) => match e.as_db_error() {
+                Some(db) => {
+                    write!(
+                        f,
+                        "{} {}: {}",
+                        db.severity(),
+                        db.code().code(),
+                        db.message()
+                    )?;
+                    if let Some(d) = db.detail() {
+                        write!(f, " ({d})")?;
+                    }
+                    Ok(())
+                }
+                None => {
+                    write!(f, "{e}")?;
+                    let mut cause = std::error::Error::source(e);
+                    while let Some(c) = cause {
+                        write!(f, ": {c}")?;
+                        cause = c.source();
+                    }
+                    Ok(())
+                }
+            },
             Fail::Io(e) => write!(f, "{e}"),
+            Fail::Schema(m) => f.write_str(m),
         }
     }
 }
@@ -161,6 +202,57 @@ fn pg_type(t: &DataType) -> Result<&'static str> {
             )))
         }
     })
+}
+
+/// Fails when the existing table's columns are not the input's, naming the difference (COPY
+/// would only say "extra data after last expected column").
+fn same_columns(
+    client: &mut postgres::Client,
+    table: &str,
+    schema: &SchemaRef,
+) -> std::result::Result<(), Fail> {
+    let (ns, name) = match table.rsplit_once('.') {
+        Some((ns, name)) => (Some(ns), name),
+        None => (None, table),
+    };
+    let rows = client.query(
+        "SELECT column_name::text FROM information_schema.columns \
+         WHERE table_name = $1 AND ($2::text IS NULL OR table_schema = $2) \
+           AND ($2::text IS NOT NULL OR table_schema = current_schema()) \
+         ORDER BY ordinal_position",
+        &[&name, &ns],
+    )?;
+    let have: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
+    let want: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
+    if have == want {
+        return Ok(());
+    }
+    let missing: Vec<&str> = want
+        .iter()
+        .filter(|c| !have.contains(c))
+        .map(String::as_str)
+        .collect();
+    let extra: Vec<&str> = have
+        .iter()
+        .filter(|c| !want.contains(c))
+        .map(String::as_str)
+        .collect();
+    let mut why = format!(
+        "PostgreSQL table {table} has columns ({}) but the input has ({})",
+        have.join(", "),
+        want.join(", ")
+    );
+    if !missing.is_empty() {
+        why.push_str(&format!("; the table lacks {}", missing.join(", ")));
+    }
+    if !extra.is_empty() {
+        why.push_str(&format!("; the input lacks {}", extra.join(", ")));
+    }
+    if missing.is_empty() && extra.is_empty() {
+        why.push_str("; the same columns in another order");
+    }
+    why.push_str(": write to a new table, or alter or drop this one");
+    Err(Fail::Schema(why))
 }
 
 /// Appends `s` escaped for COPY's text format.
@@ -255,15 +347,17 @@ impl PostgresSink {
             .unwrap_or_default();
         let upsert = self.upsert_sql(&schema);
         let table = ident(&self.cfg.table);
-        let (buf, epoch, name) = (
+        let (buf, epoch, name, table_name) = (
             std::mem::take(&mut self.buf),
             self.epoch,
             self.sink_name.clone(),
+            self.cfg.table.clone(),
         );
         let res = (|| -> std::result::Result<(), Fail> {
             let client = self.connect()?;
             if let Some(sql) = &create {
                 client.batch_execute(sql)?;
+                same_columns(client, &table_name, &schema)?;
             }
             let mut tx = client.transaction()?;
             tx.batch_execute(&format!(
@@ -313,6 +407,7 @@ impl PostgresSink {
                     self.rows = 0;
                     return Ok(());
                 }
+                Err(Fail::Schema(m)) => return Err(Error::Schema(m)),
                 Err(e) => {
                     let permanent = matches!(&e, Fail::Pg(p) if p.as_db_error().is_some_and(|d| {
                         // Syntax, type and permission errors do not heal by retrying.
@@ -328,7 +423,7 @@ impl PostgresSink {
                             ),
                             match e {
                                 Fail::Io(io) => io,
-                                Fail::Pg(pg) => std::io::Error::other(pg),
+                                other => std::io::Error::other(other.to_string()),
                             },
                         ));
                     }

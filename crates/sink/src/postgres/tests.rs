@@ -138,6 +138,8 @@ fn an_unreachable_server_is_retried_then_reported_with_rows_kept() {
         err.contains("writing 2 rows to PostgreSQL table weir_test_unreachable (attempt 2)"),
         "{err}"
     );
+    // Issue 10: the warnings and the error said only "db error"; the cause is named now.
+    assert!(err.contains("Connection refused"), "{err}");
     assert_eq!(s.rows, 2, "the rows are still buffered");
 }
 
@@ -150,4 +152,54 @@ fn a_key_column_that_does_not_exist_is_refused() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("the input has no column \"nope\""), "{err}");
+}
+
+/// Issue 10: a table whose columns differ from the input failed with COPY's "extra data after
+/// last expected column". The difference is named now, and not retried.
+#[test]
+fn a_table_with_other_columns_is_named() {
+    let t = "weir_test_other_columns";
+    fresh(t);
+    client()
+        .batch_execute(&format!(
+            "CREATE TABLE {t} (window_start timestamptz, status integer, hits bigint, \
+             PRIMARY KEY (window_start, status))"
+        ))
+        .unwrap();
+    let err = PostgresSink::new(&cfg(t))
+        .write(&batch(&[(0, 200, 1, ""), (0, 201, 1, "")]))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains(&format!(
+            "PostgreSQL table {t} has columns (window_start, status, hits) but the input has \
+             (window_start, status, count, note); the table lacks count, note; the input lacks hits"
+        )),
+        "{err}"
+    );
+}
+
+/// Issue 10: `weir check` passed a `mysql://` URL for the PostgreSQL sink.
+#[test]
+fn a_url_of_another_database_is_refused_at_check() {
+    let mut c = cfg("t");
+    for (url, ok) in [
+        ("mysql://root@127.0.0.1/test", false),
+        ("postgresql://u:secret@h/db", true),
+        ("postgres://h/db", true),
+        (URL, true),
+        ("127.0.0.1", false),
+    ] {
+        c.url = url.into();
+        let errs = c.validate("sink.pg");
+        assert_eq!(errs.is_empty(), ok, "{url}: {errs:?}");
+        for e in errs {
+            assert!(
+                e.to_string()
+                    .starts_with("sink.pg.url: expected a PostgreSQL URL"),
+                "{e}"
+            );
+            assert!(!e.to_string().contains("secret"));
+        }
+    }
 }

@@ -3,6 +3,8 @@
 use std::fs::File;
 use std::io::{BufReader, Read};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use serde::Deserialize;
 use weir_core::{Error, ReadOutcome, Result, Source, SourcePosition};
@@ -23,6 +25,24 @@ pub struct FileSource {
     size: Option<u64>,
     id: Option<(u64, u64)>,
     gz: bool,
+    /// Compressed bytes the decoder has taken from the file (gzip only).
+    taken: Arc<AtomicU64>,
+    /// The error that ended the input early.
+    failure: Option<Error>,
+}
+
+/// Counts the bytes read through it, for error messages that name a place in the file.
+struct Counting<R> {
+    inner: R,
+    taken: Arc<AtomicU64>,
+}
+
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.taken.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
 }
 
 impl FileSource {
@@ -35,10 +55,14 @@ impl FileSource {
             .metadata()
             .map_err(|e| Error::io(format!("reading metadata of {}", path.display()), e))?;
         let gz = path.extension().is_some_and(|e| e == "gz");
+        let taken = Arc::new(AtomicU64::new(0));
         let reader: Box<dyn Read + Send> = if gz {
             Box::new(flate2::read::MultiGzDecoder::new(BufReader::with_capacity(
                 1 << 16,
-                file,
+                Counting {
+                    inner: file,
+                    taken: taken.clone(),
+                },
             )))
         } else {
             Box::new(file)
@@ -50,18 +74,41 @@ impl FileSource {
             size: (!gz).then_some(meta.len()),
             id: crate::file_id(&meta),
             gz,
+            taken,
+            failure: None,
         })
     }
 }
 
 impl Source for FileSource {
     fn read(&mut self, buf: &mut Vec<u8>, _wait: std::time::Duration) -> Result<ReadOutcome> {
-        let n = crate::read_chunk(&mut self.reader, buf).map_err(|e| {
-            Error::io(
-                format!("reading {} at byte {}", self.path.display(), self.offset),
-                e,
-            )
-        })?;
+        if self.failure.is_some() {
+            return Ok(ReadOutcome::Eof);
+        }
+        let n = match crate::read_chunk(&mut self.reader, buf) {
+            Ok(n) => n,
+            // Corrupt or truncated compressed data: what was decoded so far is processed and
+            // flushed, then the run fails with this one error (see `Source::failure`).
+            Err(e) if self.gz => {
+                let near = self.taken.load(Ordering::Relaxed);
+                self.failure = Some(Error::io(
+                    format!(
+                        "{} is not valid gzip from near compressed byte {near} (after {} \
+                         decompressed bytes were read); the input ends there",
+                        self.path.display(),
+                        self.offset
+                    ),
+                    e,
+                ));
+                return Ok(ReadOutcome::Eof);
+            }
+            Err(e) => {
+                return Err(Error::io(
+                    format!("reading {} at byte {}", self.path.display(), self.offset),
+                    e,
+                ))
+            }
+        };
         self.offset += n as u64;
         Ok(if n == 0 {
             ReadOutcome::Eof
@@ -110,6 +157,10 @@ impl Source for FileSource {
 
     fn size_hint(&self) -> Option<u64> {
         self.size
+    }
+
+    fn failure(&mut self) -> Option<Error> {
+        self.failure.take()
     }
 }
 

@@ -624,3 +624,133 @@ fn aggregate_inputs_can_be_expressions() {
         "stage.t.aggregates[0].as: name the result of `v > 0` with `as`"
     );
 }
+
+/// Issue 10: `sum` over `int` wrapped (i64::MAX + i64::MAX gave -2), `uint` aggregates came out
+/// signed (max of 2^64-1 gave -1), a CLF `bytes` of 2^64-1 plus 2 summed to 1, and a group key
+/// that failed on one row (`v / (v - 5)`) ended the pipeline. Now sums that do not fit are
+/// null with an error row, unsigned stays unsigned, and a failing row has a null key and an
+/// error row.
+#[test]
+fn sums_are_exact_unsigned_stays_unsigned_and_failing_rows_are_errors() {
+    use arrow_array::cast::AsArray;
+    use arrow_array::types::{Int64Type, UInt64Type};
+    let schema = Arc::new(Schema::new(vec![
+        Field::new(
+            "ts",
+            DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),
+            false,
+        ),
+        Field::new("i", DataType::Int64, true),
+        Field::new("u", DataType::UInt64, true),
+    ]));
+    let b = RecordBatch::try_new(
+        schema.clone(),
+        vec![
+            Arc::new(
+                arrow_array::TimestampMillisecondArray::from(vec![0, 1, 2]).with_timezone("UTC"),
+            ),
+            Arc::new(arrow_array::Int64Array::from(vec![i64::MAX, i64::MAX, 5])),
+            Arc::new(arrow_array::UInt64Array::from(vec![u64::MAX, 2, 1])),
+        ],
+    )
+    .unwrap();
+    let agg = |f: AggFn, field: &str, name: &str| AggSpec {
+        func: f,
+        field: Some(field.into()),
+        name: Some(name.into()),
+    };
+    let cfg = AggregateConfig {
+        time_field: Some("ts".into()),
+        window: tumbling(10_000),
+        allowed_lateness: Duration::from_ms(0),
+        group_by: vec!["i / (i - 5) AS g".into()],
+        aggregates: vec![
+            agg(AggFn::Sum, "i", "sum_i"),
+            agg(AggFn::Sum, "u", "sum_u"),
+            agg(AggFn::Max, "u", "max_u"),
+            agg(AggFn::Min, "u", "min_u"),
+        ],
+    };
+    let mut op = Aggregate::new(&cfg, schema, "stage.t").unwrap();
+    let mut out = Emitter::default();
+    op.on_batch(&b, &mut out).unwrap();
+    op.on_end(&mut out).unwrap();
+    let mut data = Vec::new();
+    let mut errors = Vec::new();
+    for (port, msg) in out.drain() {
+        if let Message::Data(b) = msg {
+            match port {
+                Port::Main => data.push(b),
+                Port::Errors => errors.push(b),
+                Port::Late => panic!("nothing is late"),
+            }
+        }
+    }
+    let reasons: Vec<String> = errors
+        .iter()
+        .flat_map(|b| {
+            b.column(2)
+                .as_string::<i32>()
+                .iter()
+                .map(|s| s.unwrap().to_string())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert_eq!(reasons.len(), 3, "{reasons:?}");
+    assert_eq!(
+        reasons[0], "evaluating `i / (i - 5)`: Divide by zero error",
+        "the row with i = 5"
+    );
+    assert!(
+        reasons[1].starts_with("the sum 18446744073709551614 does not fit int64; sum_i is null"),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons[2].starts_with("the sum 18446744073709551617 does not fit uint64; sum_u is null"),
+        "{reasons:?}"
+    );
+    let out = arrow_select::concat::concat_batches(&data[0].schema(), &data).unwrap();
+    assert_eq!(out.num_rows(), 2, "keys 1 (i = MAX twice) and null (i = 5)");
+    let col = |name: &str| out.column(out.schema().index_of(name).unwrap()).clone();
+    assert_eq!(col("sum_u").data_type(), &DataType::UInt64);
+    assert_eq!(col("max_u").data_type(), &DataType::UInt64);
+    // Rows in key order: the null key (i = 5) first, then g = 1.
+    let sum_i: Vec<_> = col("sum_i").as_primitive::<Int64Type>().iter().collect();
+    assert_eq!(sum_i, [Some(5), None]);
+    let sum_u: Vec<_> = col("sum_u").as_primitive::<UInt64Type>().iter().collect();
+    assert_eq!(sum_u, [Some(1), None], "2^64 - 1 + 2 does not fit");
+    let max_u: Vec<_> = col("max_u").as_primitive::<UInt64Type>().iter().collect();
+    assert_eq!(max_u, [Some(1), Some(u64::MAX)]);
+    let min_u: Vec<_> = col("min_u").as_primitive::<UInt64Type>().iter().collect();
+    assert_eq!(min_u, [Some(1), Some(2)]);
+}
+
+/// Issue 10: `window = { size = "99999999999d", slide = "1d" }` passed `weir check` and ran
+/// out of memory at run time.
+#[test]
+fn windows_too_long_or_of_too_many_panes_are_refused_at_check() {
+    let check = |window: WindowSpec| {
+        let cfg = config(window, 0);
+        cfg.validate("stage.w")
+            .iter()
+            .map(|e| e.to_string())
+            .collect::<Vec<_>>()
+    };
+    let day = 86_400_000;
+    let e = check(sliding(99_999_999_999 * day / 1000 * 1000, day));
+    assert!(
+        e.iter()
+            .any(|e| e.starts_with("stage.w.window.size: ") && e.contains("longest window")),
+        "{e:?}"
+    );
+    let e = check(sliding(3650 * day, 1_000));
+    assert!(
+        e.iter()
+            .any(|e| e.starts_with("stage.w.window: ") && e.contains("panes")),
+        "{e:?}"
+    );
+    assert!(
+        check(sliding(day, 1_000)).is_empty(),
+        "a day by the second is fine"
+    );
+}
