@@ -269,3 +269,70 @@ fn raw_lines_reach_an_archive_and_are_checked() {
     let plan = parse(&with_raw, &[]).and_then(Plan::new).unwrap();
     assert!(plan.schemas["logs"].column_with_name("line").is_none());
 }
+
+/// The pipeline-file loader on mangled versions of every bundled example and golden case:
+/// it returns errors, never panics (the loader's fuzz target: cargo fuzz cannot build the
+/// binary crate, which pulls in DataFusion, under a sanitizer in CI's time).
+mod fuzz {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn corpus() -> Vec<String> {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let mut files = Vec::new();
+        for dir in ["examples", "tests/golden", "bench"] {
+            let mut stack = vec![root.join(dir)];
+            while let Some(d) = stack.pop() {
+                for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+                    let p = e.path();
+                    if p.is_dir() {
+                        stack.push(p);
+                    } else if p.extension().is_some_and(|x| x == "toml") {
+                        files.push(std::fs::read_to_string(&p).unwrap());
+                    }
+                }
+            }
+        }
+        assert!(files.len() >= 8, "the corpus has {} files", files.len());
+        files.push(GOOD.to_string());
+        files
+    }
+
+    /// A few edits of the text: bytes replaced, removed or inserted, from TOML's alphabet.
+    fn mangle(text: &str, edits: &[(usize, u8, u8)]) -> String {
+        const ALPHABET: &[u8] = b"[]{}=\"'.,#\n 0123456789-_azAZ:/\\\t";
+        let mut b = text.as_bytes().to_vec();
+        for &(at, kind, with) in edits {
+            if b.is_empty() {
+                break;
+            }
+            let at = at % b.len();
+            let c = ALPHABET[with as usize % ALPHABET.len()];
+            match kind % 3 {
+                0 => b[at] = c,
+                1 => {
+                    b.remove(at);
+                }
+                _ => b.insert(at, c),
+            }
+        }
+        String::from_utf8_lossy(&b).into_owned()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(400))]
+        #[test]
+        fn mangled_pipelines_give_errors_not_panics(
+            pick in any::<usize>(),
+            edits in proptest::collection::vec((any::<usize>(), any::<u8>(), any::<u8>()), 1..6),
+        ) {
+            let corpus = corpus();
+            let text = mangle(&corpus[pick % corpus.len()], &edits);
+            // Ok or a list of errors with paths; a panic fails the test.
+            if let Ok(plan) = parse(&text, &[]).and_then(Plan::new) {
+                let _ = plan.preflight();
+            }
+        }
+    }
+}
