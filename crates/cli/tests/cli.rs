@@ -452,6 +452,12 @@ fn pipeline_with_sinks(dir: &Path, sinks: &str) -> PathBuf {
     let mut text = Vec::new();
     std::io::Read::read_to_end(&mut gz, &mut text).unwrap();
     std::fs::write(&log, &text).unwrap();
+    pipeline_reading(dir, &log, sinks)
+}
+
+/// A pipeline in `dir` counting statuses per 5 minutes of the CLF file `input`, with `sinks`
+/// appended.
+fn pipeline_reading(dir: &Path, input: &Path, sinks: &str) -> PathBuf {
     let p = dir.join("p.toml");
     std::fs::write(
         &p,
@@ -471,7 +477,7 @@ window = {{ type = "tumbling", size = "5m" }}
 group_by = ["status"]
 aggregates = [{{ fn = "count" }}]
 {sinks}"#,
-            log.display()
+            input.display()
         ),
     )
     .unwrap();
@@ -713,34 +719,14 @@ fn corrupt_gzip_input_flushes_what_was_read_and_fails_once() {
     }
     let input = d.path().join("broken.log.gz");
     std::fs::write(&input, &gz).unwrap();
-    let p = d.path().join("p.toml");
-    std::fs::write(
-        &p,
-        format!(
-            r#"
-[source.logs]
-type = "file"
-path = "{}"
-format = {{ type = "clf" }}
-event_time = {{ field = "timestamp" }}
-
-[stage.counts]
-type = "aggregate"
-input = "logs"
-time_field = "timestamp"
-window = {{ type = "tumbling", size = "5m" }}
-aggregates = [{{ fn = "count" }}]
-
-[sink.out]
-type = "jsonl"
-input = "counts"
-path = "{}/out.jsonl"
-"#,
-            input.display(),
+    let p = pipeline_reading(
+        d.path(),
+        &input,
+        &format!(
+            "[sink.out]\ntype = \"jsonl\"\ninput = \"counts\"\npath = \"{}/out.jsonl\"\n",
             d.path().display()
         ),
-    )
-    .unwrap();
+    );
     let out = weir().arg("run").arg(&p).output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");

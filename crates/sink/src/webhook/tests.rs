@@ -11,6 +11,26 @@ use super::*;
 /// Requests received: (headers, body).
 type Received = Arc<Mutex<Vec<(String, String)>>>;
 
+/// Reads one HTTP request: its header lines and its body.
+fn read_request(conn: &std::net::TcpStream) -> (String, String) {
+    let mut reader = BufReader::new(conn.try_clone().unwrap());
+    let mut headers = String::new();
+    let mut len = 0;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+            break;
+        }
+        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+            len = v.trim().parse().unwrap();
+        }
+        headers.push_str(&line);
+    }
+    let mut body = vec![0; len];
+    reader.read_exact(&mut body).unwrap();
+    (headers, String::from_utf8(body).unwrap())
+}
+
 /// Answers each request with the next status of `statuses` (the last one repeats) and keeps
 /// what it received.
 fn server(statuses: Vec<u16>) -> (String, Received) {
@@ -21,24 +41,8 @@ fn server(statuses: Vec<u16>) -> (String, Received) {
     std::thread::spawn(move || {
         for (i, conn) in listener.incoming().enumerate() {
             let Ok(mut conn) = conn else { break };
-            let mut reader = BufReader::new(conn.try_clone().unwrap());
-            let mut headers = String::new();
-            let mut len = 0;
-            loop {
-                let mut line = String::new();
-                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-                    break;
-                }
-                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                    len = v.trim().parse().unwrap();
-                }
-                headers.push_str(&line);
-            }
-            let mut body = vec![0; len];
-            reader.read_exact(&mut body).unwrap();
-            log.lock()
-                .unwrap()
-                .push((headers, String::from_utf8(body).unwrap()));
+            let (headers, body) = read_request(&conn);
+            log.lock().unwrap().push((headers, body));
             let status = *statuses.get(i).or(statuses.last()).unwrap();
             let _ = write!(
                 conn,
@@ -178,19 +182,7 @@ fn slow_receivers_get_concurrent_requests() {
                 let Ok(mut conn) = conn else { break };
                 let (now, max, bodies) = (now.clone(), max.clone(), bodies.clone());
                 std::thread::spawn(move || {
-                    let mut reader = BufReader::new(conn.try_clone().unwrap());
-                    let mut len = 0;
-                    loop {
-                        let mut line = String::new();
-                        if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-                            break;
-                        }
-                        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                            len = v.trim().parse().unwrap();
-                        }
-                    }
-                    let mut body = vec![0; len];
-                    reader.read_exact(&mut body).unwrap();
+                    let (_, body) = read_request(&conn);
                     {
                         let mut n = now.lock().unwrap();
                         *n += 1;
@@ -199,10 +191,7 @@ fn slow_receivers_get_concurrent_requests() {
                     }
                     std::thread::sleep(std::time::Duration::from_millis(200));
                     *now.lock().unwrap() -= 1;
-                    bodies
-                        .lock()
-                        .unwrap()
-                        .push(String::from_utf8(body).unwrap());
+                    bodies.lock().unwrap().push(body);
                     let _ = write!(
                         conn,
                         "HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
