@@ -789,9 +789,13 @@ fn output_problems(
         .map(|(_, o)| owned::normalize(o.path))
         .collect();
     let mut errors = Vec::new();
+    let special: Vec<bool> = outputs
+        .iter()
+        .map(|(_, o)| owned::is_special(o.path))
+        .collect();
     for (i, (key, o)) in outputs.iter().enumerate() {
         // A device or a pipe (`/dev/null`) may take any number of writers.
-        if std::fs::metadata(o.path).is_ok_and(|m| !m.is_file() && !m.is_dir()) {
+        if special[i] {
             continue;
         }
         let at = &norm_out[i];
@@ -813,7 +817,7 @@ fn output_problems(
         let clash = outputs.iter().enumerate().find(|(j, (_, other))| {
             let p = &norm_out[*j];
             *j != i
-                && !std::fs::metadata(other.path).is_ok_and(|m| !m.is_file() && !m.is_dir())
+                && !special[*j]
                 && (p == at
                     || (o.kind == OutputKind::Folder && p.starts_with(at))
                     || (other.kind == OutputKind::Folder && at.starts_with(p)))

@@ -688,14 +688,10 @@ fn run(
         d.finish();
     }
     let ck_stats = running.checkpoints();
-    let infos = running.nodes().to_vec();
-    let joined = running.join();
     // A run that failed after its input ended early (a corrupt file) flushed what it read:
-    // its summary says how far it got.
-    let nodes = match &joined {
-        Ok(nodes) => nodes.clone(),
-        Err(_) => infos,
-    };
+    // its summary says how far it got, so the counters are kept whatever join says.
+    let nodes = running.nodes().to_vec();
+    let joined = running.join();
     if !quiet {
         eprint!("{}", progress::summary(&nodes, started.elapsed()));
         if let (Some(s), Some(dir)) = (ck_stats, &ck.checkpoint_dir) {

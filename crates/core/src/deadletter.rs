@@ -49,6 +49,11 @@ impl DeadLetters {
         }
     }
 
+    /// An empty collector for the stage at key path `path` (`stage.NAME`).
+    pub fn of_stage(path: &str) -> Self {
+        Self::new(path.strip_prefix("stage.").unwrap_or(path))
+    }
+
     /// Records that the record at `line` (1-based, if known) was rejected for `reason`.
     pub fn push(&mut self, line: Option<u64>, reason: &str, raw: &[u8]) {
         let cut = &raw[..raw.len().min(MAX_RAW)];

@@ -14,26 +14,47 @@
 //!            "POST http://***@h/***?***: refused (***)");
 //! ```
 
-/// `raw` with credentials, path and query replaced by `***`.
-pub fn url(raw: &str) -> String {
-    let Some((scheme, rest)) = raw.split_once("://") else {
-        return "***".into();
-    };
+/// The parts of `scheme://[userinfo@]host[/path][?query]`; `None` without `://`.
+struct Parts<'a> {
+    scheme: &'a str,
+    userinfo: Option<&'a str>,
+    host: &'a str,
+    path: &'a str,
+    query: &'a str,
+}
+
+fn parts(raw: &str) -> Option<Parts<'_>> {
+    let (scheme, rest) = raw.split_once("://")?;
     let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
     let (authority, tail) = rest.split_at(end);
-    let host = match authority.rsplit_once('@') {
-        Some((_, host)) => format!("***@{host}"),
-        None => authority.to_string(),
+    let (userinfo, host) = match authority.rsplit_once('@') {
+        Some((u, h)) => (Some(u), h),
+        None => (None, authority),
     };
-    let (path, query) = match tail.split_once('?') {
-        Some((p, q)) => (p, Some(q)),
-        None => (tail, None),
+    let (path, query) = tail.split_once('?').unwrap_or((tail, ""));
+    Some(Parts {
+        scheme,
+        userinfo,
+        host,
+        path,
+        query,
+    })
+}
+
+/// `raw` with credentials, path and query replaced by `***`.
+pub fn url(raw: &str) -> String {
+    let Some(p) = parts(raw) else {
+        return "***".into();
     };
-    let mut out = format!("{scheme}://{host}");
-    if !path.trim_end_matches('/').is_empty() {
+    let mut out = format!("{}://", p.scheme);
+    if p.userinfo.is_some() {
+        out.push_str("***@");
+    }
+    out.push_str(p.host);
+    if !p.path.trim_end_matches('/').is_empty() {
         out.push_str("/***");
     }
-    if query.is_some_and(|q| !q.is_empty()) {
+    if !p.query.is_empty() {
         out.push_str("?***");
     }
     out
@@ -51,21 +72,18 @@ impl Redactor {
     /// A redactor for the secrets of `raw_url`.
     pub fn new(raw_url: &str) -> Self {
         let mut secrets = vec![(raw_url.to_string(), url(raw_url))];
-        if let Some((_, rest)) = raw_url.split_once("://") {
-            let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-            let (authority, tail) = rest.split_at(end);
-            if let Some((userinfo, _)) = authority.rsplit_once('@') {
+        if let Some(p) = parts(raw_url) {
+            if let Some(userinfo) = p.userinfo {
                 secrets.push((format!("{userinfo}@"), "***@".into()));
                 if let Some((_, password)) = userinfo.split_once(':') {
                     secrets.push((password.to_string(), "***".into()));
                 }
             }
-            let (path, query) = tail.split_once('?').unwrap_or((tail, ""));
-            if path.trim_end_matches('/').len() > 1 {
-                secrets.push((path.to_string(), "/***".into()));
+            if p.path.trim_end_matches('/').len() > 1 {
+                secrets.push((p.path.to_string(), "/***".into()));
             }
-            if !query.is_empty() {
-                secrets.push((query.to_string(), "***".into()));
+            if !p.query.is_empty() {
+                secrets.push((p.query.to_string(), "***".into()));
             }
         }
         // Short fragments (a one-letter password) would mangle unrelated text.

@@ -95,7 +95,9 @@ fn max_time(batch: &RecordBatch, col: usize) -> Option<Millis> {
 }
 
 /// Sends the rows of `batch` dated after `limit` to the dead letters, with the reason, and
-/// returns the others (see `EventTimeConfig::max_future`).
+/// returns the others (see `EventTimeConfig::max_future`). Called only for a batch whose
+/// newest event time is after `limit`.
+#[cold]
 fn refuse_future(
     batch: RecordBatch,
     col: usize,
@@ -109,9 +111,6 @@ fn refuse_future(
     else {
         return Ok(batch);
     };
-    if max_time(&batch, col).is_none_or(|t| t <= limit) {
-        return Ok(batch);
-    }
     let keep: arrow_array::BooleanArray = times
         .iter()
         .map(|t| Some(t.is_none_or(|t| t <= limit)))
@@ -391,10 +390,15 @@ impl SourceNode<'_> {
         let mut batch = self.spec.parser.finish();
         if let (Some(c), Some(g)) = (self.time_col, self.wm.as_mut()) {
             let now = now_ms();
-            if let Some(limit) = g.future_limit(now) {
+            let mut newest = max_time(&batch, c);
+            if let Some(limit) = g
+                .future_limit(now)
+                .filter(|l| newest.is_some_and(|t| t > *l))
+            {
                 batch = refuse_future(batch, c, limit, &mut self.dead)?;
+                newest = max_time(&batch, c);
             }
-            g.observe(max_time(&batch, c), now);
+            g.observe(newest, now);
         }
         dispatch(&self.outs, self.m, Port::Main, Message::Data(batch))
     }

@@ -123,8 +123,7 @@ impl OutFile {
         }
         make_parent(&self.path)?;
         let dir = self.staging_dir();
-        let special = fs::metadata(&self.path).is_ok_and(|m| !m.is_file());
-        if staging || !special {
+        if staging || !crate::owned::is_special(&self.path) {
             fs::create_dir_all(&dir).map_err(io(format!("creating {}", dir.display())))?;
         }
         Ok(dir)

@@ -36,6 +36,12 @@ pub(crate) fn marker_of(path: &Path) -> PathBuf {
     path.with_file_name(format!(".{name}.weir"))
 }
 
+/// Whether `path` is a device or a pipe (`/dev/null`, `/dev/stdout`): written to, never
+/// truncated or owned, and open to any number of writers.
+pub fn is_special(path: &Path) -> bool {
+    fs::metadata(path).is_ok_and(|m| !m.is_file() && !m.is_dir())
+}
+
 /// Why weir must not write a file output at `path`, if it must not.
 pub fn file_problem(path: &Path) -> Option<String> {
     let marker = marker_of(path);

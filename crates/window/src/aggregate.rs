@@ -188,6 +188,7 @@ impl AggregateConfig {
             ));
         } else if size > 0 && slide > 0 && size / gcd(size, slide) > MAX_PANES {
             // Each open window keeps one pane per gcd(size, slide): memory grows with this.
+            let pane = gcd(size, slide);
             errors.push(Error::config(
                 format!("{path}.window"),
                 format!(
@@ -195,8 +196,8 @@ impl AggregateConfig {
                      (choose a slide that divides the size more coarsely)",
                     Duration::from_ms(size),
                     Duration::from_ms(slide),
-                    size / gcd(size, slide),
-                    Duration::from_ms(gcd(size, slide))
+                    size / pane,
+                    Duration::from_ms(pane)
                 ),
             ));
         }
@@ -610,7 +611,7 @@ impl Aggregate {
             val_buf: Vec::new(),
             late_rows: Vec::new(),
             now: MIN_TIME,
-            dead: DeadLetters::new(path.strip_prefix("stage.").unwrap_or(path)),
+            dead: DeadLetters::of_stage(path),
         })
     }
 

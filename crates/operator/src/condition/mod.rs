@@ -140,9 +140,7 @@ impl Condition {
             end_col: end_col.expect("checked above"),
             state: State::default(),
             key_buf: Vec::new(),
-            dead: weir_core::deadletter::DeadLetters::new(
-                path.strip_prefix("stage.").unwrap_or(path),
-            ),
+            dead: weir_core::deadletter::DeadLetters::of_stage(path),
         })
     }
 

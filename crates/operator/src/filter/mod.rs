@@ -58,7 +58,7 @@ impl Filter {
         Ok(Filter {
             schema,
             condition: bound,
-            dead: DeadLetters::new(path.strip_prefix("stage.").unwrap_or(path)),
+            dead: DeadLetters::of_stage(path),
         })
     }
 }

@@ -350,8 +350,7 @@ impl Sink for WebhookSink {
     }
 
     fn tick(&mut self) -> Result<()> {
-        self.collect(false)?;
-        self.flush_dead()
+        self.flush()
     }
 
     fn flush(&mut self) -> Result<()> {

@@ -107,10 +107,7 @@ impl TailSource {
     }
 
     fn dir(&self) -> PathBuf {
-        match self.cfg.path.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-            _ => PathBuf::from("."),
-        }
+        dir_of(&self.cfg.path)
     }
 
     /// Opens the file at the path; `false` when it does not exist (yet).
@@ -233,10 +230,7 @@ impl TailSource {
 /// Watches the directory of `path` for changes; `None` when inotify is not available.
 fn watch(path: &Path) -> Option<(notify::RecommendedWatcher, Receiver<()>)> {
     use notify::Watcher;
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
+    let dir = dir_of(path);
     let (tx, rx) = sync_channel(1);
     let mut w = notify::recommended_watcher(move |_: notify::Result<notify::Event>| {
         // One pending wake-up is enough: the reader reads all there is.
@@ -245,6 +239,14 @@ fn watch(path: &Path) -> Option<(notify::RecommendedWatcher, Receiver<()>)> {
     .ok()?;
     w.watch(&dir, notify::RecursiveMode::NonRecursive).ok()?;
     Some((w, rx))
+}
+
+/// The folder `path` is in (`.` for a bare name).
+fn dir_of(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
 }
 
 /// Uncompressed files next to `path` named like its rotations (`access.log.1`,
@@ -368,7 +370,6 @@ impl Source for TailSource {
         {
             Some((id, (f, path))) => {
                 tracing::info!(file = %path.display(), offset = pos.offset, "the file was rotated since the checkpoint; reading the rotated file to its end first");
-                let current = self.file.take();
                 let current_id = self.id;
                 self.file = Some(f);
                 self.id = Some(id);
@@ -377,7 +378,6 @@ impl Source for TailSource {
                 let skip = [Some(id), current_id];
                 let since = f_mtime(&path).unwrap_or(SystemTime::UNIX_EPOCH);
                 self.backlog = rotated_since(&self.dir(), &self.cfg.path, since, &skip);
-                drop(current);
                 self.draining = true;
                 Ok(())
             }
