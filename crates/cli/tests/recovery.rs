@@ -202,8 +202,11 @@ impl Harness {
         let Some(newest) = newest else {
             return 0;
         };
-        let m: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(newest.join("MANIFEST.json")).unwrap()).unwrap();
+        // Read while runs prune old epochs: an unreadable one counts as no progress.
+        let Ok(bytes) = std::fs::read(newest.join("MANIFEST.json")) else {
+            return 0;
+        };
+        let m: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
         m["nodes"]
             .as_array()
             .unwrap()
@@ -212,15 +215,45 @@ impl Harness {
             .sum()
     }
 
-    /// Runs, killing each run with SIGKILL at a random moment, `kills` times, then once to the
-    /// end. Every kill must land on a running pipeline, and the kills must land at many
-    /// different points of the input (checkpoints kept advancing). Returns the number of runs.
+    /// Waits until the newest checkpoint has consumed more than `past` bytes of input, so that
+    /// a kill lands after progress however loaded the machine is (a fixed sleep did not: on a
+    /// busy CI machine a debug build had not taken its first checkpoint yet). Fails if the run
+    /// ends first or nothing is checkpointed within a minute.
+    fn await_checkpoint_beyond(&self, child: &mut Child, past: u64, run: usize) -> u64 {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                let err = stderr_of(child);
+                panic!(
+                    "{}: run {run} ended ({status}) before its kill: the input was consumed \
+                     (slow the pace down) {err}",
+                    self.case.name
+                );
+            }
+            let now = self.checkpointed_offset();
+            if now > past {
+                return now;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{}: run {run} took no checkpoint beyond {past} in a minute",
+                self.case.name
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// Runs, killing each run with SIGKILL at a random moment after it has checkpointed some
+    /// progress, `kills` times, then once to the end. Every kill lands on a running pipeline,
+    /// at a different point of the input. Returns the number of runs.
     fn kill_and_restart(&self, seed: u64, kills: usize) -> usize {
         let mut rng = Rng(seed | 1);
-        let mut offsets = std::collections::BTreeSet::new();
+        let mut past = self.checkpointed_offset();
         for k in 0..kills {
             let mut child = self.start(&[]);
-            std::thread::sleep(Duration::from_millis(40 + rng.below(160)));
+            self.await_checkpoint_beyond(&mut child, past, k + 1);
+            // Anywhere between two checkpoints, or a few later.
+            std::thread::sleep(Duration::from_millis(rng.below(80)));
             if let Some(status) = child.try_wait().unwrap() {
                 let err = stderr_of(&mut child);
                 panic!(
@@ -232,16 +265,18 @@ impl Harness {
             }
             child.kill().unwrap();
             child.wait().unwrap();
-            offsets.insert(self.checkpointed_offset());
+            past = self.checkpointed_offset();
         }
-        assert!(
-            offsets.len() >= kills / 2,
-            "{}: the kills landed at only {} checkpointed positions: {offsets:?}",
-            self.case.name,
-            offsets.len()
-        );
         self.finish(self.start(&[]), "the last run");
         kills + 1
+    }
+
+    /// Starts a run and kills it once it has checkpointed some progress.
+    fn kill_after_a_checkpoint(&self) {
+        let mut child = self.start(&[]);
+        self.await_checkpoint_beyond(&mut child, 0, 1);
+        child.kill().unwrap();
+        child.wait().unwrap();
     }
 
     fn assert_output(&self, what: &str) {
@@ -467,8 +502,16 @@ fn interrupt_keeps_archive_files_open_and_finished_files_final() {
         }
         out
     };
-    let child = h.start(&[]);
-    std::thread::sleep(Duration::from_millis(1500));
+    let mut child = h.start(&[]);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while finished().is_empty() {
+        assert!(child.try_wait().unwrap().is_none(), "the run ended first");
+        assert!(
+            Instant::now() < deadline,
+            "no archive file finished in a minute"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
     let ok = Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()
@@ -502,9 +545,9 @@ fn interrupt_suspends_and_the_next_run_resumes() {
     let Some(h) = Harness::new("nasa-aug95-status") else {
         return;
     };
-    for _ in 0..3 {
-        let child = h.start(&[]);
-        std::thread::sleep(Duration::from_millis(400));
+    for run in 1..=3 {
+        let mut child = h.start(&[]);
+        h.await_checkpoint_beyond(&mut child, h.checkpointed_offset(), run);
         let ok = Command::new("kill")
             .args(["-INT", &child.id().to_string()])
             .status()
@@ -525,15 +568,25 @@ fn damaged_newest_checkpoints_fall_back_to_an_older_one() {
         return;
     };
     let mut child = h.start(&["--checkpoint-retain", "20"]);
-    std::thread::sleep(Duration::from_millis(1200));
+    let epochs = || -> Vec<std::path::PathBuf> {
+        let mut all: Vec<_> = std::fs::read_dir(h.state())
+            .into_iter()
+            .flatten()
+            .map(|e| e.unwrap().path())
+            .filter(|p| !p.to_string_lossy().ends_with(".tmp"))
+            .collect();
+        all.sort();
+        all
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while epochs().len() < 14 {
+        assert!(child.try_wait().unwrap().is_none(), "the run ended first");
+        assert!(Instant::now() < deadline, "no 14 checkpoints in a minute");
+        std::thread::sleep(Duration::from_millis(10));
+    }
     child.kill().unwrap();
     child.wait().unwrap();
-    let mut epochs: Vec<_> = std::fs::read_dir(h.state())
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| !p.to_string_lossy().ends_with(".tmp"))
-        .collect();
-    epochs.sort();
+    let epochs = epochs();
     assert!(epochs.len() >= 12, "want 12 checkpoints, have {epochs:?}");
     // The newest ten (250 ms of input, several windows) lose half of their stage state.
     for epoch in epochs.iter().rev().take(10) {
@@ -594,10 +647,7 @@ fn a_changed_pipeline_is_refused_until_reset() {
     let Some(h) = Harness::new("nasa-jul95-status") else {
         return;
     };
-    let mut child = h.start(&[]);
-    std::thread::sleep(Duration::from_millis(400));
-    child.kill().unwrap();
-    child.wait().unwrap();
+    h.kill_after_a_checkpoint();
     let out = h
         .start(&["--set", "stage.counts.window.size=\"10m\""])
         .wait_with_output()
@@ -622,10 +672,7 @@ fn all_checkpoints_damaged_refuses_until_reset() {
     let Some(h) = Harness::new("nasa-jul95-status") else {
         return;
     };
-    let mut child = h.start(&[]);
-    std::thread::sleep(Duration::from_millis(600));
-    child.kill().unwrap();
-    child.wait().unwrap();
+    h.kill_after_a_checkpoint();
     let mut damaged = 0;
     for epoch in std::fs::read_dir(h.state()).unwrap() {
         let epoch = epoch.unwrap().path();
