@@ -119,6 +119,23 @@ pub fn summary(nodes: &[NodeInfo], wall: Duration) -> String {
                     thousands((lines as f64 / secs) as u64),
                     mib(bytes) / secs,
                 ));
+                // Every line read is a row, a dead letter or blank; odd rows are rows.
+                let (odd, blank) = (get(&m.odd), get(&m.blank));
+                if odd > 0 {
+                    out.push_str(&format!(
+                        "    {} {} kept with a request that is not `METHOD PATH PROTOCOL` \
+                         (method/path/protocol split best-effort)\n",
+                        thousands(odd),
+                        if odd == 1 { "row" } else { "rows" }
+                    ));
+                }
+                if blank > 0 {
+                    out.push_str(&format!(
+                        "    {} blank {} skipped\n",
+                        thousands(blank),
+                        if blank == 1 { "line" } else { "lines" }
+                    ));
+                }
                 for r in m.reasons() {
                     out.push_str(&format!("    malformed: {r}\n"));
                 }

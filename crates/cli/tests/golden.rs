@@ -47,6 +47,11 @@ fn run_case(case: &str) {
 }
 
 #[test]
+fn golden_bundled_jul95_status() {
+    run_case("bundled-jul95-status");
+}
+
+#[test]
 fn golden_nasa_jul95_status() {
     run_case("nasa-jul95-status");
 }

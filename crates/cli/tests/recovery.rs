@@ -359,6 +359,11 @@ fn kill(h: &Harness, seed: u64) {
 }
 
 #[test]
+fn kill_bundled_jul95_status() {
+    kill_case("bundled-jul95-status", 9);
+}
+
+#[test]
 fn kill_nasa_jul95_status() {
     kill_case("nasa-jul95-status", 1);
 }

@@ -19,6 +19,11 @@ pub struct NodeMetrics {
     pub malformed: AtomicU64,
     /// Records that arrived after their window closed (sent to the late port).
     pub late: AtomicU64,
+    /// Blank lines a source's parser skipped.
+    pub blank: AtomicU64,
+    /// Rows a source's parser kept although a part could not be split as the format says
+    /// (see `ParseCounts::odd`).
+    pub odd: AtomicU64,
     /// Batches emitted on the main output.
     pub emitted: AtomicU64,
     /// Windows closed (windowed stages).

@@ -22,6 +22,22 @@ pub trait Parser: Send {
 
     /// Takes the parsed rows as a batch.
     fn finish(&mut self) -> RecordBatch;
+
+    /// Takes what the parser counted besides rows and dead letters since the last call.
+    fn take_counts(&mut self) -> ParseCounts {
+        ParseCounts::default()
+    }
+}
+
+/// Lines a parser neither made a clean row of nor sent to the dead letters, counted so that
+/// every line read is accounted for in the summary and metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ParseCounts {
+    /// Blank lines, skipped.
+    pub blank: u64,
+    /// Rows kept although a part of the line could not be split as its format says (a web
+    /// log's request that is not `METHOD PATH PROTOCOL`): the rest of the row is real.
+    pub odd: u64,
 }
 
 /// Calls `f(line_no, line)` for each line of `chunk`, without the `\n` and a trailing `\r`.

@@ -12,7 +12,10 @@
 //! token, protocol = last when it is `HTTP/x.y`, path = between; null with fewer than two
 //! tokens) while its status and bytes are kept. This is the W1 contract the peers (Spark,
 //! Flink, Bytewax) follow (`STATUS_RE` of `../shared/peers/spec.py`), so their outputs are
-//! oracles for weir's. `ident`, `user` and `referer` are null when they are `-`. Text that is
+//! oracles for weir's. Such rows are counted as odd (summary, metrics), not dead letters, and
+//! the `request` field keeps the request as sent. A quote escaped as `\"` (Apache) does not
+//! end a quoted field; a line cut inside the user agent keeps what is there (also odd).
+//! `ident`, `user` and `referer` are null when they are `-`. Text that is
 //! not UTF-8 is kept with U+FFFD in place of the bad bytes, so no row is lost to an encoding.
 //!
 //! A line that is not valid goes to the dead letters with the reason. With
@@ -29,7 +32,7 @@ use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use serde::Deserialize;
 use weir_core::deadletter::DeadLetters;
-use weir_core::parse::for_each_line;
+use weir_core::parse::{for_each_line, ParseCounts};
 use weir_core::time::days_from_civil;
 use weir_core::{Error, Parser, Result};
 
@@ -57,11 +60,15 @@ pub const BYTES: &str = "bytes";
 pub const REFERER: &str = "referer";
 /// User agent (Combined Log Format), null when absent.
 pub const USER_AGENT: &str = "user_agent";
+/// The request as the client sent it, between the quotes (`GET /a HTTP/1.0`), whether or not
+/// it splits into method, path and protocol.
+pub const REQUEST: &str = "request";
 
-/// All CLF fields in schema order.
-pub const FIELDS: [&str; 12] = [
+/// All CLF fields in schema order (`request` last: it came later, and tables keep their
+/// column order).
+pub const FIELDS: [&str; 13] = [
     HOST, IDENT, USER, TIMESTAMP, UTC_OFFSET, METHOD, PATH, PROTOCOL, STATUS, BYTES, REFERER,
-    USER_AGENT,
+    USER_AGENT, REQUEST,
 ];
 
 /// Options of the CLF parser.
@@ -115,8 +122,15 @@ pub struct ClfRecord<'a> {
     pub status: u16,
     /// Bytes, `None` for `-`.
     pub bytes: Option<u64>,
-    /// Referer and user agent of a Combined Log Format line.
-    pub combined: Option<(&'a [u8], &'a [u8])>,
+    /// Referer and user agent of a Combined Log Format line; the agent is `None` when the
+    /// line ends after the referer.
+    pub combined: Option<(&'a [u8], Option<&'a [u8]>)>,
+    /// The request between the quotes, as sent.
+    pub request: &'a [u8],
+    /// A part did not split as the format says: the request is not `METHOD PATH [PROTOCOL]`,
+    /// or the referer and user agent are cut short or followed by more text. The row's time,
+    /// status and bytes are real; the odd parts are split best-effort.
+    pub odd: bool,
 }
 
 /// Caches the start of the day of the last timestamp seen: log lines come in time order, so
@@ -314,10 +328,12 @@ pub fn parse_line<'a>(
             .map(|p| search + p)
             .ok_or("missing closing quote of the request, or no 3-digit status after it")?;
         let after = &line[q + 1..];
+        // Apache writes a quote inside the request as `\"`: that one does not end it.
         if after.len() >= 6
             && after[0] == b' '
             && after[4] == b' '
             && after[1..4].iter().all(u8::is_ascii_digit)
+            && !escaped(line, q)
         {
             let d = |i: usize| u16::from(after[i] - b'0');
             break (q, d(1) * 100 + d(2) * 10 + d(3));
@@ -328,9 +344,13 @@ pub fn parse_line<'a>(
     // HTTP/0.9 requests (`GET /path`) have no protocol; the NASA logs have them. A request
     // that is not `METHOD PATH PROTOCOL` is still what the client sent, and its status is
     // real: it is split as well as it can be (see [`lenient_request`]).
+    let mut odd = false;
     let (method, path, protocol) = match split_request(request) {
         Some((m, p, v)) => (Some(m), Some(p), v),
-        None => lenient_request(request),
+        None => {
+            odd = true;
+            lenient_request(request)
+        }
     };
     let bytes_start = req_end + 6;
     let rest = &line[bytes_start..];
@@ -358,14 +378,12 @@ pub fn parse_line<'a>(
         None
     } else {
         let tail = &rest[bytes_len..];
-        // ` "referer" "user agent"` to the end of the line
-        if tail.len() < 6 || &tail[..2] != b" \"" || tail[tail.len() - 1] != b'"' {
+        if tail.len() < 3 || &tail[..2] != b" \"" {
             return Err("unexpected text after bytes (expected end of line or `\"referer\" \"user agent\"`)");
         }
-        let inner = &tail[2..tail.len() - 1];
-        let sep = memchr::memmem::find(inner, b"\" \"")
-            .ok_or("expected `\"referer\" \"user agent\"` after bytes")?;
-        Some((&inner[..sep], &inner[sep + 3..]))
+        let (referer, agent, clean) = combined_tail(&tail[2..]);
+        odd |= !clean;
+        Some((referer, agent))
     };
     Ok(ClfRecord {
         host,
@@ -379,7 +397,47 @@ pub fn parse_line<'a>(
         status,
         bytes,
         combined,
+        request,
+        odd,
     })
+}
+
+/// Whether the quote at `q` is escaped: preceded by an odd number of backslashes.
+#[inline]
+fn escaped(line: &[u8], q: usize) -> bool {
+    line[..q].iter().rev().take_while(|&&b| b == b'\\').count() % 2 == 1
+}
+
+/// The next quote in `s` that is not escaped.
+#[inline]
+fn closing_quote(s: &[u8]) -> Option<usize> {
+    let mut from = 0;
+    while let Some(p) = memchr::memchr(b'"', &s[from..]) {
+        if !escaped(s, from + p) {
+            return Some(from + p);
+        }
+        from += p + 1;
+    }
+    None
+}
+
+/// Referer and user agent from what follows ` "` after the bytes: `referer" "agent"`. What
+/// real servers write besides is kept as well as it can be, with `clean` false: a line cut
+/// inside the agent (no closing quote; the agent is what is there), a referer alone, or more
+/// text after the agent (`%D`, a virtual host: read those with a `log_format`).
+#[inline]
+fn combined_tail(s: &[u8]) -> (&[u8], Option<&[u8]>, bool) {
+    let Some(q) = closing_quote(s) else {
+        return (s, None, false);
+    };
+    let referer = &s[..q];
+    let Some(rest) = s[q + 1..].strip_prefix(b" \"") else {
+        return (referer, None, false);
+    };
+    match closing_quote(rest) {
+        Some(end) => (referer, Some(&rest[..end]), end + 1 == rest.len()),
+        None => (referer, Some(rest), false),
+    }
 }
 
 /// Finds a `[timestamp]` anywhere in a line (for malformed lines).
@@ -411,6 +469,7 @@ struct Columns {
     bytes: Option<UInt64Builder>,
     referer: Option<StringBuilder>,
     user_agent: Option<StringBuilder>,
+    request: Option<StringBuilder>,
 }
 
 /// Appends to a projected string column; the check for "not projected" stays inline.
@@ -446,6 +505,8 @@ pub struct ClfParser {
     rows: usize,
     cache: TsCache,
     malformed_status: Option<u16>,
+    /// Rows with an odd part since the last [`Parser::take_counts`].
+    odd: u64,
 }
 
 impl ClfParser {
@@ -478,6 +539,7 @@ impl ClfParser {
             bytes: want(BYTES).then(UInt64Builder::new),
             referer: s(REFERER),
             user_agent: s(USER_AGENT),
+            request: s(REQUEST),
         };
         let fields: Vec<Field> = full
             .fields()
@@ -491,6 +553,7 @@ impl ClfParser {
             rows: 0,
             cache: TsCache::default(),
             malformed_status: cfg.malformed_status,
+            odd: 0,
         })
     }
 
@@ -516,7 +579,9 @@ impl ClfParser {
             b.append_option(r.bytes);
         }
         put_str(&mut c.referer, r.combined.and_then(|(re, _)| dash_null(re)));
-        put_str(&mut c.user_agent, r.combined.map(|(_, ua)| ua));
+        put_str(&mut c.user_agent, r.combined.and_then(|(_, ua)| ua));
+        put_str(&mut c.request, Some(r.request));
+        self.odd += u64::from(r.odd);
         self.rows += 1;
     }
 
@@ -531,6 +596,7 @@ impl ClfParser {
             &mut c.protocol,
             &mut c.referer,
             &mut c.user_agent,
+            &mut c.request,
         ] {
             put_str(b, None);
         }
@@ -579,6 +645,13 @@ impl Parser for ClfParser {
         self.rows
     }
 
+    fn take_counts(&mut self) -> ParseCounts {
+        ParseCounts {
+            odd: std::mem::take(&mut self.odd),
+            ..ParseCounts::default()
+        }
+    }
+
     fn finish(&mut self) -> RecordBatch {
         let rows = std::mem::take(&mut self.rows);
         let c = &mut self.cols;
@@ -599,6 +672,7 @@ impl Parser for ClfParser {
             dynb(&mut c.bytes),
             dynb(&mut c.referer),
             dynb(&mut c.user_agent),
+            dynb(&mut c.request),
         ];
         let cols: Vec<ArrayRef> = builders.into_iter().flatten().map(|b| b.finish()).collect();
         RecordBatch::try_new_with_options(

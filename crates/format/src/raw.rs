@@ -66,6 +66,10 @@ impl Parser for WithRaw {
         self.inner.pending_rows()
     }
 
+    fn take_counts(&mut self) -> weir_core::parse::ParseCounts {
+        self.inner.take_counts()
+    }
+
     fn finish(&mut self) -> RecordBatch {
         let batch = self.inner.finish();
         let raw = self.raw.finish();

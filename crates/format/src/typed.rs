@@ -1,6 +1,7 @@
 //! Declared fields for self-describing formats (JSON lines, CSV): their types, and builders
 //! that convert text or JSON values into typed columns.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use arrow_array::builder::{
@@ -93,13 +94,14 @@ pub fn validate_fields(fields: &[FieldSpec], path: &str) -> Vec<Error> {
     errors
 }
 
-/// A value converted for one field, held until the whole record has converted.
+/// A value converted for one field, held until the whole record has converted. Text is
+/// borrowed from the line unless it had to be unescaped.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Value {
+pub enum Value<'a> {
     /// Missing or null.
     Null,
     /// Text.
-    Str(String),
+    Str(Cow<'a, str>),
     /// Signed integer (also timestamps in ms).
     Int(i64),
     /// Unsigned integer.
@@ -110,23 +112,37 @@ pub enum Value {
     Bool(bool),
 }
 
-fn seconds_to_ms(s: f64) -> Option<i64> {
+impl Value<'_> {
+    /// The same value, owning its text.
+    pub fn into_owned(self) -> Value<'static> {
+        match self {
+            Value::Null => Value::Null,
+            Value::Str(s) => Value::Str(Cow::Owned(s.into_owned())),
+            Value::Int(x) => Value::Int(x),
+            Value::Uint(x) => Value::Uint(x),
+            Value::Float(x) => Value::Float(x),
+            Value::Bool(x) => Value::Bool(x),
+        }
+    }
+}
+
+pub(crate) fn seconds_to_ms(s: f64) -> Option<i64> {
     let ms = (s * 1000.0).round();
     (ms.is_finite() && ms.abs() < 9.0e15).then_some(ms as i64)
 }
 
 /// Converts text (CSV cells) to a value of type `ty`. Empty text is null.
-pub fn from_text(ty: FieldType, s: &str) -> Result<Value, String> {
+pub fn from_text(ty: FieldType, s: &str) -> Result<Value<'_>, String> {
     if s.is_empty() {
         return Ok(Value::Null);
     }
     let t = s.trim();
     let bad = |what: &str| format!("expected {what}, got {s:?}");
     Ok(match ty {
-        FieldType::String => Value::Str(s.to_owned()),
-        FieldType::Int => Value::Int(t.parse().map_err(|_| bad("an integer"))?),
-        FieldType::Uint => Value::Uint(t.parse().map_err(|_| bad("a non-negative integer"))?),
-        FieldType::Float => Value::Float(t.parse().map_err(|_| bad("a number"))?),
+        FieldType::String => Value::Str(Cow::Borrowed(s)),
+        FieldType::Int => Value::Int(parse_int(t).ok_or_else(|| bad("an integer"))?),
+        FieldType::Uint => Value::Uint(parse_uint(t).ok_or_else(|| bad("a non-negative integer"))?),
+        FieldType::Float => Value::Float(parse_f64(t).ok_or_else(|| bad("a number"))?),
         FieldType::Bool => match t {
             "true" | "TRUE" | "True" | "1" => Value::Bool(true),
             "false" | "FALSE" | "False" | "0" => Value::Bool(false),
@@ -147,9 +163,73 @@ pub fn from_text(ty: FieldType, s: &str) -> Result<Value, String> {
     })
 }
 
+/// Digits to u64, the common case of short plain digits without `str::parse`'s generality;
+/// anything else (a sign, overflow) goes to `str::parse`, so the result is the same.
+#[inline]
+pub(crate) fn parse_uint(t: &str) -> Option<u64> {
+    let b = t.as_bytes();
+    if !b.is_empty() && b.len() <= 19 {
+        let mut v = 0u64;
+        for &c in b {
+            let d = c.wrapping_sub(b'0');
+            if d > 9 {
+                return t.parse().ok();
+            }
+            v = v * 10 + u64::from(d);
+        }
+        return Some(v);
+    }
+    t.parse().ok()
+}
+
+/// Text to f64, correctly rounded. A plain decimal of at most 15 digits (`0.00`, `12.5`,
+/// most of what logs and sensors write) is its digits as an integer divided by a power of ten
+/// (both exact in an f64, so the one division rounds correctly: Clinger's fast path);
+/// anything else goes to `str::parse`.
+#[inline]
+pub(crate) fn parse_f64(t: &str) -> Option<f64> {
+    const POW10: [f64; 16] = [
+        1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+    ];
+    let (neg, d) = match t.as_bytes() {
+        [b'-', rest @ ..] => (true, rest),
+        d => (false, d),
+    };
+    if d.is_empty() || d.len() > 16 {
+        return t.parse().ok();
+    }
+    let (mut m, mut frac, mut dot, mut digits) = (0u64, 0usize, false, 0);
+    for &c in d {
+        match c {
+            b'0'..=b'9' if digits < 15 => {
+                m = m * 10 + u64::from(c - b'0');
+                frac += usize::from(dot);
+                digits += 1;
+            }
+            b'.' if !dot => dot = true,
+            _ => return t.parse().ok(),
+        }
+    }
+    // A leading or trailing dot (`.5`, `5.`): as `str::parse` decides.
+    if d[0] == b'.' || d[d.len() - 1] == b'.' {
+        return t.parse().ok();
+    }
+    let v = m as f64 / POW10[frac];
+    Some(if neg { -v } else { v })
+}
+
+/// As [`parse_uint`], for i64.
+#[inline]
+pub(crate) fn parse_int(t: &str) -> Option<i64> {
+    match t.as_bytes().first() {
+        Some(b'0'..=b'9') if t.len() <= 18 => parse_uint(t).map(|v| v as i64),
+        _ => t.parse().ok(),
+    }
+}
+
 /// Converts a JSON value to a value of type `ty`. Numbers are not silently truncated:
 /// `1.5` is not an integer.
-pub fn from_json(ty: FieldType, v: &serde_json::Value) -> Result<Value, String> {
+pub fn from_json(ty: FieldType, v: &serde_json::Value) -> Result<Value<'_>, String> {
     use serde_json::Value as J;
     let kind = |v: &J| match v {
         J::Null => "null",
@@ -164,9 +244,11 @@ pub fn from_json(ty: FieldType, v: &serde_json::Value) -> Result<Value, String> 
         return Ok(Value::Null);
     }
     Ok(match (ty, v) {
-        (FieldType::String, J::String(s)) => Value::Str(s.clone()),
-        (FieldType::String, J::Number(n)) => Value::Str(n.to_string()),
-        (FieldType::String, J::Bool(b)) => Value::Str(b.to_string()),
+        (FieldType::String, J::String(s)) => Value::Str(Cow::Borrowed(s)),
+        (FieldType::String, J::Number(n)) => Value::Str(Cow::Owned(n.to_string())),
+        (FieldType::String, J::Bool(b)) => {
+            Value::Str(Cow::Borrowed(if *b { "true" } else { "false" }))
+        }
         (FieldType::Int, J::Number(n)) => Value::Int(
             n.as_i64()
                 .ok_or_else(|| format!("expected an integer in 64 bits, got {n}"))?,
@@ -231,7 +313,7 @@ impl ColumnBuilder {
     }
 
     /// Appends a converted value (it must be of this builder's type, as `from_*` make it).
-    pub fn append(&mut self, v: Value) {
+    pub fn append(&mut self, v: Value<'_>) {
         match (self, v) {
             (ColumnBuilder::Str(b), Value::Str(s)) => b.append_value(s),
             (ColumnBuilder::Int(b), Value::Int(x)) => b.append_value(x),
@@ -298,8 +380,16 @@ pub struct RowWriter {
     keep: Vec<bool>,
     builders: Vec<ColumnBuilder>,
     schema: arrow_schema::SchemaRef,
-    row: Vec<Value>,
+    /// The values of the record being written; empty between records, kept for its buffer.
+    row: Vec<Value<'static>>,
     rows: usize,
+}
+
+/// An empty vector of another lifetime in the same allocation (collecting an empty
+/// `into_iter().map()` of a same-sized type reuses the buffer).
+fn recycle<'b>(mut v: Vec<Value<'_>>) -> Vec<Value<'b>> {
+    v.clear();
+    v.into_iter().map(|_| Value::Null).collect()
 }
 
 impl RowWriter {
@@ -345,31 +435,41 @@ impl RowWriter {
     /// Converts the values of one record, `get(i, spec)` giving field `i`'s value. Returns
     /// the reason when a value does not convert or a required field is missing; then nothing
     /// is appended.
-    pub fn write<F>(&mut self, mut get: F) -> Result<(), String>
+    pub fn write<'a, F>(&mut self, mut get: F) -> Result<(), String>
     where
-        F: FnMut(usize, &FieldSpec) -> Result<Value, String>,
+        F: FnMut(usize, &FieldSpec) -> Result<Value<'a>, String>,
     {
-        self.row.clear();
+        let mut row: Vec<Value<'a>> = recycle(std::mem::take(&mut self.row));
+        let mut res = Ok(());
         for (i, spec) in self.specs.iter().enumerate() {
-            let v = get(i, spec).map_err(|e| format!("field {:?}: {e}", spec.name))?;
-            if spec.required && v == Value::Null {
-                return Err(format!(
-                    "field {:?} is required but missing or null",
-                    spec.name
-                ));
-            }
-            self.row.push(v);
-        }
-        let mut b = self.builders.iter_mut();
-        for (v, keep) in self.row.drain(..).zip(&self.keep) {
-            if *keep {
-                if let Some(b) = b.next() {
-                    b.append(v);
+            match get(i, spec) {
+                Ok(Value::Null) if spec.required => {
+                    res = Err(format!(
+                        "field {:?} is required but missing or null",
+                        spec.name
+                    ));
+                    break;
+                }
+                Ok(v) => row.push(v),
+                Err(e) => {
+                    res = Err(format!("field {:?}: {e}", spec.name));
+                    break;
                 }
             }
         }
-        self.rows += 1;
-        Ok(())
+        if res.is_ok() {
+            let mut b = self.builders.iter_mut();
+            for (v, keep) in row.drain(..).zip(&self.keep) {
+                if *keep {
+                    if let Some(b) = b.next() {
+                        b.append(v);
+                    }
+                }
+            }
+            self.rows += 1;
+        }
+        self.row = recycle(row);
+        res
     }
 
     /// Takes the rows as a batch.
@@ -382,5 +482,20 @@ impl RowWriter {
             &arrow_array::RecordBatchOptions::new().with_row_count(Some(rows)),
         )
         .expect("builders follow the declared schema")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    proptest! {
+        /// The fast paths give what `str::parse` gives, bit for bit.
+        #[test]
+        fn number_fast_paths_match_str_parse(t in "-?[0-9]{0,17}(\\.[0-9]{0,17})?|[-+0-9.eE]{1,8}") {
+            prop_assert_eq!(super::parse_f64(&t).map(f64::to_bits), t.parse::<f64>().ok().map(f64::to_bits));
+            prop_assert_eq!(super::parse_uint(&t), t.parse::<u64>().ok());
+            prop_assert_eq!(super::parse_int(&t), t.parse::<i64>().ok());
+        }
     }
 }

@@ -387,6 +387,9 @@ impl SourceNode<'_> {
             .parse_chunk(chunk, self.line_no, &mut self.dead);
         self.line_no += lines;
         NodeMetrics::add(&self.m.records_in, lines);
+        let counts = self.spec.parser.take_counts();
+        NodeMetrics::add(&self.m.blank, counts.blank);
+        NodeMetrics::add(&self.m.odd, counts.odd);
         let mut batch = self.spec.parser.finish();
         if let (Some(c), Some(g)) = (self.time_col, self.wm.as_mut()) {
             let now = now_ms();

@@ -62,26 +62,28 @@ impl Case {
         self.names("source", None)
     }
 
-    /// The input under ../shared, or `None` (with a message) when it is not there: the golden
-    /// cases that need ../shared/data are skipped on a machine without it.
+    /// The case's input: a file of the repository (it must be there), or one under ../shared,
+    /// or `None` (with a message) when ../shared is not there. Under `CI=true` a missing
+    /// ../shared is a failure: CI must check the real-data cases, not skip them.
     pub fn input(&self) -> Option<PathBuf> {
         let text = std::fs::read_to_string(&self.pipeline).unwrap();
-        let input = text
+        let path = text
             .lines()
-            .find_map(|l| l.strip_prefix("path = \"../shared/"))
-            .map(|p| root().join("../shared").join(p.trim_end_matches('"')));
-        match input {
-            Some(p) if !p.exists() => {
-                eprintln!(
-                    "skipping golden case {}: {} is not here (../shared/data is optional)",
-                    self.name,
-                    p.display()
-                );
-                None
-            }
-            Some(p) => Some(p),
-            None => panic!("{}: no input path under ../shared", self.name),
+            .find_map(|l| l.strip_prefix("path = \""))
+            .map(|p| p.trim_end_matches('"'))
+            .unwrap_or_else(|| panic!("{}: no input path", self.name));
+        let full = root().join(path);
+        if full.exists() {
+            return Some(full);
         }
+        assert!(
+            path.starts_with("../shared/"),
+            "{}: {} is not in the repository",
+            self.name,
+            full.display()
+        );
+        missing_shared(&format!("golden case {}", self.name), &full);
+        None
     }
 
     pub fn expected_path(&self, sink: &str) -> PathBuf {
@@ -260,4 +262,18 @@ pub fn archive_content(dir: &Path) -> (std::collections::BTreeMap<String, String
         done.entry(folder).or_default().push_str(&text);
     }
     (done, unfinished)
+}
+
+/// Reports an input under ../shared that is not here: a skip with the reason, or a failure
+/// under `CI=true`.
+pub fn missing_shared(what: &str, path: &Path) {
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "{what}: {} is not here; CI must have ../shared",
+        path.display()
+    );
+    eprintln!(
+        "skipping {what}: {} is not here (../shared is optional outside CI)",
+        path.display()
+    );
 }
