@@ -12,7 +12,8 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
             {"name": "u", "type": "uint"},
             {"name": "x", "type": "float"},
             {"name": "ok", "type": "bool"},
-            {"name": "s", "type": "timestamp_s"}
+            {"name": "s", "type": "timestamp_s"},
+            {"name": "geo.country", "type": "string"}
         ]}"#,
         data,
         true,

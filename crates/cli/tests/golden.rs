@@ -47,6 +47,11 @@ fn run_case(case: &str) {
 }
 
 #[test]
+fn golden_apache_logformat_hourly() {
+    run_case("apache-logformat-hourly");
+}
+
+#[test]
 fn golden_bundled_jul95_status() {
     run_case("bundled-jul95-status");
 }

@@ -359,6 +359,11 @@ fn kill(h: &Harness, seed: u64) {
 }
 
 #[test]
+fn kill_apache_logformat_hourly() {
+    kill_case("apache-logformat-hourly", 10);
+}
+
+#[test]
 fn kill_bundled_jul95_status() {
     kill_case("bundled-jul95-status", 9);
 }

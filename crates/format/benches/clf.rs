@@ -6,6 +6,7 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use weir_core::deadletter::DeadLetters;
 use weir_core::Parser;
 use weir_format::clf::{ClfConfig, ClfParser};
+use weir_format::template::{Dialect, TemplateConfig, TemplateParser};
 use weir_source::gen::ClfGen;
 
 fn input(lines: usize) -> Vec<u8> {
@@ -53,6 +54,33 @@ fn bench(c: &mut Criterion) {
             p.finish()
         })
     });
+    group.finish();
+
+    // The same lines read by the Apache `common` template: the target is within 20 %
+    // of the CLF parser.
+    let mut group = c.benchmark_group("weir_format::template::TemplateParser");
+    group.throughput(Throughput::Elements(lines as u64));
+    let tcfg = TemplateConfig {
+        log_format: "common".into(),
+        malformed_status: Some(999),
+    };
+    for (name, proj) in [
+        (
+            "timestamp_status",
+            Some(vec!["timestamp".to_string(), "status".to_string()]),
+        ),
+        ("all_fields", None),
+    ] {
+        let mut p = TemplateParser::new(Dialect::Apache, &tcfg, proj.as_deref()).unwrap();
+        let mut dead = DeadLetters::new("bench");
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                p.parse_chunk(&data, 1, &mut dead);
+                dead.take();
+                p.finish()
+            })
+        });
+    }
     group.finish();
 }
 

@@ -267,7 +267,7 @@ fn split_request(req: &[u8]) -> Option<Request<'_>> {
 }
 
 /// Method, path and protocol, each possibly absent.
-type LenientRequest<'a> = (Option<&'a [u8]>, Option<&'a [u8]>, Option<&'a [u8]>);
+pub type LenientRequest<'a> = (Option<&'a [u8]>, Option<&'a [u8]>, Option<&'a [u8]>);
 
 /// Method, path and protocol of a request that is not three clean tokens (`GET /a b
 /// HTTP/1.0`, `GET  /x HTTP/1.0`, `/path` alone, `-`, binary junk a TLS handshake leaves):
@@ -297,6 +297,16 @@ fn lenient_request(req: &[u8]) -> LenientRequest<'_> {
         (rest, None)
     };
     (Some(method), (!path.is_empty()).then_some(path), protocol)
+}
+
+/// Method, path and protocol of a request, and whether it split cleanly as
+/// `METHOD PATH [PROTOCOL]` (else best-effort, see [`lenient_request`]).
+#[inline]
+pub fn split_request_lenient(req: &[u8]) -> (LenientRequest<'_>, bool) {
+    match split_request(req) {
+        Some((m, p, v)) => ((Some(m), Some(p), v), true),
+        None => (lenient_request(req), false),
+    }
 }
 
 /// Parses one line. On failure returns the reason, naming what was expected.
@@ -344,14 +354,8 @@ pub fn parse_line<'a>(
     // HTTP/0.9 requests (`GET /path`) have no protocol; the NASA logs have them. A request
     // that is not `METHOD PATH PROTOCOL` is still what the client sent, and its status is
     // real: it is split as well as it can be (see [`lenient_request`]).
-    let mut odd = false;
-    let (method, path, protocol) = match split_request(request) {
-        Some((m, p, v)) => (Some(m), Some(p), v),
-        None => {
-            odd = true;
-            lenient_request(request)
-        }
-    };
+    let ((method, path, protocol), clean) = split_request_lenient(request);
+    let mut odd = !clean;
     let bytes_start = req_end + 6;
     let rest = &line[bytes_start..];
     let bytes_len = memchr::memchr(b' ', rest).unwrap_or(rest.len());

@@ -23,6 +23,7 @@ pub mod clf;
 pub mod csv;
 pub mod json;
 pub mod raw;
+pub mod template;
 pub mod typed;
 
 use serde::Deserialize;
@@ -44,6 +45,11 @@ pub enum FormatConfig {
     Json(json::JsonConfig),
     /// Comma-separated values, one record per line.
     Csv(csv::CsvConfig),
+    /// Apache httpd logs by their `LogFormat` string or a preset (`common`, `combined`,
+    /// `vhost_combined`).
+    Apache(template::TemplateConfig),
+    /// nginx logs by their `log_format` string or a preset (`combined`, `main`).
+    Nginx(template::TemplateConfig),
 }
 
 impl FormatConfig {
@@ -53,6 +59,19 @@ impl FormatConfig {
             FormatConfig::Clf(_) => Vec::new(),
             FormatConfig::Json(c) => typed::validate_fields(&c.fields, &format!("{path}.fields")),
             FormatConfig::Csv(c) => c.validate(path),
+            FormatConfig::Apache(c) | FormatConfig::Nginx(c) => {
+                match template::Template::compile(self.dialect(), &c.log_format) {
+                    Ok(_) => Vec::new(),
+                    Err(e) => vec![Error::config(format!("{path}.log_format"), e)],
+                }
+            }
+        }
+    }
+
+    fn dialect(&self) -> template::Dialect {
+        match self {
+            FormatConfig::Nginx(_) => template::Dialect::Nginx,
+            _ => template::Dialect::Apache,
         }
     }
 
@@ -62,6 +81,11 @@ impl FormatConfig {
             FormatConfig::Clf(_) => clf::FIELDS.iter().map(|f| f.to_string()).collect(),
             FormatConfig::Json(c) => c.fields.iter().map(|f| f.name.clone()).collect(),
             FormatConfig::Csv(c) => c.fields.iter().map(|f| f.name.clone()).collect(),
+            FormatConfig::Apache(c) | FormatConfig::Nginx(c) => {
+                template::Template::compile(self.dialect(), &c.log_format)
+                    .map(|t| t.columns().into_iter().map(|(n, _)| n).collect())
+                    .unwrap_or_default()
+            }
         }
     }
 }
@@ -74,6 +98,9 @@ pub fn build_parser(cfg: &FormatConfig, projection: Option<&[String]>) -> Result
         FormatConfig::Clf(c) => Box::new(clf::ClfParser::new(c, projection)?),
         FormatConfig::Json(c) => Box::new(json::JsonParser::new(c, projection)?),
         FormatConfig::Csv(c) => Box::new(csv::CsvParser::new(c, projection)?),
+        FormatConfig::Apache(c) | FormatConfig::Nginx(c) => {
+            Box::new(template::TemplateParser::new(cfg.dialect(), c, projection)?)
+        }
     })
 }
 
