@@ -380,16 +380,12 @@ pub struct RowWriter {
     keep: Vec<bool>,
     builders: Vec<ColumnBuilder>,
     schema: arrow_schema::SchemaRef,
-    /// The values of the record being written; empty between records, kept for its buffer.
-    row: Vec<Value<'static>>,
-    rows: usize,
-}
-
-/// An empty vector of another lifetime in the same allocation (collecting an empty
-/// `into_iter().map()` of a same-sized type reuses the buffer).
-fn recycle<'b>(mut v: Vec<Value<'_>>) -> Vec<Value<'b>> {
-    v.clear();
-    v.into_iter().map(|_| Value::Null).collect()
+    /// Rows written since the last finish, refused ones included.
+    written: usize,
+    /// Rows refused since the last finish.
+    refused: usize,
+    /// One bit per written row: kept, or refused (its values are dropped at finish).
+    kept: arrow_buffer::BooleanBufferBuilder,
 }
 
 impl RowWriter {
@@ -408,12 +404,13 @@ impl RowWriter {
             .map(|(f, _)| ColumnBuilder::new(f.ty))
             .collect();
         RowWriter {
-            row: Vec::with_capacity(specs.len()),
             specs,
             keep,
             builders,
             schema: Arc::new(arrow_schema::Schema::new(fields)),
-            rows: 0,
+            written: 0,
+            refused: 0,
+            kept: arrow_buffer::BooleanBufferBuilder::new(1024),
         }
     }
 
@@ -427,9 +424,9 @@ impl RowWriter {
         self.schema.clone()
     }
 
-    /// Rows written since the last finish.
+    /// Rows written since the last finish (refused ones not counted).
     pub fn rows(&self) -> usize {
-        self.rows
+        self.written - self.refused
     }
 
     /// Converts the values of one record, `get(i, spec)` giving field `i`'s value. Returns
@@ -439,10 +436,13 @@ impl RowWriter {
     where
         F: FnMut(usize, &FieldSpec) -> Result<Value<'a>, String>,
     {
-        let mut row: Vec<Value<'a>> = recycle(std::mem::take(&mut self.row));
+        // Values go straight into the builders; a record that fails part way is completed
+        // with nulls and marked refused, and its row is dropped at finish. Refusals are rare,
+        // so this is cheaper than holding every record's values until it has converted.
+        let mut b = 0;
         let mut res = Ok(());
         for (i, spec) in self.specs.iter().enumerate() {
-            match get(i, spec) {
+            let v = match get(i, spec) {
                 Ok(Value::Null) if spec.required => {
                     res = Err(format!(
                         "field {:?} is required but missing or null",
@@ -450,36 +450,50 @@ impl RowWriter {
                     ));
                     break;
                 }
-                Ok(v) => row.push(v),
+                Ok(v) => v,
                 Err(e) => {
                     res = Err(format!("field {:?}: {e}", spec.name));
                     break;
                 }
+            };
+            if self.keep[i] {
+                self.builders[b].append(v);
+                b += 1;
             }
         }
-        if res.is_ok() {
-            let mut b = self.builders.iter_mut();
-            for (v, keep) in row.drain(..).zip(&self.keep) {
-                if *keep {
-                    if let Some(b) = b.next() {
-                        b.append(v);
-                    }
-                }
+        if res.is_err() {
+            for builder in &mut self.builders[b..] {
+                builder.append_null();
             }
-            self.rows += 1;
+            self.refused += 1;
         }
-        self.row = recycle(row);
+        self.kept.append(res.is_ok());
+        self.written += 1;
         res
     }
 
     /// Takes the rows as a batch.
     pub fn finish(&mut self) -> arrow_array::RecordBatch {
-        let rows = std::mem::take(&mut self.rows);
-        let cols: Vec<ArrayRef> = self.builders.iter_mut().map(|b| b.finish()).collect();
+        let rows = std::mem::take(&mut self.written);
+        let refused = std::mem::take(&mut self.refused);
+        let kept = self.kept.finish();
+        let mut cols: Vec<ArrayRef> = self.builders.iter_mut().map(|b| b.finish()).collect();
+        if refused > 0 {
+            // Refused rows hold nulls even in required columns: drop them before the schema
+            // is checked.
+            let mask = arrow_array::BooleanArray::from(kept);
+            let filter = arrow_select::filter::FilterBuilder::new(&mask)
+                .optimize()
+                .build();
+            cols = cols
+                .iter()
+                .map(|c| filter.filter(c).expect("the mask has one bit per row"))
+                .collect();
+        }
         arrow_array::RecordBatch::try_new_with_options(
             self.schema.clone(),
             cols,
-            &arrow_array::RecordBatchOptions::new().with_row_count(Some(rows)),
+            &arrow_array::RecordBatchOptions::new().with_row_count(Some(rows - refused)),
         )
         .expect("builders follow the declared schema")
     }

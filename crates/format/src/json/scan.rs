@@ -60,6 +60,8 @@ impl Slot {
 #[derive(Debug, Default)]
 struct Entry {
     key: Box<[u8]>,
+    /// The key's bytes need no escaping in JSON: a line's key can be compared in place.
+    plain: bool,
     field: Option<usize>,
     child: Option<Level>,
     /// The fields reached through `child`: reset when the key appears again on a line (the
@@ -79,6 +81,7 @@ impl Level {
             None => {
                 self.entries.push(Entry {
                     key: key.as_bytes().into(),
+                    plain: key.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\'),
                     ..Entry::default()
                 });
                 self.entries.len() - 1
@@ -241,26 +244,36 @@ impl Scanner<'_> {
             if self.peek() != Some(b'"') {
                 return Err(self.err("expected a key in quotes"));
             }
-            let (ks, ke, escaped) = self.string()?;
+            // The key the last one is usually followed by, compared in place: when the line
+            // has it, followed by its closing quote, the key is that one and a valid string
+            // (its bytes have no quote, backslash or control character).
+            let expected = level
+                .and_then(|l| l.entries.get(hint))
+                .filter(|e| e.plain && has_prefix(&self.b[self.i + 1..], &e.key))
+                .filter(|e| self.b.get(self.i + 1 + e.key.len()) == Some(&b'"'));
+            let (key, entry): (Cow<[u8]>, Option<&Entry>) = match expected {
+                Some(e) => {
+                    self.i += e.key.len() + 2;
+                    hint += 1;
+                    (Cow::Borrowed(&e.key), Some(e))
+                }
+                None => {
+                    let (ks, ke, escaped) = self.string()?;
+                    let key: Cow<[u8]> = if escaped {
+                        Cow::Owned(unescape(&self.b[ks..ke]).into_bytes())
+                    } else {
+                        Cow::Borrowed(&self.b[ks..ke])
+                    };
+                    let entry = level.and_then(|l| {
+                        let at = l.entries.iter().position(|e| *e.key == *key)?;
+                        hint = at + 1;
+                        Some(&l.entries[at])
+                    });
+                    (key, entry)
+                }
+            };
             self.expect(b':', "expected `:` after a key")?;
             self.ws();
-            let key: Cow<[u8]> = if escaped {
-                Cow::Owned(unescape(&self.b[ks..ke]).into_bytes())
-            } else {
-                Cow::Borrowed(&self.b[ks..ke])
-            };
-            let entry = level.and_then(|l| {
-                let e = &l.entries;
-                let at = if e.get(hint).is_some_and(|e| *e.key == *key) {
-                    Some(hint)
-                } else {
-                    e.iter().position(|e| *e.key == *key)
-                };
-                at.map(|at| {
-                    hint = at + 1;
-                    &e[at]
-                })
-            });
             let slot = match entry {
                 Some(e) => {
                     for &f in &e.below {
@@ -510,6 +523,24 @@ impl Scanner<'_> {
             self.i += 1;
         }
     }
+}
+
+/// `s.starts_with(p)` eight bytes at a time, inline: keys are short, and a call to memcmp
+/// per key cost a tenth of the parse.
+#[inline]
+fn has_prefix(s: &[u8], p: &[u8]) -> bool {
+    if s.len() < p.len() {
+        return false;
+    }
+    let word = |b: &[u8]| u64::from_le_bytes(b.try_into().expect("8 bytes"));
+    let (mut a, mut b) = (&s[..p.len()], p);
+    while a.len() >= 8 {
+        if word(&a[..8]) != word(&b[..8]) {
+            return false;
+        }
+        (a, b) = (&a[8..], &b[8..]);
+    }
+    a.iter().zip(b).all(|(x, y)| x == y)
 }
 
 /// The text of a string with escapes (already validated by the scanner).
