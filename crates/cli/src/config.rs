@@ -381,9 +381,13 @@ pub fn parse(text: &str, sets: &[String]) -> Result<PipelineFile, Vec<Error>> {
                 None
             }
         };
-        if let Some(f) = &format {
-            errors.extend(f.validate(&format!("{path}.format")));
-        }
+        // A format with problems has no field list to check the event time against.
+        let format = format.filter(|f| {
+            let problems = f.validate(&format!("{path}.format"));
+            let ok = problems.is_empty();
+            errors.extend(problems);
+            ok
+        });
         let event_time = t.remove("event_time").and_then(|v| {
             de::<EventTimeConfig>(v, &format!("{path}.event_time"))
                 .map_err(|e| errors.push(e))

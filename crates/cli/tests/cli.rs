@@ -131,6 +131,11 @@ fn the_bundled_example_runs() {
         summary.contains("10,000 rows parsed, 0 malformed"),
         "{summary}"
     );
+    // Line 9001 has three spaces before HTTP/1.0: a real 200, counted as odd (issue 11).
+    assert!(
+        summary.contains("1 row kept with a request that is not `METHOD PATH PROTOCOL`"),
+        "{summary}"
+    );
     assert!(
         summary.contains("157 rows out; 44 windows closed"),
         "{summary}"
@@ -748,5 +753,59 @@ fn corrupt_gzip_input_flushes_what_was_read_and_fails_once() {
     assert!(
         (3_000..10_000).contains(&counted),
         "the lines before the damage are counted and flushed: {counted}"
+    );
+}
+
+/// Issue 11: a pasted format string weir cannot read is one problem at `weir check`, named at
+/// its key, without a second one for the event time it hides.
+#[test]
+fn check_names_an_unsupported_log_format_directive() {
+    let tmp = tempfile::tempdir().unwrap();
+    let p = tmp.path().join("apache.toml");
+    let input = root().join("examples/data/nasa_jul95_first10000.log.gz");
+    let pipeline = |fmt: &str| {
+        format!(
+            r#"
+[source.logs]
+type = "file"
+path = "{}"
+format = {{ type = "apache", log_format = '{fmt}' }}
+event_time = {{ field = "timestamp", max_out_of_orderness = "30s" }}
+
+[stage.counts]
+type = "aggregate"
+input = "logs"
+time_field = "timestamp"
+window = {{ type = "tumbling", size = "5m" }}
+group_by = ["status", "vhost"]
+aggregates = [{{ fn = "count" }}, {{ fn = "avg", field = "time_us" }}]
+
+[sink.out]
+type = "stdout"
+input = "counts"
+"#,
+            input.display()
+        )
+    };
+    std::fs::write(&p, pipeline(r#"%v %h %l %u %{%d/%b/%Y}t "%r" %>s %b %D"#)).unwrap();
+    let out = weir().arg("check").arg(&p).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("has 1 problem:"), "{err}");
+    assert!(
+        err.contains("source.logs.format.log_format: %{%d/%b/%Y}t: custom time formats are not supported; log with %t"),
+        "{err}"
+    );
+    std::fs::write(&p, pipeline(r#"%v %h %l %u %t "%r" %>s %b %D"#)).unwrap();
+    let out = weir().arg("check").arg(&p).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("vhost: Utf8") && text.contains("time_us"),
+        "{text}"
     );
 }
