@@ -43,6 +43,8 @@ pub(crate) struct FieldDef {
     pub col: usize,
     /// Between quotes in the template: it ends at an unescaped quote.
     pub quoted: bool,
+    /// The literal after the field, where it ends; `None` at the end of the line.
+    pub next: Option<Vec<u8>>,
     /// An nginx `$upstream_*` value, a list when several upstreams were tried
     /// (`10.0.0.1:80, 10.0.0.2:80 : 10.0.0.3:80`): its `, ` and ` : ` do not end it.
     pub list: bool,
@@ -405,6 +407,10 @@ impl Template {
                         kind: *kind,
                         col,
                         quoted,
+                        next: match toks.get(i + 1) {
+                            Some(Ok(l)) => Some(l.as_bytes().to_vec()),
+                            _ => None,
+                        },
                         list: dialect == Dialect::Nginx && name.starts_with("upstream_"),
                         required,
                         invalid: format!("{name} is not {what}"),

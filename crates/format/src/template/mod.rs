@@ -223,9 +223,8 @@ fn read_line<'t>(
     got.fill(Got::Null);
     let mut at = 0usize;
     let mut odd = false;
-    let mut items = t.items.iter().enumerate().peekable();
     let mut done_required = 0;
-    while let Some((i, item)) = items.next() {
+    for (i, item) in t.items.iter().enumerate() {
         match item {
             Item::Lit(lit) => {
                 if starts_with(&line[at..], lit) {
@@ -241,10 +240,7 @@ fn read_line<'t>(
                 return Err(&t.lit_errors[i]);
             }
             Item::Field(f) => {
-                let next = match items.peek() {
-                    Some((_, Item::Lit(l))) => Some(l.as_slice()),
-                    _ => None,
-                };
+                let next = f.next.as_deref();
                 let rest = &line[at..];
                 let len = match f.kind {
                     // Fixed width: `[dd/Mon/yyyy:HH:MM:SS +zzzz]` or without the brackets.
