@@ -408,7 +408,7 @@ pub fn parse_line<'a>(
 
 /// Whether the quote at `q` is escaped: preceded by an odd number of backslashes.
 #[inline]
-fn escaped(line: &[u8], q: usize) -> bool {
+pub(crate) fn escaped(line: &[u8], q: usize) -> bool {
     line[..q].iter().rev().take_while(|&&b| b == b'\\').count() % 2 == 1
 }
 

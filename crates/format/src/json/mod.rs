@@ -171,7 +171,8 @@ impl Parser for JsonParser {
     fn parse_chunk(&mut self, chunk: &[u8], first_line: u64, dead: &mut DeadLetters) -> u64 {
         let mut blank = 0;
         let n = for_each_line(chunk, first_line, |no, line| {
-            if line.iter().all(u8::is_ascii_whitespace) {
+            // An object starts with `{`: only a line that does not needs the whole look.
+            if line.first() != Some(&b'{') && line.iter().all(u8::is_ascii_whitespace) {
                 blank += 1;
                 return;
             }

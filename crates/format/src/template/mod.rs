@@ -363,8 +363,7 @@ fn quoted_end(rest: &[u8], after: &[u8]) -> Option<usize> {
     let mut from = 0;
     while let Some(p) = memchr::memchr(b'"', &rest[from..]) {
         let q = from + p;
-        let escaped = rest[..q].iter().rev().take_while(|&&b| b == b'\\').count() % 2 == 1;
-        if !escaped && starts_with(&rest[q + 1..], after) {
+        if !crate::clf::escaped(rest, q) && starts_with(&rest[q + 1..], after) {
             return Some(q);
         }
         from = q + 1;
