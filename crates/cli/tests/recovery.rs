@@ -674,6 +674,16 @@ fn a_changed_pipeline_is_refused_until_reset() {
     h.assert_output("after --reset-state");
 }
 
+/// Issue 10: --reset-state replays the input, and the raw archive kept the finished files of
+/// the run before (every line twice). Now every output, archive included, holds one run.
+#[test]
+fn reset_state_writes_every_output_once() {
+    let h = Harness::example("http-status.toml", &["source.logs.rate=5000"]);
+    h.finish(h.start(&[]), "a complete checkpointed run");
+    h.finish(h.start(&["--reset-state"]), "a run with --reset-state");
+    h.assert_output("after a complete run and a run with --reset-state");
+}
+
 /// Issue 10: with every checkpoint damaged, weir warned and started over, replaying the input
 /// into outputs that already held it (an archive then had 30,170 lines for 20,000). Now it
 /// refuses, naming each damaged epoch, until --reset-state.

@@ -24,6 +24,9 @@
 //! checkpoints), the epoch the file was opened in and a sequence number; sorted by name they
 //! are in the order their records arrived.
 //!
+//! A checkpointed run that starts without a checkpoint (the first one, or `--reset-state`)
+//! replays its input from the beginning, so it removes the archive's part files first.
+//!
 //! Without checkpoints files are finished as they roll. An archive accumulates: a run adds
 //! files and never removes finished ones (a `.inprogress` file left by an interrupted run
 //! without checkpoints is left in place, with a warning).
@@ -818,14 +821,20 @@ impl Sink for ArchiveSink {
         let root = self.root().to_path_buf();
         fs::create_dir_all(&root).map_err(io(format!("creating {}", root.display())))?;
         let Some(bytes) = state else {
-            // A fresh start replays the input from its beginning: what a crashed run left
-            // unfinished would be written twice.
+            // A fresh start (the first checkpointed run, or --reset-state) replays the input
+            // from its beginning: every record already archived would be there twice, so the
+            // archive starts over, as a table does. Only weir's own part files go.
+            let mut removed = 0usize;
             for (folder, name) in files_under(&root)? {
-                if name.starts_with("part-") && name.ends_with(INPROGRESS) {
+                if name.starts_with("part-") {
                     let p = root.join(&folder).join(&name);
-                    tracing::info!(file = %p.display(), "removing an unfinished archive file of a run that left no checkpoint");
                     fs::remove_file(&p).map_err(io(format!("removing {}", p.display())))?;
+                    removed += 1;
                 }
+            }
+            if removed > 0 {
+                tracing::info!(archive = %root.display(), files = removed,
+                    "starting over without a checkpoint: removed the archive's part files, which the replayed input writes again");
             }
             self.run = Some(run_id());
             self.epoch = 1;

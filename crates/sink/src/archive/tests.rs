@@ -125,6 +125,37 @@ fn round_trip_into_hour_folders() {
     );
 }
 
+/// Issue 10: `--reset-state` replays the input, and the archive kept the finished files of
+/// the run before it, so every record was there twice. A checkpointed start without a
+/// checkpoint removes the part files (only those) before it writes again.
+#[test]
+fn a_start_without_checkpoint_replaces_the_archive() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = cfg(dir.path());
+    let recs = records(&[T0, T0 + 5 * MIN, T0 + 61 * MIN, T0 + 130 * MIN]);
+    let checkpointed_run = || {
+        let mut s = ArchiveSink::new(&c);
+        s.recover(None).unwrap();
+        s.write(&batch(&recs)).unwrap();
+        s.on_watermark(i64::MAX).unwrap();
+        s.pre_commit(1).unwrap();
+        s.commit(1).unwrap();
+        s.finish().unwrap();
+    };
+    checkpointed_run();
+    let mine = c.path.join("dt=1995-07-01/hour=00/notes.txt");
+    fs::write(&mine, "the user's own file").unwrap();
+    checkpointed_run();
+    let (done, unfinished) = read_archive(&c.path);
+    assert!(unfinished.is_empty(), "{unfinished:?}");
+    let mut want = expected(&recs);
+    want.get_mut("dt=1995-07-01/hour=00")
+        .unwrap()
+        .insert_str(0, "the user's own file");
+    assert_eq!(done, want);
+    assert!(mine.exists());
+}
+
 #[test]
 fn jsonl_zstd_and_window_folders() {
     let dir = tempfile::tempdir().unwrap();
