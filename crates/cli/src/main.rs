@@ -4,9 +4,7 @@
 
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
-mod config;
 mod progress;
-mod registry;
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -16,6 +14,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use weir_pipeline::config;
 
 /// weir measures event streams as they pass: windows, counts, alerts, in one binary.
 #[derive(Parser)]
@@ -199,8 +198,9 @@ struct CheckpointArgs {
         requires = "checkpoint_dir"
     )]
     checkpoint_retain: usize,
-    /// Discard the checkpoints in --checkpoint-dir and start from the beginning (output
-    /// files are written again from the start). Needed after a change to the pipeline.
+    /// Discard the checkpoints in --checkpoint-dir and start from the beginning: output
+    /// files, tables and archives are written again from the start (weir removes only what it
+    /// wrote there). Needed after a change to the pipeline.
     #[arg(long, requires = "checkpoint_dir")]
     reset_state: bool,
 }

@@ -271,8 +271,8 @@ fn raw_lines_reach_an_archive_and_are_checked() {
 }
 
 /// The pipeline-file loader on mangled versions of every bundled example and golden case:
-/// it returns errors, never panics (the loader's fuzz target: cargo fuzz cannot build the
-/// binary crate, which pulls in DataFusion, under a sanitizer in CI's time).
+/// it returns errors, never panics. A quick, stable companion of the cargo fuzz target
+/// `fuzz/fuzz_targets/loader.rs`, which CI runs for a minute under a sanitizer.
 mod fuzz {
     use proptest::prelude::*;
 
