@@ -127,10 +127,18 @@ pub struct ClfRecord<'a> {
     pub combined: Option<(&'a [u8], Option<&'a [u8]>)>,
     /// The request between the quotes, as sent.
     pub request: &'a [u8],
-    /// A part did not split as the format says: the request is not `METHOD PATH [PROTOCOL]`,
-    /// or the referer and user agent are cut short or followed by more text. The row's time,
-    /// status and bytes are real; the odd parts are split best-effort.
-    pub odd: bool,
+    /// The request is not `METHOD PATH [PROTOCOL]`: it is split best-effort.
+    pub odd_request: bool,
+    /// The referer and user agent are cut short or followed by more text.
+    pub odd_tail: bool,
+}
+
+impl ClfRecord<'_> {
+    /// A part did not split as the format says (the request or the referer and agent). The
+    /// row's time, status and bytes are real; the odd parts are split best-effort.
+    pub fn odd(&self) -> bool {
+        self.odd_request || self.odd_tail
+    }
 }
 
 /// Caches the start of the day of the last timestamp seen: log lines come in time order, so
@@ -355,7 +363,7 @@ pub fn parse_line<'a>(
     // that is not `METHOD PATH PROTOCOL` is still what the client sent, and its status is
     // real: it is split as well as it can be (see [`lenient_request`]).
     let ((method, path, protocol), clean) = split_request_lenient(request);
-    let mut odd = !clean;
+    let mut odd_tail = false;
     let bytes_start = req_end + 6;
     let rest = &line[bytes_start..];
     let bytes_len = memchr::memchr(b' ', rest).unwrap_or(rest.len());
@@ -386,7 +394,7 @@ pub fn parse_line<'a>(
             return Err("unexpected text after bytes (expected end of line or `\"referer\" \"user agent\"`)");
         }
         let (referer, agent, clean) = combined_tail(&tail[2..]);
-        odd |= !clean;
+        odd_tail = !clean;
         Some((referer, agent))
     };
     Ok(ClfRecord {
@@ -402,7 +410,8 @@ pub fn parse_line<'a>(
         bytes,
         combined,
         request,
-        odd,
+        odd_request: !clean,
+        odd_tail,
     })
 }
 
@@ -585,7 +594,7 @@ impl ClfParser {
         put_str(&mut c.referer, r.combined.and_then(|(re, _)| dash_null(re)));
         put_str(&mut c.user_agent, r.combined.and_then(|(_, ua)| ua));
         put_str(&mut c.request, Some(r.request));
-        self.odd += u64::from(r.odd);
+        self.odd += u64::from(r.odd());
         self.rows += 1;
     }
 

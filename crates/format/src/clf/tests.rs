@@ -46,7 +46,7 @@ fn combined_log_format_line() {
             Some(&b"Mozilla/5.0 (Macintosh; Intel Mac OS X 10_9_1)"[..])
         ))
     );
-    assert!(!r.odd);
+    assert!(!r.odd());
     assert_eq!(r.request, b"GET /a.png HTTP/1.1");
 }
 
@@ -75,7 +75,7 @@ fn combined_tails_as_real_servers_write_them() {
         let r = parse(&line).unwrap_or_else(|e| panic!("{line}: {e}"));
         assert_eq!(r.status, 200, "{line}");
         assert_eq!(r.combined, Some((*referer, *agent)), "{line}");
-        assert_eq!(r.odd, *odd, "{line}");
+        assert_eq!(r.odd(), *odd, "{line}");
     }
 }
 
@@ -84,7 +84,7 @@ fn escaped_quote_inside_the_request_does_not_end_it() {
     let r = parse(r#"h - - [01/Jul/1995:00:00:01 -0400] "GET /a\" 200 1 HTTP/1.0" 404 7"#).unwrap();
     assert_eq!(r.status, 404);
     assert_eq!(r.request, br#"GET /a\" 200 1 HTTP/1.0"#);
-    assert!(r.odd);
+    assert!(r.odd());
 }
 
 #[test]
@@ -157,7 +157,7 @@ fn odd_requests_keep_their_status() {
         let r = parse(&line).unwrap_or_else(|e| panic!("{line}: {e}"));
         assert_eq!(r.status, *status, "{line}");
         assert_eq!((r.method, r.path, r.protocol), *split, "{line}");
-        assert!(r.odd, "{line}");
+        assert!(r.odd(), "{line}");
         assert_eq!(
             r.request,
             &tail.as_bytes()[1..tail.rfind('"').unwrap()],

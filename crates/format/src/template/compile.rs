@@ -41,6 +41,8 @@ pub(crate) struct FieldDef {
     pub kind: Kind,
     /// Its first output column.
     pub col: usize,
+    /// One past its last output column (the request and times have more than one).
+    pub end: usize,
     /// Between quotes in the template: it ends at an unescaped quote.
     pub quoted: bool,
     /// The literal after the field, where it ends; `None` at the end of the line.
@@ -406,6 +408,7 @@ impl Template {
                     t.items.push(Item::Field(FieldDef {
                         kind: *kind,
                         col,
+                        end: t.columns.len(),
                         quoted,
                         next: match toks.get(i + 1) {
                             Some(Ok(l)) => Some(l.as_bytes().to_vec()),
@@ -430,4 +433,76 @@ impl Template {
     pub fn columns(&self) -> Vec<(String, DataType)> {
         self.columns.clone()
     }
+
+    /// Where the fields are when the template is laid out as the Common Log Format
+    /// (`%h %l %u %t "%r" %>s %b`), optionally followed by ` "%{Referer}i" "%{User-Agent}i"`
+    /// as in the Combined format, with any text directives in the text places.
+    pub(crate) fn clf_layout(&self) -> Option<ClfLayout> {
+        use Kind::*;
+        let shape: Vec<Result<Kind, &[u8]>> = self
+            .items
+            .iter()
+            .map(|i| match i {
+                Item::Lit(l) => Err(l.as_slice()),
+                Item::Field(f) => Ok(f.kind),
+            })
+            .collect();
+        let common: [Result<Kind, &[u8]>; 13] = [
+            Ok(Text),
+            Err(b" "),
+            Ok(Text),
+            Err(b" "),
+            Ok(Text),
+            Err(b" "),
+            Ok(BracketTime),
+            Err(b" \""),
+            Ok(Request),
+            Err(b"\" "),
+            Ok(Status),
+            Err(b" "),
+            Ok(UintOrDash),
+        ];
+        let tail: [Result<Kind, &[u8]>; 5] =
+            [Err(b" \""), Ok(Text), Err(b"\" \""), Ok(Text), Err(b"\"")];
+        let combined = match shape.len() {
+            13 => false,
+            18 => true,
+            _ => return None,
+        };
+        if shape[..13] != common || (combined && shape[13..] != tail) {
+            return None;
+        }
+        let cols: Vec<usize> = self
+            .items
+            .iter()
+            .filter_map(|i| match i {
+                Item::Field(f) => Some(f.col),
+                Item::Lit(_) => None,
+            })
+            .collect();
+        Some(ClfLayout {
+            text: [cols[0], cols[1], cols[2]],
+            time: cols[3],
+            request: cols[4],
+            status: cols[5],
+            bytes: cols[6],
+            tail: combined.then(|| [cols[7], cols[8]]),
+        })
+    }
+}
+
+/// The columns of a template laid out as the Common or Combined Log Format (see
+/// [`Template::clf_layout`]): such lines are read by the CLF parser's scanner.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ClfLayout {
+    /// Host, ident and user (or what the template has in their places).
+    pub text: [usize; 3],
+    /// The time; its offset is the next column.
+    pub time: usize,
+    /// The request; method, path and protocol are the next three columns.
+    pub request: usize,
+    pub status: usize,
+    pub bytes: usize,
+    /// Referer and user agent.
+    pub tail: Option<[usize; 2]>,
 }

@@ -59,7 +59,7 @@ pub struct TemplateConfig {
 }
 
 /// What one field of a line held, as positions in the line or a value.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 enum Got {
     Null,
     Text(u32, u32),
@@ -94,9 +94,11 @@ impl Col {
 /// The template parser (see the module docs).
 pub struct TemplateParser {
     template: Template,
+    /// Set when the template is laid out as CLF: lines are read by the CLF scanner.
+    clf: Option<compile::ClfLayout>,
     schema: SchemaRef,
-    /// For each output column of the template, its builder when projected.
-    cols: Vec<Option<Col>>,
+    /// The projected columns: the template column each reads, and its builder.
+    cols: Vec<(usize, Col)>,
     got: Vec<Got>,
     rows: usize,
     odd: u64,
@@ -129,9 +131,8 @@ impl TemplateParser {
         let want = |name: &str| projection.is_none_or(|p| p.iter().any(|f| f == name));
         let mut fields = Vec::new();
         let mut cols = Vec::new();
-        for (name, ty) in &names {
+        for (i, (name, ty)) in names.iter().enumerate() {
             if !want(name) {
-                cols.push(None);
                 continue;
             }
             fields.push(Field::new(
@@ -139,17 +140,21 @@ impl TemplateParser {
                 ty.clone(),
                 !matches!(ty, DataType::Timestamp(..) | DataType::Int16),
             ));
-            cols.push(Some(match ty {
-                DataType::Utf8 => Col::Text(StringBuilder::new()),
-                DataType::UInt16 => Col::Status(UInt16Builder::new()),
-                DataType::UInt64 => Col::Uint(UInt64Builder::new()),
-                DataType::Float64 => Col::Float(Float64Builder::new()),
-                DataType::Int16 => Col::Offset(Int16Builder::new()),
-                _ => Col::Time(TimestampMillisecondBuilder::new().with_timezone("UTC")),
-            }));
+            cols.push((
+                i,
+                match ty {
+                    DataType::Utf8 => Col::Text(StringBuilder::new()),
+                    DataType::UInt16 => Col::Status(UInt16Builder::new()),
+                    DataType::UInt64 => Col::Uint(UInt64Builder::new()),
+                    DataType::Float64 => Col::Float(Float64Builder::new()),
+                    DataType::Int16 => Col::Offset(Int16Builder::new()),
+                    _ => Col::Time(TimestampMillisecondBuilder::new().with_timezone("UTC")),
+                },
+            ));
         }
         Ok(TemplateParser {
             got: vec![Got::Null; names.len()],
+            clf: template.clf_layout(),
             template,
             schema: Arc::new(Schema::new(fields)),
             cols,
@@ -175,9 +180,8 @@ impl TemplateParser {
 
     /// Appends the row in `self.got`.
     fn push(&mut self, line: &[u8]) {
-        for (col, got) in self.cols.iter_mut().zip(&self.got) {
-            let Some(col) = col else { continue };
-            match (col, *got) {
+        for (i, col) in &mut self.cols {
+            match (col, self.got[*i]) {
                 (Col::Text(b), Got::Text(s, e)) => put_text(b, &line[s as usize..e as usize]),
                 (Col::Status(b), Got::Uint(v)) => b.append_value(v as u16),
                 (Col::Uint(b), Got::Uint(v)) => b.append_value(v),
@@ -197,8 +201,59 @@ impl TemplateParser {
 
     /// Reads `line` into `self.got`. `Ok(odd)` when it gave a row, else why not.
     fn read(&mut self, line: &[u8]) -> std::result::Result<bool, String> {
+        if let Some(odd) = self
+            .clf
+            .and_then(|l| read_clf(&l, line, &mut self.cache, &mut self.got))
+        {
+            return Ok(odd);
+        }
         read_line(&self.template, line, &mut self.cache, &mut self.got).map_err(str::to_owned)
     }
+}
+
+/// Reads a line of a template laid out as CLF with the CLF parser's scanner, which is
+/// faster than the general reader ([`read_line`]). `None` (and the general reader reads the
+/// line) unless the line is one the general reader reads the same way: a valid CLF line with
+/// no quote inside the request and, for the Combined layout, a clean referer and agent.
+#[inline]
+fn read_clf(
+    l: &compile::ClfLayout,
+    line: &[u8],
+    cache: &mut TsCache,
+    got: &mut [Got],
+) -> Option<bool> {
+    if line.len() > u32::MAX as usize {
+        return None;
+    }
+    let r = crate::clf::parse_line(line, cache).ok()?;
+    if memchr::memchr(b'"', r.request).is_some() {
+        return None;
+    }
+    let span = |x: &[u8]| {
+        let off = x.as_ptr() as usize - line.as_ptr() as usize;
+        Got::Text(off as u32, (off + x.len()) as u32)
+    };
+    let text = |x: &[u8]| if x == b"-" { Got::Null } else { span(x) };
+    match (l.tail, r.combined) {
+        (None, None) => {}
+        (Some([re, ua]), Some((referer, Some(agent)))) if !r.odd_tail => {
+            got[re] = text(referer);
+            got[ua] = text(agent);
+        }
+        _ => return None,
+    }
+    for (&c, v) in l.text.iter().zip([r.host, r.ident, r.user]) {
+        got[c] = text(v);
+    }
+    got[l.time] = Got::Time(r.timestamp, r.utc_offset);
+    got[l.time + 1] = got[l.time];
+    got[l.request] = span(r.request);
+    for (c, v) in [r.method, r.path, r.protocol].into_iter().enumerate() {
+        got[l.request + 1 + c] = v.map_or(Got::Null, span);
+    }
+    got[l.status] = Got::Uint(u64::from(r.status));
+    got[l.bytes] = r.bytes.map_or(Got::Null, Got::Uint);
+    Some(r.odd_request)
 }
 
 fn put_text(b: &mut StringBuilder, v: &[u8]) {
@@ -220,8 +275,10 @@ fn read_line<'t>(
     if line.len() > u32::MAX as usize {
         return Err("line longer than 4 GiB");
     }
-    got.fill(Got::Null);
     let mut at = 0usize;
+    // Columns before this one hold the fields read so far; a complete line writes them all,
+    // so only a line cut short needs the rest set to null.
+    let mut filled = 0usize;
     let mut odd = false;
     let mut done_required = 0;
     for (i, item) in t.items.iter().enumerate() {
@@ -235,6 +292,7 @@ fn read_line<'t>(
                     // Cut short after everything that matters: keep what is there.
                     odd = true;
                     at = line.len();
+                    got[filled..].fill(Got::Null);
                     break;
                 }
                 return Err(&t.lit_errors[i]);
@@ -334,6 +392,7 @@ fn read_line<'t>(
                     }
                 }
                 done_required += usize::from(f.required);
+                filled = f.end;
                 at += len;
             }
         }
@@ -481,8 +540,7 @@ impl Parser for TemplateParser {
         let cols: Vec<ArrayRef> = self
             .cols
             .iter_mut()
-            .flatten()
-            .map(|c| c.builder().finish())
+            .map(|(_, c)| c.builder().finish())
             .collect();
         RecordBatch::try_new_with_options(
             self.schema.clone(),

@@ -340,3 +340,97 @@ proptest! {
 fn status_of(b: &RecordBatch) -> u16 {
     status(b, 0)
 }
+
+#[test]
+fn clf_shaped_templates_are_recognised() {
+    let layout = |d, f| Template::compile(d, f).unwrap().clf_layout().is_some();
+    assert!(layout(Dialect::Apache, "common"));
+    assert!(layout(Dialect::Apache, "combined"));
+    assert!(layout(Dialect::Apache, r#"%a %l %u %t "%r" %>s %b"#));
+    assert!(!layout(Dialect::Apache, APACHE_D));
+    assert!(!layout(Dialect::Apache, "vhost_combined"));
+    assert!(!layout(Dialect::Apache, r#"%h %l %u %t "%r" %>s %B"#));
+    assert!(!layout(Dialect::Nginx, "combined"));
+}
+
+/// A line built from pieces that real and broken CLF lines are made of: the fields, and
+/// around them the bytes that end fields or make them odd (quotes, escapes, spaces, dashes).
+fn clf_ish_line() -> impl Strategy<Value = Vec<u8>> {
+    let piece = prop_oneof![
+        Just(&b"h.example.com"[..]),
+        Just(&b"-"[..]),
+        Just(&b" "[..]),
+        Just(&b"  "[..]),
+        Just(&b"\""[..]),
+        Just(&b"\\\""[..]),
+        Just(&b"\\"[..]),
+        Just(&b"[01/Jul/1995:00:00:01 -0400]"[..]),
+        Just(&b"[01/Jul/1995:00:00:0x -0400]"[..]),
+        Just(&b"GET /a HTTP/1.0"[..]),
+        Just(&b"GET /a b HTTP/1.0"[..]),
+        Just(&b"\x16\x03\x01"[..]),
+        Just(&b"200"[..]),
+        Just(&b"2000"[..]),
+        Just(&b"1234"[..]),
+        Just(&b"18446744073709551616"[..]),
+        Just(&b"Mozilla/5.0 (X11)"[..]),
+        Just(&b"\xff"[..]),
+        Just(&b" \""[..]),
+        Just(&b"\" \""[..]),
+    ];
+    let pieces = |n| proptest::collection::vec(piece.clone(), 0..n).prop_map(|v| v.concat());
+    // Referer and agent, the agent closed, cut short or followed by more text.
+    let combined = (
+        pieces(3),
+        pieces(3),
+        prop_oneof![Just(&b"\""[..]), Just(&b""[..]), Just(&b"\" 5"[..])],
+    )
+        .prop_map(|(re, ua, end)| [&b" \""[..], &re, b"\" \"", &ua, end].concat());
+    let tail = prop_oneof![Just(Vec::new()), combined, pieces(8),];
+    (
+        prop_oneof![Just(&b"h"[..]), Just(&b"-"[..]), Just(&b""[..])],
+        proptest::collection::vec(piece.clone(), 0..5),
+        prop_oneof![Just(&b"200"[..]), Just(&b"404"[..]), Just(&b"20"[..])],
+        prop_oneof![
+            Just(&b"123"[..]),
+            Just(&b"-"[..]),
+            Just(&b"x"[..]),
+            Just(&b""[..])
+        ],
+        tail,
+        any::<bool>(),
+    )
+        .prop_map(|(host, req, status, bytes, tail, framed)| {
+            let mut l = Vec::new();
+            if framed {
+                l.extend_from_slice(host);
+                l.extend_from_slice(b" - - [01/Jul/1995:00:00:01 -0400] \"");
+                l.extend_from_slice(&req.concat());
+                l.extend_from_slice(b"\" ");
+                l.extend_from_slice(status);
+                l.push(b' ');
+                l.extend_from_slice(bytes);
+            } else {
+                l.extend_from_slice(&req.concat());
+            }
+            l.extend_from_slice(&tail);
+            l
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(3000))]
+    /// The oracle of the CLF-shaped fast path: on any line, the parser (fast path, falling
+    /// back to the general reader) gives what the general reader alone gives.
+    #[test]
+    fn clf_fast_path_equals_the_general_reader(line in clf_ish_line(), combined in any::<bool>()) {
+        let mut p = parser(Dialect::Apache, if combined { "combined" } else { "common" });
+        prop_assert!(p.clf.is_some());
+        let fast = p.read(&line).map(|odd| (odd, p.got.clone()));
+        let mut got = vec![Got::Null; p.got.len()];
+        let general = read_line(&p.template, &line, &mut TsCache::default(), &mut got)
+            .map(|odd| (odd, got))
+            .map_err(str::to_owned);
+        prop_assert_eq!(fast, general, "{:?}", String::from_utf8_lossy(&line));
+    }
+}
