@@ -10,6 +10,13 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
         true,
         |_| false,
     );
+    // Laid out as CLF: read by the CLF parser's scanner, the general reader as fallback.
+    common::check(
+        r#"{"type": "apache", "log_format": "combined"}"#,
+        data,
+        true,
+        |_| false,
+    );
     common::check(
         r#"{"type": "nginx", "malformed_status": 999, "log_format": "$remote_addr [$time_iso8601] \"$request\" $status $body_bytes_sent $request_time \"$upstream_response_time\" $upstream_addr $host"}"#,
         data,

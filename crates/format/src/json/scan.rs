@@ -60,6 +60,8 @@ impl Slot {
 #[derive(Debug, Default)]
 struct Entry {
     key: Box<[u8]>,
+    /// The key and its closing quote, as compared in place on a line.
+    probe: Probe,
     /// The key's bytes need no escaping in JSON: a line's key can be compared in place.
     plain: bool,
     field: Option<usize>,
@@ -81,6 +83,7 @@ impl Level {
             None => {
                 self.entries.push(Entry {
                     key: key.as_bytes().into(),
+                    probe: Probe::new(&[key.as_bytes(), b"\""].concat()),
                     plain: key.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\'),
                     ..Entry::default()
                 });
@@ -249,8 +252,7 @@ impl Scanner<'_> {
             // (its bytes have no quote, backslash or control character).
             let expected = level
                 .and_then(|l| l.entries.get(hint))
-                .filter(|e| e.plain && has_prefix(&self.b[self.i + 1..], &e.key))
-                .filter(|e| self.b.get(self.i + 1 + e.key.len()) == Some(&b'"'));
+                .filter(|e| e.plain && e.probe.at(&self.b[self.i + 1..]));
             let (key, entry): (Cow<[u8]>, Option<&Entry>) = match expected {
                 Some(e) => {
                     self.i += e.key.len() + 2;
@@ -525,22 +527,54 @@ impl Scanner<'_> {
     }
 }
 
-/// `s.starts_with(p)` eight bytes at a time, inline: keys are short, and a call to memcmp
-/// per key cost a tenth of the parse.
-#[inline]
-fn has_prefix(s: &[u8], p: &[u8]) -> bool {
-    if s.len() < p.len() {
-        return false;
+/// Bytes to find at the start of a line's remainder, compared a word (eight bytes) at a time,
+/// inline: keys are short, and a call to memcmp per key cost a tenth of the parse.
+#[derive(Debug, Default)]
+struct Probe {
+    bytes: Box<[u8]>,
+    /// The first eight bytes (zero-padded) and the mask of those that count.
+    head: u64,
+    mask: u64,
+}
+
+impl Probe {
+    fn new(bytes: &[u8]) -> Probe {
+        let n = bytes.len().min(8);
+        let mut head = [0u8; 8];
+        head[..n].copy_from_slice(&bytes[..n]);
+        Probe {
+            bytes: bytes.into(),
+            head: u64::from_le_bytes(head),
+            mask: if n == 8 {
+                u64::MAX
+            } else {
+                (1u64 << (8 * n)) - 1
+            },
+        }
     }
-    let word = |b: &[u8]| u64::from_le_bytes(b.try_into().expect("8 bytes"));
-    let (mut a, mut b) = (&s[..p.len()], p);
-    while a.len() >= 8 {
-        if word(&a[..8]) != word(&b[..8]) {
+
+    /// Whether `s` starts with the probe's bytes.
+    #[inline]
+    fn at(&self, s: &[u8]) -> bool {
+        let p = &*self.bytes;
+        let n = p.len();
+        if s.len() < 8 || s.len() < n {
+            return s.starts_with(p);
+        }
+        let word = |b: &[u8], at: usize| u64::from_le_bytes(b[at..at + 8].try_into().expect("8"));
+        if word(s, 0) & self.mask != self.head {
             return false;
         }
-        (a, b) = (&a[8..], &b[8..]);
+        // The words after the first, the last one overlapping the one before.
+        let mut at = 8;
+        while at + 8 < n {
+            if word(s, at) != word(p, at) {
+                return false;
+            }
+            at += 8;
+        }
+        n <= 8 || word(s, n - 8) == word(p, n - 8)
     }
-    a.iter().zip(b).all(|(x, y)| x == y)
 }
 
 /// The text of a string with escapes (already validated by the scanner).
