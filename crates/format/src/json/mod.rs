@@ -74,6 +74,12 @@ fn kind_name(k: Kind) -> &'static str {
     }
 }
 
+/// Powers of ten exact in a double.
+const POW10: [f64; 23] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
+    1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+];
+
 /// A number's text as serde_json reads it, for what the fast paths do not cover.
 #[cold]
 fn number(text: &str) -> serde_json::Number {
@@ -109,6 +115,12 @@ fn convert<'a>(ty: FieldType, slot: Slot, line: &'a str) -> std::result::Result<
         (FieldType::String, Kind::Num) => Value::Str(Cow::Owned(number(text()).to_string())),
         (FieldType::String, Kind::True) => Value::Str(Cow::Borrowed("true")),
         (FieldType::String, Kind::False) => Value::Str(Cow::Borrowed("false")),
+        (FieldType::Int | FieldType::Timestamp, Kind::Num) if matches!(slot.exact(), Some((d, 0, neg)) if d <= i64::MAX as u64 && !(neg && d == 0)) =>
+        {
+            // `-0` is left to serde_json, which does not read it as an integer.
+            let d = slot.digits as i64;
+            Value::Int(if slot.neg { -d } else { d })
+        }
         (FieldType::Int | FieldType::Timestamp, Kind::Num) => {
             let t = text();
             // The scanner checked the grammar: digits alone are an integer as written.
@@ -123,6 +135,9 @@ fn convert<'a>(ty: FieldType, slot: Slot, line: &'a str) -> std::result::Result<
                 }
             }
         }
+        (FieldType::Uint, Kind::Num) if matches!(slot.exact(), Some((_, 0, false))) => {
+            Value::Uint(slot.digits)
+        }
         (FieldType::Uint, Kind::Num) => {
             let t = text();
             match parse_uint(t) {
@@ -136,7 +151,18 @@ fn convert<'a>(ty: FieldType, slot: Slot, line: &'a str) -> std::result::Result<
             }
         }
         // Correctly rounded; serde_json (without float_roundtrip) may differ in the last bit.
-        (FieldType::Float, Kind::Num) => Value::Float(parse_f64(text()).unwrap_or(f64::NAN)),
+        (FieldType::Float, Kind::Num) => Value::Float(match slot.exact() {
+            // Both exact in a double, so the quotient is correctly rounded (Clinger).
+            Some((d, frac, neg)) if d < 1 << 53 && frac <= 22 => {
+                let x = d as f64 / POW10[usize::from(frac)];
+                if neg {
+                    -x
+                } else {
+                    x
+                }
+            }
+            _ => parse_f64(text()).unwrap_or(f64::NAN),
+        }),
         (FieldType::Bool, Kind::True) => Value::Bool(true),
         (FieldType::Bool, Kind::False) => Value::Bool(false),
         (FieldType::TimestampS, Kind::Num) => {

@@ -41,14 +41,37 @@ pub(crate) struct Slot {
     pub kind: Kind,
     pub start: u32,
     pub end: u32,
+    /// A number without exponent of at most 19 digits: its digits as an integer
+    /// (`-1.25` is 125), read while scanning so conversion need not read them again.
+    pub digits: u64,
+    /// How many of `digits` follow the point (2 for `-1.25`); [`Slot::INEXACT`] when the
+    /// number is not as above (or the slot is not a number).
+    pub frac: u8,
+    /// The number has a minus sign.
+    pub neg: bool,
 }
 
 impl Slot {
+    pub const INEXACT: u8 = u8::MAX;
+
     pub const MISSING: Slot = Slot {
         kind: Kind::Missing,
         start: 0,
         end: 0,
+        digits: 0,
+        frac: Slot::INEXACT,
+        neg: false,
     };
+
+    /// The number as an exact integer and scale, when the scanner could read it so.
+    #[inline]
+    pub fn exact(&self) -> Option<(u64, u8, bool)> {
+        (self.kind == Kind::Num && self.frac != Slot::INEXACT).then_some((
+            self.digits,
+            self.frac,
+            self.neg,
+        ))
+    }
 
     /// The slot's text in `line` (slots start and end at ASCII bytes of the line).
     pub fn text<'a>(&self, line: &'a str) -> &'a str {
@@ -315,6 +338,7 @@ impl Scanner<'_> {
             kind,
             start: start as u32,
             end: self.i as u32,
+            ..Slot::MISSING
         }
     }
 
@@ -329,6 +353,7 @@ impl Scanner<'_> {
                     kind,
                     start: s as u32,
                     end: e as u32,
+                    ..Slot::MISSING
                 })
             }
             Some(b'{') => {
@@ -343,8 +368,13 @@ impl Scanner<'_> {
             Some(b'f') => self.word(b"false", Kind::False),
             Some(b'n') => self.word(b"null", Kind::Null),
             Some(b'-' | b'0'..=b'9') => {
-                self.number()?;
-                Ok(self.slot(Kind::Num, start))
+                let (digits, frac, neg) = self.number()?;
+                Ok(Slot {
+                    digits,
+                    frac,
+                    neg,
+                    ..self.slot(Kind::Num, start)
+                })
             }
             _ => Err(self.err("expected a value")),
         }
@@ -477,25 +507,33 @@ impl Scanner<'_> {
     }
 
     /// A number: `-? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?`, refused when it
-    /// overflows a 64-bit float (as serde_json refuses `1e400`).
-    fn number(&mut self) -> Res<()> {
+    /// overflows a 64-bit float (as serde_json refuses `1e400`). Returns its digits, the
+    /// count after the point and its sign (see [`Slot::digits`]).
+    #[inline]
+    fn number(&mut self) -> Res<(u64, u8, bool)> {
         let start = self.i;
-        if self.peek() == Some(b'-') {
+        let neg = self.peek() == Some(b'-');
+        if neg {
             self.i += 1;
         }
+        // Digits read (a leading `0` of the integer part is not one), and their value.
+        let (mut n, mut v) = (0usize, 0u64);
         match self.peek() {
             Some(b'0') => self.i += 1,
-            Some(b'1'..=b'9') => self.digits(),
+            Some(b'1'..=b'9') => self.digits_into(&mut n, &mut v),
             _ => return Err(self.err("invalid number")),
         }
         let int_digits = self.i - start;
+        let mut frac = 0;
         let mut exp = false;
         if self.peek() == Some(b'.') {
             self.i += 1;
             if !matches!(self.peek(), Some(b'0'..=b'9')) {
                 return Err(self.err("invalid number"));
             }
-            self.digits();
+            let from = self.i;
+            self.digits_into(&mut n, &mut v);
+            frac = self.i - from;
         }
         if let Some(b'e' | b'E') = self.peek() {
             exp = true;
@@ -516,7 +554,19 @@ impl Scanner<'_> {
                 return Err(self.err("number out of range"));
             }
         }
-        Ok(())
+        let exact = !exp && n <= 19;
+        Ok((v, if exact { frac as u8 } else { Slot::INEXACT }, neg))
+    }
+
+    /// Digits, counted into `n` and added to `v` (which wraps past 19 digits; the count
+    /// says so).
+    #[inline]
+    fn digits_into(&mut self, n: &mut usize, v: &mut u64) {
+        while let Some(c @ b'0'..=b'9') = self.peek() {
+            *v = v.wrapping_mul(10).wrapping_add(u64::from(c - b'0'));
+            *n += 1;
+            self.i += 1;
+        }
     }
 
     #[inline]

@@ -190,6 +190,17 @@ fn value(depth: u32) -> BoxedStrategy<String> {
         .prop_map(str::to_string),
         any::<i64>().prop_map(|n| n.to_string()),
         any::<f64>().prop_map(|f| format!("{f:e}")),
+        // Decimals as producers write them (`-12.50`), up to and past 19 digits: the
+        // scanner reads those of at most 19 digits exactly as it goes.
+        (
+            any::<bool>(),
+            0u64..10_000_000,
+            prop::collection::vec(0u8..10, 1..24)
+        )
+            .prop_map(|(neg, i, f)| {
+                let f: String = f.iter().map(|d| char::from(b'0' + d)).collect();
+                format!("{}{i}.{f}", if neg { "-" } else { "" })
+            }),
         string(),
     ];
     if depth == 0 {
@@ -257,10 +268,23 @@ fn object(depth: u32) -> BoxedStrategy<String> {
         .boxed()
 }
 
+/// An object with the required field first, so its typed fields become a row (or a dead
+/// letter for a wrong type) rather than a dead letter for a missing `r`.
+fn row_object() -> BoxedStrategy<String> {
+    prop::collection::vec((key(), value(1)), 0..7)
+        .prop_map(|kv| {
+            let inner: Vec<String> = std::iter::once(r#""r":"x""#.to_string())
+                .chain(kv.into_iter().map(|(k, v)| format!("{k}:{v}")))
+                .collect();
+            format!("{{{}}}", inner.join(","))
+        })
+        .boxed()
+}
+
 /// A line: an object, sometimes with whitespace, broken by a cut or a stray byte.
 fn line() -> impl Strategy<Value = Vec<u8>> {
     (
-        object(3),
+        prop_oneof![object(3), row_object()],
         0..10u8,
         any::<prop::sample::Index>(),
         any::<u8>(),
@@ -311,6 +335,14 @@ fn edge_cases_agree_with_serde_json_value() {
         r#"{"r":"x","a":9223372036854775807}"#.into(),
         r#"{"r":"x","a":9223372036854775808}"#.into(),
         r#"{"r":"x","t":1.5}"#.into(),
+        r#"{"r":"x","x":-12.50}"#.into(),
+        r#"{"r":"x","x":-0.0}"#.into(),
+        r#"{"r":"x","x":0.1}"#.into(),
+        r#"{"r":"x","x":9007199254740993.5}"#.into(),
+        r#"{"r":"x","x":1.2345678901234567890123}"#.into(),
+        r#"{"r":"x","x":-9007199254740993}"#.into(),
+        r#"{"r":"x","u":12.0}"#.into(),
+        r#"{"r":"x","a":-12}"#.into(),
         r#"{"r":"x","s":1700000000.25}"#.into(),
         r#"{"r":"x","other":1e400}"#.into(),
         r#"{"r":"x","b":"\ud83d\ude00 caf\u00e9 \"q\""}"#.into(),
@@ -344,4 +376,31 @@ fn blank_lines_are_counted() {
     assert_eq!((n, p.finish().num_rows(), dead.total()), (4, 2, 0));
     assert_eq!(p.take_counts().blank, 2);
     assert_eq!(p.take_counts().blank, 0);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(3000))]
+
+    /// A float field's decimal is the double nearest to it, as Rust's own parser rounds,
+    /// whether the scanner read its digits exactly (at most 19) or not.
+    #[test]
+    fn decimals_are_correctly_rounded(
+        neg in any::<bool>(),
+        int in prop_oneof![0u64..10, 0u64..u64::MAX],
+        frac in prop::collection::vec(0u8..10, 0..24),
+    ) {
+        let frac: String = frac.iter().map(|d| char::from(b'0' + d)).collect();
+        let num = format!(
+            "{}{int}{}{frac}",
+            if neg { "-" } else { "" },
+            if frac.is_empty() { "" } else { "." }
+        );
+        let (rows, dead) = parsed(format!(r#"{{"r":"x","x":{num}}}"#).as_bytes());
+        prop_assert!(dead.is_empty());
+        let want: f64 = num.parse().unwrap();
+        match rows[0][3] {
+            Value::Float(got) => prop_assert_eq!(got.to_bits(), want.to_bits(), "{}", num),
+            ref v => prop_assert!(false, "{:?}", v),
+        }
+    }
 }
