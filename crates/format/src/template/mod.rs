@@ -68,6 +68,15 @@ enum Got {
     Time(i64, i16),
 }
 
+impl Got {
+    /// The text of `part`, a slice of `line` (whose length fits in 32 bits).
+    #[inline]
+    fn within(line: &[u8], part: &[u8]) -> Got {
+        let off = part.as_ptr() as usize - line.as_ptr() as usize;
+        Got::Text(off as u32, (off + part.len()) as u32)
+    }
+}
+
 /// A column and its builder.
 enum Col {
     Text(StringBuilder),
@@ -229,10 +238,7 @@ fn read_clf(
     if memchr::memchr(b'"', r.request).is_some() {
         return None;
     }
-    let span = |x: &[u8]| {
-        let off = x.as_ptr() as usize - line.as_ptr() as usize;
-        Got::Text(off as u32, (off + x.len()) as u32)
-    };
+    let span = |x: &[u8]| Got::within(line, x);
     let text = |x: &[u8]| if x == b"-" { Got::Null } else { span(x) };
     match (l.tail, r.combined) {
         (None, None) => {}
@@ -337,13 +343,7 @@ fn read_line<'t>(
                         got[col] = Got::Text(s, e);
                         let ((m, p, pr), clean) = split_request_lenient(v);
                         odd |= !clean;
-                        let span = |x: Option<&[u8]>| match x {
-                            Some(x) => {
-                                let off = x.as_ptr() as usize - line.as_ptr() as usize;
-                                Got::Text(off as u32, (off + x.len()) as u32)
-                            }
-                            None => Got::Null,
-                        };
+                        let span = |x: Option<&[u8]>| x.map_or(Got::Null, |x| Got::within(line, x));
                         got[col + 1] = span(m);
                         got[col + 2] = span(p);
                         got[col + 3] = span(pr);
