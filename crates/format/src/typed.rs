@@ -4,11 +4,12 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 
-use arrow_array::builder::{
-    BooleanBuilder, Float64Builder, Int64Builder, StringBuilder, TimestampMillisecondBuilder,
-    UInt64Builder,
+use arrow_array::builder::{BooleanBuilder, StringBuilder};
+use arrow_array::types::{
+    ArrowPrimitiveType, Float64Type, Int64Type, TimestampMillisecondType, UInt64Type,
 };
-use arrow_array::ArrayRef;
+use arrow_array::{ArrayRef, PrimitiveArray};
+use arrow_buffer::{BooleanBufferBuilder, NullBuffer};
 use arrow_schema::{DataType, Field, TimeUnit};
 use serde::Deserialize;
 use weir_core::time::parse_rfc3339_ms;
@@ -280,21 +281,75 @@ pub fn from_json(ty: FieldType, v: &serde_json::Value) -> Result<Value<'_>, Stri
     })
 }
 
+/// What [`RowWriter::write_into`]'s converter did with a field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Put {
+    /// The value converted (and was appended if the field is kept).
+    Done,
+    /// The field is missing or null; nothing was appended.
+    Null,
+}
+
+/// A column of fixed-width values being built: a plain vector and a validity bitmap.
+/// Arrow's `PrimitiveBuilder` does the same, but its append was not inlined into the parsers'
+/// loops and cost a call per value.
+#[derive(Debug)]
+pub struct Prim<T: ArrowPrimitiveType> {
+    values: Vec<T::Native>,
+    /// Validity, from the first null on (until then every value is valid).
+    nulls: Option<BooleanBufferBuilder>,
+}
+
+impl<T: ArrowPrimitiveType> Prim<T> {
+    fn new() -> Self {
+        Prim {
+            values: Vec::with_capacity(1024),
+            nulls: None,
+        }
+    }
+
+    /// Appends a value.
+    #[inline(always)]
+    pub fn append_value(&mut self, v: T::Native) {
+        self.values.push(v);
+        if let Some(n) = &mut self.nulls {
+            n.append(true);
+        }
+    }
+
+    #[inline]
+    fn append_null(&mut self) {
+        let n = self.nulls.get_or_insert_with(|| {
+            let mut n = BooleanBufferBuilder::new(self.values.capacity());
+            n.append_n(self.values.len(), true);
+            n
+        });
+        n.append(false);
+        self.values.push(T::Native::default());
+    }
+
+    fn finish(&mut self) -> PrimitiveArray<T> {
+        let values = std::mem::replace(&mut self.values, Vec::with_capacity(1024));
+        let nulls = self.nulls.take().map(|mut n| NullBuffer::new(n.finish()));
+        PrimitiveArray::new(values.into(), nulls)
+    }
+}
+
 /// A column builder for a declared field.
 #[derive(Debug)]
 pub enum ColumnBuilder {
     /// Text.
     Str(StringBuilder),
     /// Signed integers.
-    Int(Int64Builder),
+    Int(Prim<Int64Type>),
     /// Unsigned integers.
-    Uint(UInt64Builder),
+    Uint(Prim<UInt64Type>),
     /// Floats.
-    Float(Float64Builder),
+    Float(Prim<Float64Type>),
     /// Booleans.
     Bool(BooleanBuilder),
     /// Timestamps in ms, UTC.
-    Time(TimestampMillisecondBuilder),
+    Time(Prim<TimestampMillisecondType>),
 }
 
 impl ColumnBuilder {
@@ -302,13 +357,11 @@ impl ColumnBuilder {
     pub fn new(ty: FieldType) -> Self {
         match ty {
             FieldType::String => ColumnBuilder::Str(StringBuilder::new()),
-            FieldType::Int => ColumnBuilder::Int(Int64Builder::new()),
-            FieldType::Uint => ColumnBuilder::Uint(UInt64Builder::new()),
-            FieldType::Float => ColumnBuilder::Float(Float64Builder::new()),
+            FieldType::Int => ColumnBuilder::Int(Prim::new()),
+            FieldType::Uint => ColumnBuilder::Uint(Prim::new()),
+            FieldType::Float => ColumnBuilder::Float(Prim::new()),
             FieldType::Bool => ColumnBuilder::Bool(BooleanBuilder::new()),
-            FieldType::Timestamp | FieldType::TimestampS => {
-                ColumnBuilder::Time(TimestampMillisecondBuilder::new().with_timezone("UTC"))
-            }
+            FieldType::Timestamp | FieldType::TimestampS => ColumnBuilder::Time(Prim::new()),
         }
     }
 
@@ -325,7 +378,8 @@ impl ColumnBuilder {
         }
     }
 
-    fn append_null(&mut self) {
+    /// Appends a null.
+    pub fn append_null(&mut self) {
         match self {
             ColumnBuilder::Str(b) => b.append_null(),
             ColumnBuilder::Int(b) => b.append_null(),
@@ -344,7 +398,7 @@ impl ColumnBuilder {
             ColumnBuilder::Uint(b) => Arc::new(b.finish()),
             ColumnBuilder::Float(b) => Arc::new(b.finish()),
             ColumnBuilder::Bool(b) => Arc::new(b.finish()),
-            ColumnBuilder::Time(b) => Arc::new(b.finish()),
+            ColumnBuilder::Time(b) => Arc::new(b.finish().with_timezone("UTC")),
         }
     }
 }
@@ -432,9 +486,30 @@ impl RowWriter {
     /// Converts the values of one record, `get(i, spec)` giving field `i`'s value. Returns
     /// the reason when a value does not convert or a required field is missing; then nothing
     /// is appended.
+    #[inline]
     pub fn write<'a, F>(&mut self, mut get: F) -> Result<(), String>
     where
         F: FnMut(usize, &FieldSpec) -> Result<Value<'a>, String>,
+    {
+        self.write_into(|i, spec, col| match get(i, spec)? {
+            Value::Null => Ok(Put::Null),
+            v => {
+                if let Some(col) = col {
+                    col.append(v);
+                }
+                Ok(Put::Done)
+            }
+        })
+    }
+
+    /// Like [`write`](Self::write), for formats that append a field's value straight into its
+    /// column: `put(i, spec, column)` converts field `i`, appends it to `column` when the field
+    /// is kept (`Some`), and says whether it was there; on `Null` or an error it appends
+    /// nothing. No value is held between converting and appending.
+    #[inline]
+    pub fn write_into<F>(&mut self, mut put: F) -> Result<(), String>
+    where
+        F: FnMut(usize, &FieldSpec, Option<&mut ColumnBuilder>) -> Result<Put, String>,
     {
         // Values go straight into the builders; a record that fails part way is completed
         // with nulls and marked refused, and its row is dropped at finish. Refusals are rare,
@@ -442,24 +517,32 @@ impl RowWriter {
         let mut b = 0;
         let mut res = Ok(());
         for (i, spec) in self.specs.iter().enumerate() {
-            let v = match get(i, spec) {
-                Ok(Value::Null) if spec.required => {
+            let keep = self.keep[i];
+            let col = if keep {
+                Some(&mut self.builders[b])
+            } else {
+                None
+            };
+            match put(i, spec, col) {
+                Ok(Put::Done) => {}
+                Ok(Put::Null) if spec.required => {
                     res = Err(format!(
                         "field {:?} is required but missing or null",
                         spec.name
                     ));
                     break;
                 }
-                Ok(v) => v,
+                Ok(Put::Null) => {
+                    if keep {
+                        self.builders[b].append_null();
+                    }
+                }
                 Err(e) => {
                     res = Err(format!("field {:?}: {e}", spec.name));
                     break;
                 }
-            };
-            if self.keep[i] {
-                self.builders[b].append(v);
-                b += 1;
             }
+            b += usize::from(keep);
         }
         if res.is_err() {
             for builder in &mut self.builders[b..] {
@@ -502,6 +585,37 @@ impl RowWriter {
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
+
+    use super::*;
+
+    /// A column starts without a validity bitmap and gets one at its first null; the values
+    /// before it stay valid, and the next batch starts clean.
+    #[test]
+    fn columns_keep_validity_across_the_first_null_and_batches() {
+        use arrow_array::cast::AsArray;
+        use arrow_array::Array;
+        let mut c = ColumnBuilder::new(FieldType::Uint);
+        for i in 0..3000u64 {
+            match i {
+                2000 | 2999 => c.append(Value::Null),
+                _ => c.append(Value::Uint(i)),
+            }
+        }
+        let a = c.finish();
+        let a = a.as_primitive::<UInt64Type>();
+        assert_eq!((a.len(), a.null_count()), (3000, 2));
+        assert_eq!(
+            (a.value(1999), a.is_valid(1999), a.is_null(2000)),
+            (1999, true, true)
+        );
+        assert_eq!((a.value(2001), a.is_null(2999)), (2001, true));
+        c.append(Value::Uint(7));
+        let b = c.finish();
+        assert_eq!((b.len(), b.null_count()), (1, 0));
+        let mut t = ColumnBuilder::new(FieldType::Timestamp);
+        t.append(Value::Int(5));
+        assert_eq!(t.finish().data_type(), &FieldType::Timestamp.data_type());
+    }
 
     proptest! {
         /// The fast paths give what `str::parse` gives, bit for bit.

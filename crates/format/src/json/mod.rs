@@ -24,8 +24,8 @@ use weir_core::time::parse_rfc3339_ms;
 use weir_core::{Parser, Result};
 
 use crate::typed::{
-    parse_f64, parse_int, parse_uint, projection_mask, seconds_to_ms, FieldSpec, FieldType,
-    RowWriter, Value,
+    parse_f64, parse_int, parse_uint, projection_mask, seconds_to_ms, ColumnBuilder, FieldSpec,
+    FieldType, Put, RowWriter, Value,
 };
 use scan::{Keys, Kind, Slot};
 
@@ -189,6 +189,57 @@ fn convert<'a>(ty: FieldType, slot: Slot, line: &'a str) -> std::result::Result<
     })
 }
 
+/// Converts a slot as [`convert`] does and appends it to `col`: the common cases (an exact
+/// number for a number field, a string without escapes for a text field) go straight into
+/// the column, the others through [`convert`].
+#[inline]
+fn put(
+    ty: FieldType,
+    slot: &Slot,
+    line: &str,
+    col: Option<&mut ColumnBuilder>,
+) -> std::result::Result<Put, String> {
+    match (ty, slot.kind, col) {
+        (_, Kind::Missing | Kind::Null, _) => return Ok(Put::Null),
+        // `frac` is 0 only for an exact number without fraction digits.
+        (FieldType::Uint, Kind::Num, col) if slot.frac == 0 && !slot.neg => {
+            if let Some(ColumnBuilder::Uint(b)) = col {
+                b.append_value(slot.digits);
+            }
+        }
+        (FieldType::Int, Kind::Num, col)
+            if slot.frac == 0
+                && slot.digits <= i64::MAX as u64
+                && !(slot.neg && slot.digits == 0) =>
+        {
+            if let Some(ColumnBuilder::Int(b)) = col {
+                let d = slot.digits as i64;
+                b.append_value(if slot.neg { -d } else { d });
+            }
+        }
+        // Both exact in a double, so the quotient is correctly rounded (Clinger); `frac` is
+        // above 22 for an inexact number.
+        (FieldType::Float, Kind::Num, col) if slot.frac <= 22 && slot.digits < 1 << 53 => {
+            if let Some(ColumnBuilder::Float(b)) = col {
+                let x = slot.digits as f64 / POW10[usize::from(slot.frac)];
+                b.append_value(if slot.neg { -x } else { x });
+            }
+        }
+        (FieldType::String, Kind::Str, col) => {
+            if let Some(ColumnBuilder::Str(b)) = col {
+                b.append_value(slot.text(line));
+            }
+        }
+        (ty, _, col) => {
+            let v = convert(ty, *slot, line)?;
+            if let Some(col) = col {
+                col.append(v);
+            }
+        }
+    }
+    Ok(Put::Done)
+}
+
 impl Parser for JsonParser {
     fn schema(&self) -> SchemaRef {
         self.writer.schema()
@@ -210,13 +261,13 @@ impl Parser for JsonParser {
                 }
             };
             let (nested, dotted) = (&self.nested, &self.dotted);
-            let res = self.writer.write(|i, spec| {
+            let res = self.writer.write_into(|i, spec, col| {
                 // The nested value wins over a flattened `a.b` key.
                 let slot = match nested[i].kind {
-                    Kind::Missing => dotted[i],
-                    _ => nested[i],
+                    Kind::Missing => &dotted[i],
+                    _ => &nested[i],
                 };
-                convert(spec.ty, slot, text)
+                put(spec.ty, slot, text, col)
             });
             if let Err(reason) = res {
                 dead.push(Some(no), &reason, line);

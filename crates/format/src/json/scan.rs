@@ -83,7 +83,7 @@ impl Slot {
 #[derive(Debug, Default)]
 struct Entry {
     key: Box<[u8]>,
-    /// The key and its closing quote, as compared in place on a line.
+    /// The key, its closing quote and a colon, as compared in place on a line.
     probe: Probe,
     /// The key's bytes need no escaping in JSON: a line's key can be compared in place.
     plain: bool,
@@ -106,7 +106,7 @@ impl Level {
             None => {
                 self.entries.push(Entry {
                     key: key.as_bytes().into(),
-                    probe: Probe::new(&[key.as_bytes(), b"\""].concat()),
+                    probe: Probe::new(&[key.as_bytes(), b"\":"].concat()),
                     plain: key.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\'),
                     ..Entry::default()
                 });
@@ -266,19 +266,21 @@ impl Scanner<'_> {
         }
         let mut hint = 0;
         loop {
-            self.ws();
             if self.peek() != Some(b'"') {
-                return Err(self.err("expected a key in quotes"));
+                self.ws();
+                if self.peek() != Some(b'"') {
+                    return Err(self.err("expected a key in quotes"));
+                }
             }
             // The key the last one is usually followed by, compared in place: when the line
-            // has it, followed by its closing quote, the key is that one and a valid string
-            // (its bytes have no quote, backslash or control character).
+            // has it, followed by its closing quote and a colon, the key is that one and a
+            // valid string (its bytes have no quote, backslash or control character).
             let expected = level
                 .and_then(|l| l.entries.get(hint))
                 .filter(|e| e.plain && e.probe.at(&self.b[self.i + 1..]));
             let (key, entry): (Cow<[u8]>, Option<&Entry>) = match expected {
                 Some(e) => {
-                    self.i += e.key.len() + 2;
+                    self.i += e.key.len() + 3;
                     hint += 1;
                     (Cow::Borrowed(&e.key), Some(e))
                 }
@@ -294,35 +296,56 @@ impl Scanner<'_> {
                         hint = at + 1;
                         Some(&l.entries[at])
                     });
+                    self.expect(b':', "expected `:` after a key")?;
                     (key, entry)
                 }
             };
-            self.expect(b':', "expected `:` after a key")?;
             self.ws();
-            let slot = match entry {
-                Some(e) => {
+            let start = self.i;
+            // Numbers and strings, the usual values, are read here; the rest in `value`.
+            let slot = match (entry, self.peek()) {
+                (_, Some(b'-' | b'0'..=b'9')) => {
+                    let (digits, frac, neg) = self.number()?;
+                    Slot {
+                        digits,
+                        frac,
+                        neg,
+                        ..self.slot(Kind::Num, start)
+                    }
+                }
+                (_, Some(b'"')) => self.string_slot()?,
+                (Some(e), Some(b'{')) if e.child.is_some() => {
                     for &f in &e.below {
                         nested[f] = Slot::MISSING;
                     }
-                    match (&e.child, self.peek()) {
-                        (Some(child), Some(b'{')) => {
-                            let start = self.i;
-                            self.object(Some(child), None, nested, dotted, depth + 1)?;
-                            self.slot(Kind::Object, start)
-                        }
-                        _ => self.value(depth)?,
+                    let child = e.child.as_ref().expect("checked");
+                    self.object(Some(child), None, nested, dotted, depth + 1)?;
+                    self.slot(Kind::Object, start)
+                }
+                _ => self.value(depth)?,
+            };
+            if let Some(e) = entry {
+                // A value that is not an object replaces what an earlier one held below.
+                if slot.kind != Kind::Object || e.child.is_none() {
+                    for &f in &e.below {
+                        nested[f] = Slot::MISSING;
                     }
                 }
-                None => self.value(depth)?,
-            };
-            if let Some(f) = entry.and_then(|e| e.field) {
-                nested[f] = slot;
+                if let Some(f) = e.field {
+                    nested[f] = slot;
+                }
             }
-            if let Some(&(_, f)) = dotted_keys.and_then(|d| d.iter().find(|(k, _)| **k == *key)) {
-                dotted[f] = slot;
+            if let Some(d) = dotted_keys.filter(|d| !d.is_empty()) {
+                if let Some(&(_, f)) = d.iter().find(|(k, _)| **k == *key) {
+                    dotted[f] = slot;
+                }
             }
-            self.ws();
-            match self.peek() {
+            let mut c = self.peek();
+            if !matches!(c, Some(b',' | b'}')) {
+                self.ws();
+                c = self.peek();
+            }
+            match c {
                 Some(b',') => self.i += 1,
                 Some(b'}') => {
                     self.i += 1;
@@ -342,20 +365,24 @@ impl Scanner<'_> {
         }
     }
 
+    /// A string at `"`, as a slot.
+    #[inline]
+    fn string_slot(&mut self) -> Res<Slot> {
+        let (s, e, escaped) = self.string()?;
+        let kind = if escaped { Kind::StrEscaped } else { Kind::Str };
+        Ok(Slot {
+            kind,
+            start: s as u32,
+            end: e as u32,
+            ..Slot::MISSING
+        })
+    }
+
     /// Any value at the current position (whitespace skipped).
     fn value(&mut self, depth: usize) -> Res<Slot> {
         let start = self.i;
         match self.peek() {
-            Some(b'"') => {
-                let (s, e, escaped) = self.string()?;
-                let kind = if escaped { Kind::StrEscaped } else { Kind::Str };
-                Ok(Slot {
-                    kind,
-                    start: s as u32,
-                    end: e as u32,
-                    ..Slot::MISSING
-                })
-            }
+            Some(b'"') => self.string_slot(),
             Some(b'{') => {
                 self.object(None, None, &mut [], &mut [], depth + 1)?;
                 Ok(self.slot(Kind::Object, start))
@@ -509,34 +536,65 @@ impl Scanner<'_> {
     /// A number: `-? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?`, refused when it
     /// overflows a 64-bit float (as serde_json refuses `1e400`). Returns its digits, the
     /// count after the point and its sign (see [`Slot::digits`]).
-    #[inline]
+    ///
+    /// Inlined into the scanner's loop, with the position in a register: numbers are most
+    /// of the values of sensor and network records, and a call per number cost a fifth of
+    /// the parse.
+    #[inline(always)]
     fn number(&mut self) -> Res<(u64, u8, bool)> {
+        let b = self.b;
         let start = self.i;
-        let neg = self.peek() == Some(b'-');
-        if neg {
-            self.i += 1;
-        }
-        // Digits read (a leading `0` of the integer part is not one), and their value.
+        let mut i = start;
+        let neg = b.get(i) == Some(&b'-');
+        i += usize::from(neg);
+        // Digits read (a leading `0` of the integer part is not one), and their value, which
+        // wraps past 19 digits (the count says so).
         let (mut n, mut v) = (0usize, 0u64);
-        match self.peek() {
-            Some(b'0') => self.i += 1,
-            Some(b'1'..=b'9') => self.digits_into(&mut n, &mut v),
-            _ => return Err(self.err("invalid number")),
-        }
-        let int_digits = self.i - start;
-        let mut frac = 0;
-        let mut exp = false;
-        if self.peek() == Some(b'.') {
-            self.i += 1;
-            if !matches!(self.peek(), Some(b'0'..=b'9')) {
+        let mut digits = |i: &mut usize| {
+            while let Some(&c) = b.get(*i) {
+                let d = c.wrapping_sub(b'0');
+                if d > 9 {
+                    break;
+                }
+                v = v.wrapping_mul(10).wrapping_add(u64::from(d));
+                n += 1;
+                *i += 1;
+            }
+        };
+        match b.get(i) {
+            Some(b'0') => i += 1,
+            Some(b'1'..=b'9') => digits(&mut i),
+            _ => {
+                self.i = i;
                 return Err(self.err("invalid number"));
             }
-            let from = self.i;
-            self.digits_into(&mut n, &mut v);
-            frac = self.i - from;
         }
+        let int_digits = i - start;
+        let mut frac = 0;
+        if b.get(i) == Some(&b'.') {
+            i += 1;
+            let from = i;
+            digits(&mut i);
+            frac = i - from;
+            if frac == 0 {
+                self.i = i;
+                return Err(self.err("invalid number"));
+            }
+        }
+        self.i = i;
+        if matches!(b.get(i), Some(b'e' | b'E')) || int_digits > 300 {
+            return self.number_tail(start, v);
+        }
+        let exact = n <= 19;
+        Ok((v, if exact { frac as u8 } else { Slot::INEXACT }, neg))
+    }
+
+    /// The rest of a number with an exponent, or of a very long one: checked to be in
+    /// a double's range (only those can overflow).
+    #[cold]
+    #[inline(never)]
+    fn number_tail(&mut self, start: usize, v: u64) -> Res<(u64, u8, bool)> {
         if let Some(b'e' | b'E') = self.peek() {
-            exp = true;
             self.i += 1;
             if let Some(b'+' | b'-') = self.peek() {
                 self.i += 1;
@@ -546,27 +604,12 @@ impl Scanner<'_> {
             }
             self.digits();
         }
-        // Without an exponent only a number of more than 308 digits can overflow.
-        if exp || int_digits > 300 {
-            let text = std::str::from_utf8(&self.b[start..self.i]).expect("digits are ASCII");
-            if !text.parse::<f64>().is_ok_and(f64::is_finite) {
-                self.i = start;
-                return Err(self.err("number out of range"));
-            }
+        let text = std::str::from_utf8(&self.b[start..self.i]).expect("digits are ASCII");
+        if !text.parse::<f64>().is_ok_and(f64::is_finite) {
+            self.i = start;
+            return Err(self.err("number out of range"));
         }
-        let exact = !exp && n <= 19;
-        Ok((v, if exact { frac as u8 } else { Slot::INEXACT }, neg))
-    }
-
-    /// Digits, counted into `n` and added to `v` (which wraps past 19 digits; the count
-    /// says so).
-    #[inline]
-    fn digits_into(&mut self, n: &mut usize, v: &mut u64) {
-        while let Some(c @ b'0'..=b'9') = self.peek() {
-            *v = v.wrapping_mul(10).wrapping_add(u64::from(c - b'0'));
-            *n += 1;
-            self.i += 1;
-        }
+        Ok((v, Slot::INEXACT, self.b[start] == b'-'))
     }
 
     #[inline]

@@ -259,24 +259,42 @@ fn key() -> impl Strategy<Value = String> {
     .prop_map(|k| format!("\"{k}\""))
 }
 
-fn object(depth: u32) -> BoxedStrategy<String> {
-    prop::collection::vec((key(), value(depth)), 0..7)
-        .prop_map(|kv| {
-            let inner: Vec<String> = kv.into_iter().map(|(k, v)| format!("{k}:{v}")).collect();
-            format!("{{{}}}", inner.join(","))
+/// What stands between a key and its value, and after a value: mostly compact, as producers
+/// write, sometimes spaced (the scanner's fast paths assume compact).
+fn colon() -> impl Strategy<Value = &'static str> {
+    prop_oneof![6 => Just(":"), 2 => Just(": "), 1 => Just(" :"), 1 => Just(" :\t ")]
+}
+
+fn comma() -> impl Strategy<Value = &'static str> {
+    prop_oneof![6 => Just(","), 2 => Just(", "), 1 => Just(" ,"), 1 => Just("\t,")]
+}
+
+/// `"k":v` pairs joined as an object's members.
+fn members(kv: Vec<(String, &'static str, String, &'static str)>) -> String {
+    kv.into_iter()
+        .enumerate()
+        .map(|(i, (k, colon, v, comma))| {
+            format!("{}{k}{colon}{v}", if i == 0 { "" } else { comma })
         })
+        .collect()
+}
+
+fn object(depth: u32) -> BoxedStrategy<String> {
+    prop::collection::vec((key(), colon(), value(depth), comma()), 0..7)
+        .prop_map(|kv| format!("{{{}}}", members(kv)))
         .boxed()
 }
 
 /// An object with the required field first, so its typed fields become a row (or a dead
 /// letter for a wrong type) rather than a dead letter for a missing `r`.
 fn row_object() -> BoxedStrategy<String> {
-    prop::collection::vec((key(), value(1)), 0..7)
+    prop::collection::vec((key(), colon(), value(1), comma()), 0..7)
         .prop_map(|kv| {
-            let inner: Vec<String> = std::iter::once(r#""r":"x""#.to_string())
-                .chain(kv.into_iter().map(|(k, v)| format!("{k}:{v}")))
-                .collect();
-            format!("{{{}}}", inner.join(","))
+            let rest = members(kv);
+            format!(
+                r#"{{"r":"x"{}{rest}}}"#,
+                if rest.is_empty() { "" } else { "," }
+            )
         })
         .boxed()
 }
