@@ -98,7 +98,8 @@ fn plain_int(t: &str) -> bool {
 }
 
 /// Converts a declared field's slot to a value of type `ty`, as `from_json` converts a
-/// `serde_json::Value`: numbers are not truncated (`1.5` is not an integer).
+/// `serde_json::Value`: numbers are not truncated (`1.5` is not an integer). [`put`] takes
+/// the common cases before this.
 fn convert<'a>(ty: FieldType, slot: Slot, line: &'a str) -> std::result::Result<Value<'a>, String> {
     let text = || slot.text(line);
     let string = || -> Cow<'a, str> {
@@ -135,9 +136,6 @@ fn convert<'a>(ty: FieldType, slot: Slot, line: &'a str) -> std::result::Result<
                 }
             }
         }
-        (FieldType::Uint, Kind::Num) if matches!(slot.exact(), Some((_, 0, false))) => {
-            Value::Uint(slot.digits)
-        }
         (FieldType::Uint, Kind::Num) => {
             let t = text();
             match parse_uint(t) {
@@ -151,18 +149,8 @@ fn convert<'a>(ty: FieldType, slot: Slot, line: &'a str) -> std::result::Result<
             }
         }
         // Correctly rounded; serde_json (without float_roundtrip) may differ in the last bit.
-        (FieldType::Float, Kind::Num) => Value::Float(match slot.exact() {
-            // Both exact in a double, so the quotient is correctly rounded (Clinger).
-            Some((d, frac, neg)) if d < 1 << 53 && frac <= 22 => {
-                let x = d as f64 / POW10[usize::from(frac)];
-                if neg {
-                    -x
-                } else {
-                    x
-                }
-            }
-            _ => parse_f64(text()).unwrap_or(f64::NAN),
-        }),
+        // (Exact short decimals took `put`'s fast path.)
+        (FieldType::Float, Kind::Num) => Value::Float(parse_f64(text()).unwrap_or(f64::NAN)),
         (FieldType::Bool, Kind::True) => Value::Bool(true),
         (FieldType::Bool, Kind::False) => Value::Bool(false),
         (FieldType::TimestampS, Kind::Num) => {
