@@ -116,16 +116,10 @@ fn convert<'a>(ty: FieldType, slot: Slot, line: &'a str) -> std::result::Result<
         (FieldType::String, Kind::Num) => Value::Str(Cow::Owned(number(text()).to_string())),
         (FieldType::String, Kind::True) => Value::Str(Cow::Borrowed("true")),
         (FieldType::String, Kind::False) => Value::Str(Cow::Borrowed("false")),
-        (FieldType::Int | FieldType::Timestamp, Kind::Num) if matches!(slot.exact(), Some((d, 0, neg)) if d <= i64::MAX as u64 && !(neg && d == 0)) =>
-        {
-            // `-0` is left to serde_json, which does not read it as an integer.
-            let d = slot.digits as i64;
-            Value::Int(if slot.neg { -d } else { d })
-        }
         (FieldType::Int | FieldType::Timestamp, Kind::Num) => {
             let t = text();
             // The scanner checked the grammar: digits alone are an integer as written.
-            match parse_int(t).filter(|_| t != "-0") {
+            match slot.as_i64().or_else(|| parse_int(t).filter(|_| t != "-0")) {
                 Some(v) => Value::Int(v),
                 None => {
                     let n = number(t);
@@ -195,14 +189,9 @@ fn put(
                 b.append_value(slot.digits);
             }
         }
-        (FieldType::Int, Kind::Num, col)
-            if slot.frac == 0
-                && slot.digits <= i64::MAX as u64
-                && !(slot.neg && slot.digits == 0) =>
-        {
-            if let Some(ColumnBuilder::Int(b)) = col {
-                let d = slot.digits as i64;
-                b.append_value(if slot.neg { -d } else { d });
+        (FieldType::Int, Kind::Num, col) if slot.as_i64().is_some() => {
+            if let (Some(ColumnBuilder::Int(b)), Some(v)) = (col, slot.as_i64()) {
+                b.append_value(v);
             }
         }
         // Both exact in a double, so the quotient is correctly rounded (Clinger); `frac` is

@@ -63,14 +63,23 @@ impl Slot {
         neg: false,
     };
 
-    /// The number as an exact integer and scale, when the scanner could read it so.
+    /// The number as a 64-bit integer, when it is one written plainly (no point, no
+    /// exponent, at most 19 digits, not `-0`, which serde_json does not read as an integer).
     #[inline]
-    pub fn exact(&self) -> Option<(u64, u8, bool)> {
-        (self.kind == Kind::Num && self.frac != Slot::INEXACT).then_some((
-            self.digits,
-            self.frac,
-            self.neg,
-        ))
+    pub fn as_i64(&self) -> Option<i64> {
+        // `frac` is 0 only for an exact number without fraction digits.
+        (self.kind == Kind::Num
+            && self.frac == 0
+            && self.digits <= i64::MAX as u64
+            && !(self.neg && self.digits == 0))
+            .then(|| {
+                let d = self.digits as i64;
+                if self.neg {
+                    -d
+                } else {
+                    d
+                }
+            })
     }
 
     /// The slot's text in `line` (slots start and end at ASCII bytes of the line).
@@ -301,6 +310,10 @@ impl Scanner<'_> {
                 }
             };
             self.ws();
+            // The key again: what an earlier value held below it is gone (the last one wins).
+            for &f in entry.map_or(&[][..], |e| &e.below) {
+                nested[f] = Slot::MISSING;
+            }
             let start = self.i;
             // Numbers and strings, the usual values, are read here; the rest in `value`.
             let slot = match (entry, self.peek()) {
@@ -314,26 +327,19 @@ impl Scanner<'_> {
                     }
                 }
                 (_, Some(b'"')) => self.string_slot()?,
-                (Some(e), Some(b'{')) if e.child.is_some() => {
-                    for &f in &e.below {
-                        nested[f] = Slot::MISSING;
-                    }
-                    let child = e.child.as_ref().expect("checked");
+                (
+                    Some(Entry {
+                        child: Some(child), ..
+                    }),
+                    Some(b'{'),
+                ) => {
                     self.object(Some(child), None, nested, dotted, depth + 1)?;
                     self.slot(Kind::Object, start)
                 }
                 _ => self.value(depth)?,
             };
-            if let Some(e) = entry {
-                // A value that is not an object replaces what an earlier one held below.
-                if slot.kind != Kind::Object || e.child.is_none() {
-                    for &f in &e.below {
-                        nested[f] = Slot::MISSING;
-                    }
-                }
-                if let Some(f) = e.field {
-                    nested[f] = slot;
-                }
+            if let Some(f) = entry.and_then(|e| e.field) {
+                nested[f] = slot;
             }
             if let Some(d) = dotted_keys.filter(|d| !d.is_empty()) {
                 if let Some(&(_, f)) = d.iter().find(|(k, _)| **k == *key) {
@@ -583,7 +589,7 @@ impl Scanner<'_> {
         }
         self.i = i;
         if matches!(b.get(i), Some(b'e' | b'E')) || int_digits > 300 {
-            return self.number_tail(start, v);
+            return self.number_tail(start, v, neg);
         }
         let exact = n <= 19;
         Ok((v, if exact { frac as u8 } else { Slot::INEXACT }, neg))
@@ -593,7 +599,7 @@ impl Scanner<'_> {
     /// a double's range (only those can overflow).
     #[cold]
     #[inline(never)]
-    fn number_tail(&mut self, start: usize, v: u64) -> Res<(u64, u8, bool)> {
+    fn number_tail(&mut self, start: usize, v: u64, neg: bool) -> Res<(u64, u8, bool)> {
         if let Some(b'e' | b'E') = self.peek() {
             self.i += 1;
             if let Some(b'+' | b'-') = self.peek() {
@@ -609,7 +615,7 @@ impl Scanner<'_> {
             self.i = start;
             return Err(self.err("number out of range"));
         }
-        Ok((v, Slot::INEXACT, self.b[start] == b'-'))
+        Ok((v, Slot::INEXACT, neg))
     }
 
     #[inline]
