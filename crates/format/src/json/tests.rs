@@ -108,14 +108,12 @@ fn rows(b: &RecordBatch) -> Vec<Vec<Value<'static>>> {
         .collect()
 }
 
-/// Same values; floats may differ in the last bit (serde_json rounds without
-/// `float_roundtrip`; the scanner rounds correctly).
+/// Same values, floats to the bit (the oracle's serde_json has `float_roundtrip`, so both
+/// round correctly).
 fn same(a: &[Value<'_>], b: &[Value<'_>]) -> bool {
     a.len() == b.len()
         && a.iter().zip(b).all(|(x, y)| match (x, y) {
-            (Value::Float(x), Value::Float(y)) => {
-                x == y || (x.is_nan() && y.is_nan()) || (x.to_bits().abs_diff(y.to_bits()) <= 1)
-            }
+            (Value::Float(x), Value::Float(y)) => x.to_bits() == y.to_bits(),
             _ => x == y,
         })
 }
