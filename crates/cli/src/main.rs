@@ -67,6 +67,12 @@ enum Command {
         /// No progress display and no summary.
         #[arg(long, short)]
         quiet: bool,
+        /// Threads that parse each source's lines, chunk by chunk (default: the cores this
+        /// process may use). Results do not depend on it: chunks are released in input order,
+        /// so watermarks, windows, dead letters and checkpoints are those of one thread. A
+        /// CSV source with a header and a source paced by `rate` parse on one thread.
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
+        workers: Option<u16>,
         #[command(flatten)]
         checkpoint: CheckpointArgs,
     },
@@ -302,8 +308,15 @@ fn main() -> ExitCode {
             pipeline,
             sets,
             quiet,
+            workers,
             checkpoint,
-        } => run(&pipeline, &sets, quiet, &checkpoint),
+        } => {
+            let workers = workers.map_or_else(
+                || std::thread::available_parallelism().map_or(1, |n| n.get()),
+                usize::from,
+            );
+            run(&pipeline, &sets, quiet, workers, &checkpoint)
+        }
         Command::Checkpoints { dir } => list_checkpoints(&dir),
         Command::Query {
             sql,
@@ -641,6 +654,7 @@ fn run(
     pipeline: &std::path::Path,
     sets: &[String],
     quiet: bool,
+    workers: usize,
     ck: &CheckpointArgs,
 ) -> anyhow::Result<ExitCode> {
     let plan = match plan(pipeline, sets) {
@@ -653,7 +667,7 @@ fn run(
     let results_on_terminal = plan.writes_stdout() && std::io::stdout().is_terminal();
     let show_progress = !quiet && !results_on_terminal;
     let started = std::time::Instant::now();
-    let mut pipeline_ = plan.build()?;
+    let mut pipeline_ = plan.build(workers)?;
     pipeline_.checkpoint = checkpointing;
     let running = pipeline_.start()?;
     let stop = running.stop_flag();

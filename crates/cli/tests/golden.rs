@@ -13,36 +13,44 @@ fn run_case(case: &str) {
     if c.input().is_none() {
         return;
     }
-    let tmp = tempfile::tempdir().unwrap();
     let sinks = c.jsonl_sinks();
     assert!(
         !sinks.is_empty(),
         "{case}: a golden case needs a jsonl sink"
     );
-    let out = Command::new(env!("CARGO_BIN_EXE_weir"))
-        .current_dir(root())
-        .arg("run")
-        .arg(&c.pipeline)
-        .arg("--quiet")
-        .args(c.sink_args(tmp.path()))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{case}: weir failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    for s in &sinks {
-        let got = without_wall_clock(
-            &std::fs::read_to_string(tmp.path().join(format!("{s}.jsonl"))).unwrap(),
+    // One parser thread, and more than the chunks of a small input: the same output.
+    for workers in ["1", "3"] {
+        let tmp = tempfile::tempdir().unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_weir"))
+            .current_dir(root())
+            .arg("run")
+            .arg(&c.pipeline)
+            .arg("--quiet")
+            .args(["--workers", workers])
+            .args(c.sink_args(tmp.path()))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{case}: weir --workers {workers} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
         );
-        if std::env::var_os("UPDATE_GOLDEN").is_some() {
-            let p = c.expected_path(s);
-            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-            std::fs::write(&p, &got).unwrap();
-            continue;
+        for s in &sinks {
+            let got = without_wall_clock(
+                &std::fs::read_to_string(tmp.path().join(format!("{s}.jsonl"))).unwrap(),
+            );
+            if std::env::var_os("UPDATE_GOLDEN").is_some() {
+                let p = c.expected_path(s);
+                std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+                std::fs::write(&p, &got).unwrap();
+                continue;
+            }
+            c.assert_output(
+                s,
+                &got,
+                &format!("one uninterrupted run, --workers {workers}"),
+            );
         }
-        c.assert_output(s, &got, "one uninterrupted run");
     }
 }
 

@@ -27,6 +27,15 @@ pub trait Parser: Send {
     fn take_counts(&mut self) -> ParseCounts {
         ParseCounts::default()
     }
+
+    /// Whether separate instances of this parser may parse different chunks of one input and
+    /// produce, together, what one instance parsing the chunks in order would: nothing read
+    /// in one chunk changes how a later one is parsed. A CSV header does; a cache of recent
+    /// timestamps does not. The runtime parses such a source's chunks on several threads
+    /// (`weir run --workers`).
+    fn chunks_independent(&self) -> bool {
+        false
+    }
 }
 
 /// Lines a parser neither made a clean row of nor sent to the dead letters, counted so that

@@ -658,6 +658,10 @@ impl Parser for ClfParser {
         self.rows
     }
 
+    fn chunks_independent(&self) -> bool {
+        true
+    }
+
     fn take_counts(&mut self) -> ParseCounts {
         ParseCounts {
             odd: std::mem::take(&mut self.odd),

@@ -209,6 +209,11 @@ impl Parser for CsvParser {
         n
     }
 
+    /// With a header, the first chunk's first line sets the columns of every later one.
+    fn chunks_independent(&self) -> bool {
+        !self.cfg.header
+    }
+
     fn take_counts(&mut self) -> ParseCounts {
         ParseCounts {
             blank: std::mem::take(&mut self.blank),

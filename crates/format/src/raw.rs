@@ -66,6 +66,10 @@ impl Parser for WithRaw {
         self.inner.pending_rows()
     }
 
+    fn chunks_independent(&self) -> bool {
+        self.inner.chunks_independent()
+    }
+
     fn take_counts(&mut self) -> weir_core::parse::ParseCounts {
         self.inner.take_counts()
     }

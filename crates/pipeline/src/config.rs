@@ -88,6 +88,9 @@ pub struct SinkDecl {
     pub inputs: Vec<InputRef>,
     /// Connector config.
     pub kind: SinkKind,
+    /// Longest time written rows may wait before the sink makes them visible, even under
+    /// steady input.
+    pub flush_interval: weir_core::config::Duration,
 }
 
 /// A parsed pipeline file.
@@ -462,10 +465,41 @@ pub fn parse(text: &str, sets: &[String]) -> Result<PipelineFile, Vec<Error>> {
     for (name, mut t) in sink_sections {
         let path = format!("sink.{name}");
         let inputs = take_inputs(&mut t, &path, &mut errors);
+        // The archive has its own flush_interval (how often the open file gets whole gzip
+        // members, 5 s by default); the key means the same there, so it reads it too.
+        let own_flush = t.get("type").and_then(|v| v.as_str()) == Some("archive");
+        let flush = if own_flush {
+            t.get("flush_interval").cloned()
+        } else {
+            t.remove("flush_interval")
+        };
+        let flush_interval = match flush {
+            Some(v) => de::<weir_core::config::Duration>(v, &format!("{path}.flush_interval"))
+                .map_err(|e| errors.push(e))
+                .ok()
+                .and_then(|d| {
+                    if d.ms <= 0 {
+                        errors.push(Error::config(
+                            format!("{path}.flush_interval"),
+                            format!("expected a duration above 0, got \"{d}\""),
+                        ));
+                        None
+                    } else {
+                        Some(d)
+                    }
+                })
+                .unwrap_or(weir_runtime::DEFAULT_FLUSH_INTERVAL),
+            None => weir_runtime::DEFAULT_FLUSH_INTERVAL,
+        };
         let kind = kind_of(t, &path, SINKS, &mut errors);
         if let Some(kind) = kind {
             errors.extend(kind.validate(&path));
-            file.sinks.push(SinkDecl { name, inputs, kind });
+            file.sinks.push(SinkDecl {
+                name,
+                inputs,
+                kind,
+                flush_interval,
+            });
         }
     }
     for key in doc.keys() {
@@ -528,9 +562,12 @@ fn check_graph(file: &PipelineFile, declared: &[String], errors: &mut Vec<Error>
     }
 }
 
+/// A source with its parser and the fields that parser produces (`None`: all).
+type BuiltSource = (SourceDecl, Box<dyn Parser>, Option<Vec<String>>);
+
 /// A validated pipeline with schemas and operators built, nothing opened yet.
 pub struct Plan {
-    sources: Vec<(SourceDecl, Box<dyn Parser>)>,
+    sources: Vec<BuiltSource>,
     stages: Vec<(StageDecl, Box<dyn Operator>)>,
     sinks: Vec<SinkDecl>,
     /// Schema of every node's main output.
@@ -602,7 +639,7 @@ impl Plan {
                     schemas.insert(decl.name.clone(), p.schema());
                     port_schema.insert((decl.name.clone(), Port::Main), p.schema());
                     port_schema.insert((decl.name.clone(), Port::Errors), deadletter::schema());
-                    built_sources.push((decl, p));
+                    built_sources.push((decl, p, proj));
                 }
                 Err(e) => errors.push(Error::config(
                     format!("source.{}.format", decl.name),
@@ -711,15 +748,30 @@ impl Plan {
         }
     }
 
-    /// Opens sources and creates sinks.
-    pub fn build(self) -> Result<Pipeline, Error> {
+    /// Opens sources and creates sinks. With `workers` above 1, a source whose parser takes
+    /// chunks independently (and that is not paced by `rate`) parses on that many threads.
+    pub fn build(self, workers: usize) -> Result<Pipeline, Error> {
         let mut p = Pipeline::default();
-        for (decl, parser) in self.sources {
+        for (decl, parser, proj) in self.sources {
             let source: Box<dyn Source> = decl.kind.open()?;
+            let parallel = if workers > 1 && decl.rate == 0 && parser.chunks_independent() {
+                (0..workers)
+                    .map(|_| {
+                        weir_format::build_source_parser(
+                            &decl.format,
+                            decl.raw_field.as_deref(),
+                            proj.as_deref(),
+                        )
+                    })
+                    .collect::<Result<Vec<_>, _>>()?
+            } else {
+                Vec::new()
+            };
             p.sources.push(SourceSpec {
                 name: decl.name,
                 source,
                 parser,
+                parallel,
                 event_time: decl.event_time,
                 max_line: decl.max_line.bytes as usize,
                 rate: decl.rate,
@@ -738,6 +790,7 @@ impl Plan {
                 name: decl.name,
                 sink,
                 inputs: decl.inputs.into_iter().map(|i| (i.node, i.port)).collect(),
+                flush_interval: decl.flush_interval.to_std(),
             });
         }
         Ok(p)
@@ -756,12 +809,12 @@ impl Plan {
         let mut errors: Vec<Error> = self
             .sources
             .iter()
-            .filter_map(|(d, _)| d.kind.preflight(&format!("source.{}", d.name)))
+            .filter_map(|(d, _, _)| d.kind.preflight(&format!("source.{}", d.name)))
             .collect();
         let inputs: Vec<(String, &Path)> = self
             .sources
             .iter()
-            .filter_map(|(d, _)| Some((format!("source.{}.path", d.name), d.kind.input_path()?)))
+            .filter_map(|(d, _, _)| Some((format!("source.{}.path", d.name), d.kind.input_path()?)))
             .collect();
         let outputs: Vec<(String, crate::registry::Output<'_>)> = self
             .sinks

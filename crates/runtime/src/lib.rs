@@ -18,6 +18,7 @@
 mod align;
 pub mod checkpoint;
 mod node;
+mod parse_pool;
 pub mod union;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -32,6 +33,10 @@ use weir_core::{Error, Message, Operator, Parser, Port, Result, Sink, Source};
 /// Messages a consumer channel holds before senders block.
 pub const CHANNEL_CAPACITY: usize = 16;
 
+/// How long a sink may hold written rows by default before it makes them visible.
+pub const DEFAULT_FLUSH_INTERVAL: weir_core::config::Duration =
+    weir_core::config::Duration::from_ms(1000);
+
 /// Longest line a source node accepts by default; longer lines become dead letters.
 pub const DEFAULT_MAX_LINE: usize = 16 << 20;
 
@@ -43,6 +48,9 @@ pub struct SourceSpec {
     pub source: Box<dyn Source>,
     /// How lines become rows.
     pub parser: Box<dyn Parser>,
+    /// More instances of `parser`, each to parse chunks of lines on its own thread (see
+    /// [`Parser::chunks_independent`]); empty: the source node parses with `parser`.
+    pub parallel: Vec<Box<dyn Parser>>,
     /// Event time and watermarks, if the source has them.
     pub event_time: Option<EventTimeConfig>,
     /// Longest accepted line in bytes.
@@ -69,6 +77,21 @@ pub struct SinkSpec {
     pub sink: Box<dyn Sink>,
     /// Inputs: producer node name and port.
     pub inputs: Vec<(String, Port)>,
+    /// Longest time written rows wait before [`Sink::flush`], even under steady input (when
+    /// the input goes quiet the sink flushes at once).
+    pub flush_interval: std::time::Duration,
+}
+
+impl SinkSpec {
+    /// A sink reading `inputs`, flushing at least every [`DEFAULT_FLUSH_INTERVAL`].
+    pub fn new(name: impl Into<String>, sink: Box<dyn Sink>, inputs: Vec<(String, Port)>) -> Self {
+        SinkSpec {
+            name: name.into(),
+            sink,
+            inputs,
+            flush_interval: DEFAULT_FLUSH_INTERVAL.to_std(),
+        }
+    }
 }
 
 /// What kind of node a metrics entry belongs to.

@@ -17,6 +17,7 @@ use weir_core::{Emitter, Error, Message, Port, ReadOutcome, Result, SourcePositi
 
 use crate::align::{Aligner, Event};
 use crate::checkpoint::{CheckpointStats, NodeCk};
+use crate::parse_pool::{count_lines, ParsePool};
 use crate::{Output, SinkSpec, SourceSpec, StageSpec};
 
 /// A node's part in checkpointing.
@@ -162,10 +163,12 @@ struct SourceNode<'a> {
     injected: u64,
     /// Rate limit: when it started and lines parsed since.
     rate_clock: (Instant, u64),
+    /// Parser threads, when chunks are parsed in parallel.
+    pool: Option<ParsePool>,
 }
 
 pub(crate) fn run_source(
-    spec: SourceSpec,
+    mut spec: SourceSpec,
     outs: Vec<Output>,
     m: &NodeMetrics,
     stop: &AtomicBool,
@@ -180,7 +183,14 @@ pub(crate) fn run_source(
         })?),
         None => None,
     };
+    // A paced source releases a few lines at a time: nothing for parallel parsers to share.
+    let parallel = std::mem::take(&mut spec.parallel);
+    let pool = match parallel.is_empty() || spec.rate > 0 {
+        true => None,
+        false => Some(ParsePool::start(&spec.name, parallel)?),
+    };
     let mut node = SourceNode {
+        pool,
         wm: spec.event_time.as_ref().map(WatermarkGen::new),
         dead: DeadLetters::new(&spec.name),
         spec,
@@ -245,6 +255,9 @@ impl SourceNode<'_> {
         if epoch <= self.injected {
             return Ok(());
         }
+        // The checkpoint's position is that of the first unparsed line: every chunk handed to
+        // a parser is released first.
+        self.release(true)?;
         self.flush_dead()?;
         let (state, position) = self.state()?;
         self.ck
@@ -290,6 +303,7 @@ impl SourceNode<'_> {
     }
 
     fn after_step(&mut self) -> Result<()> {
+        self.release(false)?;
         self.flush_dead()?;
         if let Some(w) = self.wm.as_mut().and_then(|g| g.poll(now_ms())) {
             dispatch(&self.outs, self.m, Port::Main, Message::Watermark(w))?;
@@ -306,9 +320,10 @@ impl SourceNode<'_> {
             // The last line may lack its newline.
             let buf = std::mem::take(&mut self.buf);
             if !buf.is_empty() {
-                self.parse(&buf)?;
+                self.take_lines(&buf)?;
             }
         }
+        self.release(true)?;
         self.flush_dead()?;
         if !suspend {
             dispatch(&self.outs, self.m, Port::Main, Message::Watermark(MAX_TIME))?;
@@ -351,13 +366,15 @@ impl SourceNode<'_> {
         };
         if let Some(cut) = cut {
             let before = self.line_no;
-            self.parse(&buf[..=cut])?;
+            self.take_lines(&buf[..=cut])?;
             self.rate_clock.1 += self.line_no - before;
             buf.drain(..=cut);
         }
         let partial_only = memchr::memchr(b'\n', &buf).is_none();
         if partial_only && buf.len() > self.spec.max_line {
             if !self.skipping {
+                // Its dead letter follows those of the chunks before it, as without threads.
+                self.release(true)?;
                 let reason = format!(
                     "line longer than {} bytes; skipped to the next line",
                     self.spec.max_line
@@ -371,7 +388,8 @@ impl SourceNode<'_> {
         self.buf = buf;
         Ok(())
     }
-    fn parse(&mut self, mut chunk: &[u8]) -> Result<()> {
+    /// Parses the whole lines of `chunk` here, or hands them to a parser thread.
+    fn take_lines(&mut self, mut chunk: &[u8]) -> Result<()> {
         if self.skipping {
             // The rest of an over-long line: drop up to and including its newline.
             let Some(p) = memchr::memchr(b'\n', chunk) else {
@@ -381,16 +399,68 @@ impl SourceNode<'_> {
             self.line_no += 1;
             self.skipping = false;
         }
-        let lines = self
-            .spec
-            .parser
-            .parse_chunk(chunk, self.line_no, &mut self.dead);
-        self.line_no += lines;
+        if self.pool.is_none() {
+            let lines = self
+                .spec
+                .parser
+                .parse_chunk(chunk, self.line_no, &mut self.dead);
+            let counts = self.spec.parser.take_counts();
+            let batch = self.spec.parser.finish();
+            return self.deliver(lines, counts, batch);
+        }
+        if chunk.is_empty() {
+            return Ok(());
+        }
+        while !self.pool.as_ref().expect("checked").has_room() {
+            self.release_one(true)?;
+        }
+        self.pool
+            .as_mut()
+            .expect("checked")
+            .submit(chunk, self.line_no)?;
+        self.line_no += count_lines(chunk);
+        Ok(())
+    }
+
+    /// Releases the parsed chunks that are next in input order: all of them, waiting for the
+    /// parsers, when `wait`; otherwise those ready now.
+    fn release(&mut self, wait: bool) -> Result<()> {
+        while self.release_one(wait)? {}
+        Ok(())
+    }
+
+    fn release_one(&mut self, wait: bool) -> Result<bool> {
+        let Some(pool) = self.pool.as_mut() else {
+            return Ok(false);
+        };
+        let Some(p) = pool.next(wait)? else {
+            return Ok(false);
+        };
+        let mut dead = p.dead;
+        // A chunk's own dead letters come before those of the rows it dates too far ahead, as
+        // when the source node parses.
+        std::mem::swap(&mut self.dead, &mut dead);
+        self.flush_dead()?;
+        std::mem::swap(&mut self.dead, &mut dead);
+        self.deliver(p.lines, p.counts, p.batch)?;
+        self.flush_dead()?;
+        self.pool.as_mut().expect("checked").recycle(p.bytes);
+        Ok(true)
+    }
+
+    /// Counts a parsed chunk, moves event time, and sends its rows.
+    fn deliver(
+        &mut self,
+        lines: u64,
+        counts: weir_core::parse::ParseCounts,
+        mut batch: RecordBatch,
+    ) -> Result<()> {
+        if self.pool.is_none() {
+            self.line_no += lines;
+        }
         NodeMetrics::add(&self.m.records_in, lines);
-        let counts = self.spec.parser.take_counts();
         NodeMetrics::add(&self.m.blank, counts.blank);
         NodeMetrics::add(&self.m.odd, counts.odd);
-        let mut batch = self.spec.parser.finish();
         if let (Some(c), Some(g)) = (self.time_col, self.wm.as_mut()) {
             let now = now_ms();
             let mut newest = max_time(&batch, c);
@@ -566,7 +636,10 @@ pub(crate) fn run_sink(
     }
     let mut inputs = Inputs::new(s.inputs.len());
     let mut al = Aligner::new(rx, s.inputs.len());
-    let mut dirty = false;
+    // When the oldest row not yet flushed was written: under steady input the aligner never
+    // goes idle, so the sink flushes on this clock too.
+    let mut dirty: Option<Instant> = None;
+    let mut last_tick = Instant::now();
     let mut last_barrier = ck.as_ref().map_or(0, |c| c.base_epoch);
     loop {
         if let Some(commits) = ck.as_ref().and_then(|c| c.commits.as_ref()) {
@@ -583,7 +656,7 @@ pub(crate) fn run_sink(
                     NodeMetrics::add(&m.records_out, b.num_rows() as u64);
                     NodeMetrics::add(&m.emitted, 1);
                 }
-                dirty = true;
+                dirty.get_or_insert_with(Instant::now);
             }
             Event::Msg(i, Message::Watermark(w)) => {
                 if let Some(w) = inputs.watermark(i, w) {
@@ -613,16 +686,25 @@ pub(crate) fn run_sink(
                     c.ck.report(Some(epoch), s.sink.pre_commit(epoch)?, None)?;
                 }
                 last_barrier = epoch;
-                dirty = false;
+                dirty = None;
             }
             Event::Idle => {
-                if dirty {
+                if dirty.take().is_some() {
                     s.sink.flush()?;
                     note_closed(s.sink.as_ref(), &mut closed);
-                    dirty = false;
                 }
                 s.sink.tick()?;
+                last_tick = Instant::now();
             }
+        }
+        if dirty.is_some_and(|t| t.elapsed() >= s.flush_interval) {
+            s.sink.flush()?;
+            note_closed(s.sink.as_ref(), &mut closed);
+            dirty = None;
+        }
+        if last_tick.elapsed() >= TICK {
+            s.sink.tick()?;
+            last_tick = Instant::now();
         }
     }
 }

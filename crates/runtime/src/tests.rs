@@ -48,6 +48,7 @@ fn clf_source(name: &str, text: String) -> SourceSpec {
         name: name.into(),
         source: Box::new(StdinSource::from_reader(Cursor::new(text.into_bytes()))),
         parser: build_parser(&fmt, Some(&["timestamp".into(), "status".into()])).unwrap(),
+        parallel: Vec::new(),
         event_time: Some(EventTimeConfig {
             field: "timestamp".into(),
             max_out_of_orderness: Duration::from_ms(30_000),
@@ -114,16 +115,16 @@ fn union_of_two_sources_counts_everything_and_sends_dead_letters() {
             schema,
         )],
         sinks: vec![
-            SinkSpec {
-                name: "out".into(),
-                sink: Box::new(out.clone()),
-                inputs: vec![("counts".into(), Port::Main)],
-            },
-            SinkSpec {
-                name: "bad".into(),
-                sink: Box::new(errors.clone()),
-                inputs: vec![("b".into(), Port::Errors)],
-            },
+            SinkSpec::new(
+                "out",
+                Box::new(out.clone()),
+                vec![("counts".into(), Port::Main)],
+            ),
+            SinkSpec::new(
+                "bad",
+                Box::new(errors.clone()),
+                vec![("b".into(), Port::Errors)],
+            ),
         ],
         checkpoint: None,
     };
@@ -170,11 +171,11 @@ fn over_long_line_is_a_dead_letter_and_the_next_lines_survive() {
     let p = Pipeline {
         sources: vec![src],
         stages: vec![status_counts(vec![("a".into(), Port::Main)], schema)],
-        sinks: vec![SinkSpec {
-            name: "out".into(),
-            sink: Box::new(out.clone()),
-            inputs: vec![("counts".into(), Port::Main)],
-        }],
+        sinks: vec![SinkSpec::new(
+            "out",
+            Box::new(out.clone()),
+            vec![("counts".into(), Port::Main)],
+        )],
         checkpoint: None,
     };
     let nodes = p.start().unwrap().join().unwrap();
@@ -197,11 +198,11 @@ fn a_failing_sink_stops_the_pipeline_with_its_own_error() {
     let p = Pipeline {
         sources: vec![src],
         stages: vec![],
-        sinks: vec![SinkSpec {
-            name: "out".into(),
-            sink: Box::new(Failing),
-            inputs: vec![("a".into(), Port::Main)],
-        }],
+        sinks: vec![SinkSpec::new(
+            "out",
+            Box::new(Failing),
+            vec![("a".into(), Port::Main)],
+        )],
         checkpoint: None,
     };
     let err = p.start().unwrap().join().unwrap_err();
@@ -253,11 +254,11 @@ fn two_inputs_suspended_and_resumed_equal_one_uninterrupted_run() {
                 vec![("a".into(), Port::Main), ("b".into(), Port::Main)],
                 schema,
             )],
-            sinks: vec![SinkSpec {
-                name: "out".into(),
-                sink: Box::new(JsonlSink::create(&JsonlConfig { path: out.into() }).unwrap()),
-                inputs: vec![("counts".into(), Port::Main)],
-            }],
+            sinks: vec![SinkSpec::new(
+                "out",
+                Box::new(JsonlSink::create(&JsonlConfig { path: out.into() }).unwrap()),
+                vec![("counts".into(), Port::Main)],
+            )],
             checkpoint,
         }
     };
@@ -298,4 +299,276 @@ fn two_inputs_suspended_and_resumed_equal_one_uninterrupted_run() {
         std::fs::read_to_string(&out).unwrap(),
         std::fs::read_to_string(&reference).unwrap()
     );
+}
+
+/// A sink whose rows become visible only at `flush`/`finish`, as a file's or a database's do;
+/// it records how long each batch waited.
+#[derive(Clone, Default)]
+struct Visible {
+    pending: Arc<Mutex<Vec<std::time::Instant>>>,
+    waits: Arc<Mutex<Vec<std::time::Duration>>>,
+}
+
+impl Visible {
+    fn publish(&mut self) {
+        let now = std::time::Instant::now();
+        let mut waits = self.waits.lock().unwrap();
+        waits.extend(self.pending.lock().unwrap().drain(..).map(|t| now - t));
+    }
+}
+
+impl Sink for Visible {
+    fn write(&mut self, b: &RecordBatch) -> Result<()> {
+        if b.num_rows() > 0 {
+            self.pending.lock().unwrap().push(std::time::Instant::now());
+        }
+        Ok(())
+    }
+    fn flush(&mut self) -> Result<()> {
+        self.publish();
+        Ok(())
+    }
+}
+
+/// Under a steady 1,000 lines/s the sink's input is never quiet for 100 ms (windows close
+/// every 0.15 s, watermarks come with every step of the source), so only the flush interval
+/// makes the closed windows visible: each within `flush_interval` + 1 s of reaching the sink.
+#[test]
+fn a_sink_under_steady_input_makes_closed_windows_visible_within_its_flush_interval() {
+    let mut src = clf_source("a", timeline(5_000, &[200, 404]));
+    src.rate = 1_000;
+    let schema = src.parser.schema();
+    let sink = Visible::default();
+    let mut spec = SinkSpec::new(
+        "out",
+        Box::new(sink.clone()),
+        vec![("counts".into(), Port::Main)],
+    );
+    spec.flush_interval = std::time::Duration::from_millis(1_000);
+    let p = Pipeline {
+        sources: vec![src],
+        stages: vec![status_counts(vec![("a".into(), Port::Main)], schema)],
+        sinks: vec![spec],
+        checkpoint: None,
+    };
+    p.start().unwrap().join().unwrap();
+    let waits = sink.waits.lock().unwrap();
+    // 5,000 lines 2 s apart: 34 five-minute windows, all but the last closed while running.
+    assert!(
+        waits.len() >= 30,
+        "{} batches reached the sink",
+        waits.len()
+    );
+    let worst = waits.iter().max().unwrap();
+    assert!(
+        *worst <= std::time::Duration::from_millis(2_000),
+        "a closed window waited {worst:?} to become visible"
+    );
+}
+
+/// Delays every write, so a run is still reading its input when it is stopped.
+struct Slow<S>(S, std::time::Duration);
+
+impl<S: Sink> Sink for Slow<S> {
+    fn write(&mut self, b: &RecordBatch) -> Result<()> {
+        std::thread::sleep(self.1);
+        self.0.write(b)
+    }
+    fn flush(&mut self) -> Result<()> {
+        self.0.flush()
+    }
+    fn finish(&mut self) -> Result<()> {
+        self.0.finish()
+    }
+    fn suspend(&mut self) -> Result<()> {
+        self.0.suspend()
+    }
+    fn exactly_once(&self) -> bool {
+        self.0.exactly_once()
+    }
+    fn recover(&mut self, state: Option<&[u8]>) -> Result<()> {
+        self.0.recover(state)
+    }
+    fn pre_commit(&mut self, epoch: u64) -> Result<Vec<u8>> {
+        self.0.pre_commit(epoch)
+    }
+    fn commit(&mut self, epoch: u64) -> Result<()> {
+        self.0.commit(epoch)
+    }
+}
+
+/// Lines of [`mixed_log`].
+const MIXED_LINES: u32 = 200_000;
+
+/// About 13 MiB of CLF lines one second apart, with garbage, empty lines and a line dated
+/// 2095 (refused by `max_future`) among them: many read chunks for the parsers to share, more
+/// than the channels hold.
+fn mixed_log() -> String {
+    let mut text = String::new();
+    for i in 0..MIXED_LINES {
+        let t = i;
+        match i {
+            _ if i % 997 == 5 => text.push_str("this is not a log line\n"),
+            _ if i % 1_009 == 7 => text.push('\n'),
+            45_000 => {
+                text.push_str("h - - [01/Jul/2095:00:00:00 -0400] \"GET / HTTP/1.0\" 200 1\n")
+            }
+            _ => text.push_str(&format!(
+                "h - - [{:02}/Jul/1995:{:02}:{:02}:{:02} -0400] \"GET /{i} HTTP/1.0\" {} {}\n",
+                1 + t / 86_400,
+                t / 3600 % 24,
+                t / 60 % 60,
+                t % 60,
+                [200, 304, 404, 500][i as usize % 4],
+                i
+            )),
+        }
+    }
+    text
+}
+
+/// Sources parsing on 1 and on 3 threads produce the same rows, dead letters and windows,
+/// byte for byte, and the same counts; a run stopped (suspended) with one worker count
+/// resumes with the other and still equals one uninterrupted run.
+#[test]
+fn parallel_parsers_equal_one_and_resume_across_worker_counts() {
+    use std::path::Path;
+    use weir_sink::jsonl::{JsonlConfig, JsonlSink};
+    use weir_source::file::{FileConfig, FileSource};
+
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("access.log");
+    std::fs::write(&input, mixed_log()).unwrap();
+    let jsonl = |p: &Path| JsonlSink::create(&JsonlConfig { path: p.into() }).unwrap();
+    let pipeline = |out: &Path, workers: usize, ck: Option<checkpoint::Checkpointing>| {
+        let mut src = clf_source("a", String::new());
+        src.source = Box::new(
+            FileSource::open(&FileConfig {
+                path: input.clone(),
+            })
+            .unwrap(),
+        );
+        let fmt: FormatConfig =
+            serde_json::from_str(r#"{"type":"clf","malformed_status":999}"#).unwrap();
+        let proj = ["timestamp".to_string(), "status".to_string()];
+        src.parallel = (0..workers)
+            .filter(|_| workers > 1)
+            .map(|_| build_parser(&fmt, Some(&proj)).unwrap())
+            .collect();
+        let schema = src.parser.schema();
+        let slow = Slow(
+            jsonl(&out.join("rows.jsonl")),
+            std::time::Duration::from_millis(15),
+        );
+        Pipeline {
+            sources: vec![src],
+            stages: vec![status_counts(vec![("a".into(), Port::Main)], schema)],
+            sinks: vec![
+                SinkSpec::new("rows", Box::new(slow), vec![("a".into(), Port::Main)]),
+                SinkSpec::new(
+                    "errors",
+                    Box::new(jsonl(&out.join("errors.jsonl"))),
+                    vec![("a".into(), Port::Errors)],
+                ),
+                SinkSpec::new(
+                    "windows",
+                    Box::new(jsonl(&out.join("counts.jsonl"))),
+                    vec![("counts".into(), Port::Main)],
+                ),
+            ],
+            checkpoint: ck,
+        }
+    };
+    let read = |out: &Path| {
+        ["rows", "errors", "counts"].map(|s| {
+            without_clock(&std::fs::read_to_string(out.join(format!("{s}.jsonl"))).unwrap())
+        })
+    };
+    let counts = |nodes: &[NodeInfo]| {
+        let m = &nodes[0].metrics;
+        [&m.records_in, &m.malformed, &m.blank, &m.records_out].map(NodeMetrics::get)
+    };
+    let one = dir.path().join("one");
+    let nodes_one = pipeline(&one, 1, None).start().unwrap().join().unwrap();
+    let three = dir.path().join("three");
+    let nodes_three = pipeline(&three, 3, None).start().unwrap().join().unwrap();
+    let reference = read(&one);
+    assert_eq!(
+        counts(&nodes_one)[0],
+        MIXED_LINES as u64,
+        "every line is counted"
+    );
+    assert!(reference[1].contains("2095"), "the future line is refused");
+    // Garbage lines, empty ones (dead letters in CLF) and the one from 2095.
+    let bad = (0..MIXED_LINES)
+        .filter(|i| i % 997 == 5 || i % 1_009 == 7)
+        .count();
+    assert_eq!(reference[1].lines().count(), bad + 1);
+    same_files(&read(&three), &reference, "3 parsers");
+    assert_eq!(counts(&nodes_three), counts(&nodes_one));
+
+    let store = checkpoint::Store::open(dir.path().join("state"), 3).unwrap();
+    let checkpointing = || checkpoint::Checkpointing {
+        store: store.clone(),
+        interval: std::time::Duration::from_millis(10),
+        fingerprints: ["a", "counts", "rows", "errors", "windows"]
+            .map(|n| (n.to_string(), "v1".to_string()))
+            .into(),
+        restore: store.latest().unwrap(),
+    };
+    let out = dir.path().join("resumed");
+    let size = std::fs::metadata(&input).unwrap().len();
+    for workers in [3, 1, 3] {
+        let running = pipeline(&out, workers, Some(checkpointing()))
+            .start()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(40));
+        running.stop_flag().store(true, Ordering::SeqCst);
+        running.join().unwrap();
+        let m = store.latest().unwrap().unwrap().manifest;
+        let pos = m.nodes[0].position.as_ref().unwrap().offset;
+        assert!(
+            pos < size,
+            "stopped before the end (at byte {pos} of {size}, {workers} workers)"
+        );
+    }
+    pipeline(&out, 1, Some(checkpointing()))
+        .start()
+        .unwrap()
+        .join()
+        .unwrap();
+    same_files(&read(&out), &reference, "resumed across worker counts");
+}
+
+/// The text with the wall-clock limit in `max_future` reasons blanked.
+fn without_clock(text: &str) -> String {
+    text.lines()
+        .map(|l| match (l.find("is after "), l.find(" (the newest")) {
+            (Some(a), Some(b)) if a < b => format!("{}…{}\n", &l[..a + 9], &l[b..]),
+            _ => format!("{l}\n"),
+        })
+        .collect()
+}
+
+/// Asserts equal outputs, naming the first line that differs (the files are long).
+fn same_files(got: &[String; 3], want: &[String; 3], what: &str) {
+    for (i, name) in ["rows", "errors", "counts"].iter().enumerate() {
+        if got[i] == want[i] {
+            continue;
+        }
+        let (g, w): (Vec<&str>, Vec<&str>) = (got[i].lines().collect(), want[i].lines().collect());
+        let at = g
+            .iter()
+            .zip(&w)
+            .position(|(a, b)| a != b)
+            .unwrap_or(g.len().min(w.len()));
+        panic!(
+            "{what}: {name} differs at line {} ({} lines, want {}):\n got {:?}\nwant {:?}",
+            at + 1,
+            g.len(),
+            w.len(),
+            g.get(at),
+            w.get(at)
+        );
+    }
 }

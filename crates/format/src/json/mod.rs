@@ -262,6 +262,10 @@ impl Parser for JsonParser {
         self.writer.finish()
     }
 
+    fn chunks_independent(&self) -> bool {
+        true
+    }
+
     fn take_counts(&mut self) -> ParseCounts {
         ParseCounts {
             blank: std::mem::take(&mut self.blank),

@@ -550,6 +550,10 @@ impl Parser for TemplateParser {
         .expect("the template's builders follow its schema")
     }
 
+    fn chunks_independent(&self) -> bool {
+        true
+    }
+
     fn take_counts(&mut self) -> ParseCounts {
         ParseCounts {
             odd: std::mem::take(&mut self.odd),

@@ -336,3 +336,39 @@ mod fuzz {
         }
     }
 }
+
+#[test]
+fn flush_interval_is_every_sinks_and_the_archive_keeps_its_own() {
+    let with = |v: &str| GOOD.replace(r#"input = "counts""#, &format!("input = \"counts\"\n{v}"));
+    let file = parse(&with(r#"flush_interval = "250ms""#), &[]).unwrap();
+    assert_eq!(file.sinks[0].flush_interval.ms, 250);
+    let file = parse(GOOD, &[]).unwrap();
+    assert_eq!(
+        file.sinks[0].flush_interval,
+        weir_runtime::DEFAULT_FLUSH_INTERVAL
+    );
+    assert_eq!(
+        errors(&with(r#"flush_interval = "0s""#)),
+        ["sink.out.flush_interval: expected a duration above 0, got \"0s\""]
+    );
+    assert!(errors(&with(r#"flush_interval = "soon""#))[0].starts_with("sink.out.flush_interval"));
+    // The archive reads the same key for its gzip members.
+    let archive = r#"
+[source.logs]
+type = "file"
+path = "access.log"
+format = { type = "clf" }
+
+[sink.raw]
+type = "archive"
+input = "logs"
+path = "archive/logs"
+flush_interval = "2s"
+"#;
+    let file = parse(archive, &[]).unwrap();
+    assert_eq!(file.sinks[0].flush_interval.ms, 2_000);
+    match &file.sinks[0].kind {
+        SinkKind::Archive(c) => assert_eq!(c.flush_interval.ms, 2_000),
+        _ => panic!("an archive"),
+    }
+}

@@ -1,0 +1,185 @@
+//! Parsing one source's chunks on several threads, delivered in input order.
+//!
+//! ```text
+//!                      ┌─ parser 1 ─┐
+//!  source ── chunk k ──┼─ parser 2 ─┼── (k, batch, dead letters) ──▶ reorder ──▶ source node
+//!  (read, frame)       └─ parser N ─┘                                 (k, k+1, …)
+//! ```
+//! The source node reads and frames lines as before, numbers each chunk of complete lines and
+//! hands it to whichever parser is free; the results come back in any order and are released in
+//! chunk order. Everything that depends on order (watermarks, `max_future`, dead-letter order,
+//! checkpoint positions) stays on the source node, so N parsers produce exactly the batches one
+//! would. Only parsers whose chunks are independent ([`Parser::chunks_independent`]) are run
+//! this way.
+
+use std::collections::BTreeMap;
+use std::thread::JoinHandle;
+
+use arrow_array::RecordBatch;
+use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
+use weir_core::deadletter::DeadLetters;
+use weir_core::parse::ParseCounts;
+use weir_core::{Error, Parser, Result};
+
+/// A chunk to parse.
+struct Job {
+    seq: u64,
+    first_line: u64,
+    bytes: Vec<u8>,
+}
+
+/// A parsed chunk.
+pub(crate) struct Parsed {
+    seq: u64,
+    /// Lines the parser consumed.
+    pub lines: u64,
+    pub batch: RecordBatch,
+    pub dead: DeadLetters,
+    pub counts: ParseCounts,
+    /// The chunk's buffer, for [`ParsePool::recycle`].
+    pub bytes: Vec<u8>,
+}
+
+/// Parser threads and the chunks in flight.
+pub(crate) struct ParsePool {
+    jobs: Option<Sender<Job>>,
+    results: Receiver<Parsed>,
+    threads: Vec<JoinHandle<()>>,
+    /// Number of the next chunk submitted, and of the next one to release.
+    next_seq: u64,
+    next_out: u64,
+    /// Parsed chunks that arrived before an earlier one.
+    early: BTreeMap<u64, Parsed>,
+    /// Buffers of parsed chunks, for the next ones.
+    free: Vec<Vec<u8>>,
+    /// Chunks in flight at most: two per parser keeps every parser busy while the source
+    /// frames the next chunk; the memory held is that many chunks.
+    cap: u64,
+}
+
+impl ParsePool {
+    /// Starts one thread per parser for the source `name`.
+    pub fn start(name: &str, parsers: Vec<Box<dyn Parser>>) -> Result<Self> {
+        let cap = 2 * parsers.len() as u64;
+        let (jobs_tx, jobs_rx) = bounded::<Job>(cap as usize);
+        let (results_tx, results_rx) = unbounded::<Parsed>();
+        let mut threads = Vec::new();
+        for (i, mut parser) in parsers.into_iter().enumerate() {
+            let (jobs, results) = (jobs_rx.clone(), results_tx.clone());
+            let node = name.to_string();
+            let h = std::thread::Builder::new()
+                .name(format!("weir-{name}-parse{i}"))
+                .spawn(move || {
+                    for job in jobs {
+                        let mut dead = DeadLetters::new(&node);
+                        let lines = parser.parse_chunk(&job.bytes, job.first_line, &mut dead);
+                        let parsed = Parsed {
+                            seq: job.seq,
+                            lines,
+                            counts: parser.take_counts(),
+                            batch: parser.finish(),
+                            dead,
+                            bytes: job.bytes,
+                        };
+                        if results.send(parsed).is_err() {
+                            return;
+                        }
+                    }
+                })
+                .map_err(|e| Error::io(format!("starting a parser thread for {name}"), e))?;
+            threads.push(h);
+        }
+        Ok(ParsePool {
+            jobs: Some(jobs_tx),
+            results: results_rx,
+            threads,
+            next_seq: 0,
+            next_out: 0,
+            early: BTreeMap::new(),
+            free: Vec::new(),
+            cap,
+        })
+    }
+
+    /// Chunks submitted and not yet released.
+    pub fn in_flight(&self) -> u64 {
+        self.next_seq - self.next_out
+    }
+
+    /// Whether another chunk may be submitted without waiting.
+    pub fn has_room(&self) -> bool {
+        self.in_flight() < self.cap
+    }
+
+    /// Hands `chunk`, whose first line is `first_line`, to a parser. Call only with room.
+    pub fn submit(&mut self, chunk: &[u8], first_line: u64) -> Result<()> {
+        debug_assert!(self.has_room());
+        let mut bytes = self.free.pop().unwrap_or_default();
+        bytes.clear();
+        bytes.extend_from_slice(chunk);
+        let job = Job {
+            seq: self.next_seq,
+            first_line,
+            bytes,
+        };
+        self.jobs
+            .as_ref()
+            .expect("open until dropped")
+            .send(job)
+            .map_err(|_| lost())?;
+        self.next_seq += 1;
+        Ok(())
+    }
+
+    /// The next chunk in input order: waits for it when `wait`, else returns it only if it
+    /// is parsed already. `None` when nothing is in flight (or, without `wait`, not ready).
+    pub fn next(&mut self, wait: bool) -> Result<Option<Parsed>> {
+        loop {
+            if let Some(p) = self.early.remove(&self.next_out) {
+                self.next_out += 1;
+                return Ok(Some(p));
+            }
+            if self.in_flight() == 0 {
+                return Ok(None);
+            }
+            let got = if wait {
+                self.results.recv().map_err(|_| lost())?
+            } else {
+                match self.results.try_recv() {
+                    Ok(p) => p,
+                    Err(crossbeam_channel::TryRecvError::Empty) => return Ok(None),
+                    Err(_) => return Err(lost()),
+                }
+            };
+            self.early.insert(got.seq, got);
+        }
+    }
+
+    /// Takes back a released chunk's buffer.
+    pub fn recycle(&mut self, bytes: Vec<u8>) {
+        if self.free.len() < self.cap as usize {
+            self.free.push(bytes);
+        }
+    }
+}
+
+fn lost() -> Error {
+    Error::Internal("a parser thread stopped (it panicked); see the message above".into())
+}
+
+impl Drop for ParsePool {
+    fn drop(&mut self) {
+        // Closing the job channel ends the threads once they finish their chunk.
+        self.jobs = None;
+        for h in self.threads.drain(..) {
+            let _ = h.join();
+        }
+    }
+}
+
+/// Lines in `chunk` as [`weir_core::parse::for_each_line`] counts them: one per `\n`, and a
+/// last line without one.
+pub(crate) fn count_lines(chunk: &[u8]) -> u64 {
+    let newlines = memchr::memchr_iter(b'\n', chunk).count() as u64;
+    newlines + u64::from(chunk.last().is_some_and(|b| *b != b'\n'))
+}
