@@ -16,14 +16,15 @@ pub trait Sink: Send {
         Ok(())
     }
 
-    /// Called about every 100 ms while no input arrives, so a sink can act on the clock (roll
-    /// a file by age, make buffered rows visible) when its input is quiet.
+    /// Called about every 100 ms, busy or quiet, so a sink can act on the clock (roll a file
+    /// by age, collect finished deliveries).
     fn tick(&mut self) -> Result<()> {
         Ok(())
     }
 
-    /// Makes everything written so far durable or visible (called when input goes idle and
-    /// before the end).
+    /// Makes everything written so far durable or visible. Called when the input goes quiet
+    /// for 100 ms, at least every `flush_interval` (1 s by default) while rows keep coming,
+    /// and before the end.
     fn flush(&mut self) -> Result<()>;
 
     /// The input has ended: flush and close.
