@@ -1,0 +1,7 @@
+//! One module per subcommand of `weir`.
+
+pub(crate) mod check;
+pub(crate) mod checkpoints;
+pub(crate) mod gen;
+pub(crate) mod run;
+pub(crate) mod tables;
