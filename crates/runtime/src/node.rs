@@ -281,10 +281,14 @@ impl SourceNode<'_> {
                 continue;
             }
             let before = self.buf.len();
+            // With chunks at the parsers, a source that has nothing new must not block for a
+            // tick before they are released: it only polls, and on Idle they are waited for.
+            let busy = self.pool.as_ref().is_some_and(|p| p.in_flight() > 0);
             let outcome = if stopped {
                 ReadOutcome::Eof
             } else {
-                self.spec.source.read(&mut self.buf, TICK)?
+                let wait = if busy { Duration::ZERO } else { TICK };
+                self.spec.source.read(&mut self.buf, wait)?
             };
             NodeMetrics::add(&self.m.bytes_in, (self.buf.len() - before) as u64);
             match outcome {
@@ -296,6 +300,7 @@ impl SourceNode<'_> {
                         None => Ok(()),
                     };
                 }
+                ReadOutcome::Idle if busy => self.release(true)?,
                 ReadOutcome::Idle => {}
             }
             self.after_step()?;

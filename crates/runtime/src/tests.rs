@@ -572,3 +572,80 @@ fn same_files(got: &[String; 3], want: &[String; 3], what: &str) {
         );
     }
 }
+
+/// Gives its lines in one read, then has nothing more: each later read blocks for as long as
+/// it may, up to 2 s (as a quiet pipe or followed file does for a tick), until `done`.
+struct Trickle {
+    lines: Option<String>,
+    done: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl weir_core::Source for Trickle {
+    fn read(
+        &mut self,
+        buf: &mut Vec<u8>,
+        wait: std::time::Duration,
+    ) -> Result<weir_core::ReadOutcome> {
+        if let Some(l) = self.lines.take() {
+            buf.extend_from_slice(l.as_bytes());
+            return Ok(weir_core::ReadOutcome::Data);
+        }
+        if self.done.load(Ordering::SeqCst) {
+            return Ok(weir_core::ReadOutcome::Eof);
+        }
+        if !wait.is_zero() {
+            std::thread::sleep(std::time::Duration::from_secs(2));
+        }
+        Ok(weir_core::ReadOutcome::Idle)
+    }
+    fn position(&self) -> weir_core::SourcePosition {
+        weir_core::SourcePosition::at(0)
+    }
+    fn seek(&mut self, _: &weir_core::SourcePosition) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// With parser threads, lines that arrive and are followed by silence reach the sink at once:
+/// the source does not block on its next read while their chunk is at a parser.
+#[test]
+fn parsed_chunks_are_released_before_the_source_waits_for_more() {
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let fmt: FormatConfig =
+        serde_json::from_str(r#"{"type":"clf","malformed_status":999}"#).unwrap();
+    let proj = ["timestamp".to_string(), "status".to_string()];
+    let mut src = clf_source("a", String::new());
+    src.source = Box::new(Trickle {
+        lines: Some((0..10).map(|i| line(0, i, 200)).collect()),
+        done: done.clone(),
+    });
+    src.parallel = (0..2)
+        .map(|_| build_parser(&fmt, Some(&proj)).unwrap())
+        .collect();
+    let out = Collect::default();
+    let p = Pipeline {
+        sources: vec![src],
+        stages: vec![],
+        sinks: vec![SinkSpec::new(
+            "out",
+            Box::new(out.clone()),
+            vec![("a".into(), Port::Main)],
+        )],
+        checkpoint: None,
+    };
+    let started = std::time::Instant::now();
+    let running = p.start().unwrap();
+    let rows = || -> usize { out.0.lock().unwrap().iter().map(|b| b.num_rows()).sum() };
+    while rows() < 10 && started.elapsed() < std::time::Duration::from_secs(5) {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let took = started.elapsed();
+    done.store(true, Ordering::SeqCst);
+    running.join().unwrap();
+    assert_eq!(rows(), 10);
+    // A source read that blocks (2 s here) would hold them back that long.
+    assert!(
+        took < std::time::Duration::from_secs(1),
+        "the rows took {took:?}"
+    );
+}
