@@ -199,7 +199,17 @@ impl Pipeline {
                          failed: Option<Sender<checkpoint::Report>>|
          -> Result<()> {
             let run = move || {
-                let res = f();
+                // A panic is this node's failure like any error: the checkpoint coordinator
+                // hears of it at once, and the run ends with the panic's message.
+                let res =
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|p| {
+                        let msg = p
+                            .downcast_ref::<&str>()
+                            .map(|s| s.to_string())
+                            .or_else(|| p.downcast_ref::<String>().cloned())
+                            .unwrap_or_else(|| "no message".into());
+                        Err(Error::Internal(format!("panicked: {msg}")))
+                    });
                 if let (Err(_), Some(tx)) = (&res, failed) {
                     let _ = tx.send(checkpoint::Report::Failed);
                 }

@@ -68,7 +68,8 @@ impl ParsePool {
             let (jobs, results) = (jobs_rx.clone(), results_tx.clone());
             let node = name.to_string();
             let h = std::thread::Builder::new()
-                .name(format!("weir-{name}-parse{i}"))
+                // Linux keeps 15 bytes of a thread's name: the number goes first.
+                .name(format!("weir-p{i}-{name}"))
                 .spawn(move || {
                     for job in jobs {
                         let mut dead = DeadLetters::new(&node);

@@ -649,3 +649,55 @@ fn parsed_chunks_are_released_before_the_source_waits_for_more() {
         "the rows took {took:?}"
     );
 }
+
+struct Panicking;
+
+impl Sink for Panicking {
+    fn write(&mut self, _: &RecordBatch) -> Result<()> {
+        panic!("a bug in a sink");
+    }
+    fn flush(&mut self) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// A node that panics fails the run with the panic's message (before: "node out panicked"),
+/// and the checkpoint coordinator hears of it as of any failure.
+#[test]
+fn a_panicking_node_fails_a_checkpointed_run_with_its_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = checkpoint::Store::open(dir.path().join("state"), 3).unwrap();
+    let text: String = (0..20_000)
+        .map(|i| line(i / 60 % 60, i % 60, 200))
+        .collect();
+    let p = Pipeline {
+        sources: vec![clf_source("a", text)],
+        stages: vec![],
+        sinks: vec![SinkSpec::new(
+            "out",
+            Box::new(Panicking),
+            vec![("a".into(), Port::Main)],
+        )],
+        checkpoint: Some(checkpoint::Checkpointing {
+            store,
+            interval: std::time::Duration::from_millis(10),
+            fingerprints: ["a", "out"]
+                .map(|n| (n.to_string(), "v1".to_string()))
+                .into(),
+            restore: None,
+        }),
+    };
+    let (tx, rx) = crossbeam_channel::bounded(1);
+    std::thread::spawn(move || {
+        let _ = tx.send(p.start().unwrap().join());
+    });
+    let res = rx
+        .recv_timeout(std::time::Duration::from_secs(30))
+        .expect("the run ends");
+    let err = res.unwrap_err();
+    assert_eq!(err.node, "out");
+    assert!(
+        err.to_string().contains("panicked: a bug in a sink"),
+        "{err}"
+    );
+}
