@@ -369,11 +369,24 @@ impl SourceNode<'_> {
                 nth.or_else(|| memchr::memrchr(b'\n', &buf))
             }
         };
-        if let Some(cut) = cut {
-            let before = self.line_no;
-            self.take_lines(&buf[..=cut])?;
-            self.rate_clock.1 += self.line_no - before;
-            buf.drain(..=cut);
+        match cut {
+            // Parser threads take the buffer itself, a read's worth of whole lines (the
+            // partial line after them moves to a spare buffer): the bytes are not copied.
+            Some(cut) if self.pool.is_some() && !self.skipping && cut >= READ_CHUNK / 4 => {
+                let pool = self.pool.as_mut().expect("checked");
+                let mut rest = pool.spare(buf.len() - cut - 1 + READ_CHUNK);
+                rest.extend_from_slice(&buf[cut + 1..]);
+                buf.truncate(cut + 1);
+                self.hand_over(buf)?;
+                buf = rest;
+            }
+            Some(cut) => {
+                let before = self.line_no;
+                self.take_lines(&buf[..=cut])?;
+                self.rate_clock.1 += self.line_no - before;
+                buf.drain(..=cut);
+            }
+            None => {}
         }
         let partial_only = memchr::memchr(b'\n', &buf).is_none();
         if partial_only && buf.len() > self.spec.max_line {
@@ -416,14 +429,20 @@ impl SourceNode<'_> {
         if chunk.is_empty() {
             return Ok(());
         }
-        while !self.pool.as_ref().expect("checked").has_room() {
+        let mut bytes = self.pool.as_mut().expect("checked").spare(chunk.len());
+        bytes.extend_from_slice(chunk);
+        self.hand_over(bytes)
+    }
+
+    /// Gives whole lines to a parser thread, once one has room.
+    fn hand_over(&mut self, bytes: Vec<u8>) -> Result<()> {
+        while !self.pool.as_ref().expect("parser threads").has_room() {
             self.release_one(true)?;
         }
-        self.pool
-            .as_mut()
-            .expect("checked")
-            .submit(chunk, self.line_no)?;
-        self.line_no += count_lines(chunk);
+        let lines = count_lines(&bytes);
+        let pool = self.pool.as_mut().expect("parser threads");
+        pool.submit(bytes, self.line_no)?;
+        self.line_no += lines;
         Ok(())
     }
 

@@ -112,12 +112,10 @@ impl ParsePool {
         self.in_flight() < self.cap
     }
 
-    /// Hands `chunk`, whose first line is `first_line`, to a parser. Call only with room.
-    pub fn submit(&mut self, chunk: &[u8], first_line: u64) -> Result<()> {
+    /// Hands `bytes`, whole lines whose first is `first_line`, to a parser without copying
+    /// them. Call only with room.
+    pub fn submit(&mut self, bytes: Vec<u8>, first_line: u64) -> Result<()> {
         debug_assert!(self.has_room());
-        let mut bytes = self.free.pop().unwrap_or_default();
-        bytes.clear();
-        bytes.extend_from_slice(chunk);
         let job = Job {
             seq: self.next_seq,
             first_line,
@@ -130,6 +128,14 @@ impl ParsePool {
             .map_err(|_| lost())?;
         self.next_seq += 1;
         Ok(())
+    }
+
+    /// An empty buffer with room for `capacity` bytes: one a parser is done with, if any.
+    pub fn spare(&mut self, capacity: usize) -> Vec<u8> {
+        let mut b = self.free.pop().unwrap_or_default();
+        b.clear();
+        b.reserve(capacity);
+        b
     }
 
     /// The next chunk in input order: waits for it when `wait`, else returns it only if it
