@@ -473,23 +473,21 @@ pub fn parse(text: &str, sets: &[String]) -> Result<PipelineFile, Vec<Error>> {
         } else {
             t.remove("flush_interval")
         };
-        let flush_interval = match flush {
-            Some(v) => de::<weir_core::config::Duration>(v, &format!("{path}.flush_interval"))
-                .map_err(|e| errors.push(e))
-                .ok()
-                .and_then(|d| {
-                    if d.ms <= 0 {
-                        errors.push(Error::config(
-                            format!("{path}.flush_interval"),
-                            format!("expected a duration above 0, got \"{d}\""),
-                        ));
-                        None
-                    } else {
-                        Some(d)
-                    }
-                })
-                .unwrap_or(weir_runtime::DEFAULT_FLUSH_INTERVAL),
+        let key = format!("{path}.flush_interval");
+        let flush_interval = match flush.map(|v| de::<weir_core::config::Duration>(v, &key)) {
             None => weir_runtime::DEFAULT_FLUSH_INTERVAL,
+            Some(Ok(d)) if d.ms > 0 => d,
+            Some(Ok(d)) => {
+                errors.push(Error::config(
+                    key,
+                    format!("expected a duration above 0, got \"{d}\""),
+                ));
+                weir_runtime::DEFAULT_FLUSH_INTERVAL
+            }
+            Some(Err(e)) => {
+                errors.push(e);
+                weir_runtime::DEFAULT_FLUSH_INTERVAL
+            }
         };
         let kind = kind_of(t, &path, SINKS, &mut errors);
         if let Some(kind) = kind {

@@ -185,9 +185,10 @@ pub(crate) fn run_source(
     };
     // A paced source releases a few lines at a time: nothing for parallel parsers to share.
     let parallel = std::mem::take(&mut spec.parallel);
-    let pool = match parallel.is_empty() || spec.rate > 0 {
-        true => None,
-        false => Some(ParsePool::start(&spec.name, parallel)?),
+    let pool = if parallel.is_empty() || spec.rate > 0 {
+        None
+    } else {
+        Some(ParsePool::start(&spec.name, parallel)?)
     };
     let mut node = SourceNode {
         pool,
@@ -422,6 +423,7 @@ impl SourceNode<'_> {
                 .spec
                 .parser
                 .parse_chunk(chunk, self.line_no, &mut self.dead);
+            self.line_no += lines;
             let counts = self.spec.parser.take_counts();
             let batch = self.spec.parser.finish();
             return self.deliver(lines, counts, batch);
@@ -463,9 +465,7 @@ impl SourceNode<'_> {
         let mut dead = p.dead;
         // A chunk's own dead letters come before those of the rows it dates too far ahead, as
         // when the source node parses.
-        std::mem::swap(&mut self.dead, &mut dead);
-        self.flush_dead()?;
-        std::mem::swap(&mut self.dead, &mut dead);
+        send_dead(&self.outs, self.m, &mut dead)?;
         self.deliver(p.lines, p.counts, p.batch)?;
         self.flush_dead()?;
         self.pool.as_mut().expect("checked").recycle(p.bytes);
@@ -479,9 +479,6 @@ impl SourceNode<'_> {
         counts: weir_core::parse::ParseCounts,
         mut batch: RecordBatch,
     ) -> Result<()> {
-        if self.pool.is_none() {
-            self.line_no += lines;
-        }
         NodeMetrics::add(&self.m.records_in, lines);
         NodeMetrics::add(&self.m.blank, counts.blank);
         NodeMetrics::add(&self.m.odd, counts.odd);
@@ -501,17 +498,22 @@ impl SourceNode<'_> {
     }
 
     fn flush_dead(&mut self) -> Result<()> {
-        let Some(batch) = self.dead.take() else {
-            return Ok(());
-        };
-        let kept = self.m.reasons();
-        for r in self.dead.first_reasons() {
-            if !kept.contains(r) {
-                self.m.note_reason(|| r.clone());
-            }
-        }
-        dispatch(&self.outs, self.m, Port::Errors, Message::Data(batch))
+        send_dead(&self.outs, self.m, &mut self.dead)
     }
+}
+
+/// Sends the waiting dead letters of `dead` on the errors port and keeps their first reasons.
+fn send_dead(outs: &[Output], m: &NodeMetrics, dead: &mut DeadLetters) -> Result<()> {
+    let Some(batch) = dead.take() else {
+        return Ok(());
+    };
+    let kept = m.reasons();
+    for r in dead.first_reasons() {
+        if !kept.contains(r) {
+            m.note_reason(|| r.clone());
+        }
+    }
+    dispatch(outs, m, Port::Errors, Message::Data(batch))
 }
 
 /// Per-input progress of a consumer: each input's watermark and whether it ended.
