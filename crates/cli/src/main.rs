@@ -69,10 +69,14 @@ enum Command {
         /// No progress display and no summary.
         #[arg(long, short)]
         quiet: bool,
-        /// Threads that parse each source's lines, chunk by chunk (default: the cores this
-        /// process may use). Results do not depend on it: chunks are released in input order,
-        /// so watermarks, windows, dead letters and checkpoints are those of one thread. A
-        /// CSV source with a header and a source paced by `rate` parse on one thread.
+        /// Threads that parse each source's lines, chunk by chunk, and instances of each keyed
+        /// stage (an aggregate with `group_by`, an alert), each owning a share of the keys
+        /// (default: the cores this process may use). Results do not depend on it: chunks are
+        /// released in input order; an aggregate's rows of one window come ordered by window
+        /// end, then key; each key's alerts come in firing order (alerts of different keys
+        /// may interleave differently). A checkpoint taken with N workers resumes with any
+        /// number. A CSV source with a header and a source paced by `rate` parse on one
+        /// thread.
         #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
         workers: Option<u16>,
         #[command(flatten)]

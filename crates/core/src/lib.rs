@@ -31,7 +31,7 @@ pub mod watermark;
 
 pub use error::{Error, ErrorClass, Result};
 pub use message::{Message, Port};
-pub use operator::{Emitter, Operator};
+pub use operator::{Emitter, Operator, Partitioner};
 pub use parse::Parser;
 pub use sink::Sink;
 pub use source::{ReadOutcome, Source, SourcePosition};

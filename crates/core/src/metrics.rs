@@ -1,7 +1,10 @@
 //! Per-node counters, shared between a node's thread and whoever reports progress.
 
+use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::sync::Mutex;
+
+use crate::time::Millis;
 
 /// How many reasons of dropped records each node keeps for the run summary.
 pub const KEPT_REASONS: usize = 5;
@@ -34,6 +37,20 @@ pub struct NodeMetrics {
     pub first_reasons: Mutex<Vec<String>>,
     /// A sink's own account of what it did, for the summary (see `Sink::summary`).
     pub detail: Mutex<Option<String>>,
+    /// The window ends a stage's instances closed, for counting each window once.
+    closed: Mutex<ClosedWindows>,
+}
+
+/// Window ends closed by the instances of one keyed stage. Each instance closes the same
+/// window (end) for its own keys; `windows` counts an end once. An instance closes ends in
+/// increasing order and never one at or below the watermark it has passed, so ends at or
+/// below every instance's watermark are forgotten: the set holds only the ends between the
+/// slowest and the fastest instance.
+#[derive(Debug, Default)]
+struct ClosedWindows {
+    ends: BTreeSet<Millis>,
+    /// The last watermark each instance passed to its operator.
+    passed: Vec<Millis>,
 }
 
 impl NodeMetrics {
@@ -60,6 +77,30 @@ impl NodeMetrics {
         let mut r = self.first_reasons.lock().unwrap_or_else(|p| p.into_inner());
         if r.len() < KEPT_REASONS {
             r.push(reason());
+        }
+    }
+
+    /// Counts the windows (by end) that instance `index` of `of` closed; `passed` is the
+    /// watermark the instance has handed its operator, if it has had one since the last call.
+    pub fn windows_closed(&self, index: usize, of: usize, ends: &[Millis], passed: Option<Millis>) {
+        if of <= 1 {
+            Self::add(&self.windows, ends.len() as u64);
+            return;
+        }
+        if ends.is_empty() && passed.is_none() {
+            return;
+        }
+        let mut c = self.closed.lock().unwrap_or_else(|p| p.into_inner());
+        if c.passed.len() != of {
+            c.passed = vec![Millis::MIN; of];
+        }
+        let new = ends.iter().filter(|&&e| c.ends.insert(e)).count();
+        Self::add(&self.windows, new as u64);
+        if let Some(w) = passed {
+            c.passed[index] = c.passed[index].max(w);
+            let floor = c.passed.iter().copied().min().unwrap_or(Millis::MIN);
+            let keep = c.ends.split_off(&floor.saturating_add(1));
+            c.ends = keep;
         }
     }
 

@@ -1,6 +1,8 @@
 //! The operator trait: one synchronous step of a pipeline. The runtime owns threads and
 //! channels; an operator only turns inputs into outputs.
 
+use std::sync::Arc;
+
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
 
@@ -13,8 +15,9 @@ use crate::Result;
 pub struct Emitter {
     /// Messages in the order they were emitted, with their port.
     pub out: Vec<(Port, Message)>,
-    /// Windows closed during the call (windowed operators count them for progress reports).
-    pub windows_closed: u64,
+    /// The end of each window closed during the call (windowed operators report them for
+    /// progress reports; the instances of a keyed stage close the same window each).
+    pub windows_closed: Vec<Millis>,
 }
 
 impl Emitter {
@@ -40,6 +43,34 @@ impl Emitter {
     /// Takes everything emitted so far.
     pub fn drain(&mut self) -> std::vec::Drain<'_, (Port, Message)> {
         self.out.drain(..)
+    }
+}
+
+/// Spreads the records of a keyed operator over its instances: the hash of each row's key
+/// ([`crate::keys::key_hash`] of the operator's own key encoding), so the instance that owns a
+/// key (see [`crate::keys::owner`]) sees all of its records. It runs on the producer's thread.
+pub trait Partitioner: Send + Sync {
+    /// Appends the key hash of every row of `batch` to `out`. A row whose key cannot be
+    /// computed may get any hash: the instance that receives it reports it.
+    fn hashes(&self, batch: &RecordBatch, out: &mut Vec<u64>);
+}
+
+/// The partitioner of an operator keyed by plain input columns.
+#[derive(Debug, Clone)]
+pub struct ColumnKeys(pub Vec<usize>);
+
+impl Partitioner for ColumnKeys {
+    fn hashes(&self, batch: &RecordBatch, out: &mut Vec<u64>) {
+        let cols: Option<Vec<crate::value::Col<'_>>> = self
+            .0
+            .iter()
+            .map(|&c| crate::value::Col::new(batch.column(c)))
+            .collect();
+        match cols {
+            Some(cols) => crate::keys::hash_rows(&cols, batch.num_rows(), out),
+            // A column type keys do not support: the operator refused it when built.
+            None => out.extend(std::iter::repeat_n(0, batch.num_rows())),
+        }
     }
 }
 
@@ -76,5 +107,27 @@ pub trait Operator: Send {
     /// Restores state written by [`Operator::snapshot`].
     fn restore(&mut self, _state: &[u8]) -> Result<()> {
         Ok(())
+    }
+
+    /// A keyed operator can run as several instances, each fed the records of the keys it
+    /// owns through this partitioner. `None` (the default): one instance sees every record.
+    fn partitioner(&self) -> Option<Arc<dyn Partitioner>> {
+        None
+    }
+
+    /// Columns of the main output by which the rows emitted up to a watermark are sorted (one
+    /// instance emits them in this order). With several instances the runtime merges their
+    /// rows in this order, so the output equals one instance's. `None`: rows of several
+    /// instances arrive as they are produced (each key's rows keep their order).
+    fn output_order(&self) -> Option<Vec<usize>> {
+        None
+    }
+
+    /// Restores one instance of a keyed operator from the snapshots of every instance of an
+    /// earlier run, however many there were, keeping the keys whose hash `owns` accepts.
+    fn restore_keyed(&mut self, _states: &[Vec<u8>], _owns: &dyn Fn(u64) -> bool) -> Result<()> {
+        Err(crate::Error::Internal(
+            "this operator runs as one instance and cannot be restored from several".into(),
+        ))
     }
 }

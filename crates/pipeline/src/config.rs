@@ -566,7 +566,8 @@ type BuiltSource = (SourceDecl, Box<dyn Parser>, Option<Vec<String>>);
 /// A validated pipeline with schemas and operators built, nothing opened yet.
 pub struct Plan {
     sources: Vec<BuiltSource>,
-    stages: Vec<(StageDecl, Box<dyn Operator>)>,
+    /// Stages with their operator and input schema (to build more instances of it).
+    stages: Vec<(StageDecl, Box<dyn Operator>, SchemaRef)>,
     sinks: Vec<SinkDecl>,
     /// Schema of every node's main output.
     pub schemas: HashMap<String, SchemaRef>,
@@ -688,9 +689,9 @@ impl Plan {
                         let out = op.output_schema();
                         schemas.insert(decl.name.clone(), out.clone());
                         port_schema.insert((decl.name.clone(), Port::Main), out);
-                        port_schema.insert((decl.name.clone(), Port::Late), first);
+                        port_schema.insert((decl.name.clone(), Port::Late), first.clone());
                         port_schema.insert((decl.name.clone(), Port::Errors), deadletter::schema());
-                        built_stages.push((decl, op));
+                        built_stages.push((decl, op, first));
                     }
                     Err(errs) => errors.extend(errs),
                 }
@@ -775,11 +776,22 @@ impl Plan {
                 rate: decl.rate,
             });
         }
-        for (decl, op) in self.stages {
+        for (decl, op, input) in self.stages {
+            // A keyed stage runs as `workers` instances, each owning a share of the keys.
+            let parallel = if workers > 1 && op.partitioner().is_some() {
+                let path = format!("stage.{}", decl.name);
+                (1..workers)
+                    .map(|_| decl.kind.build(input.clone(), &path))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|errs| Error::Internal(format!("building {path} again: {errs:?}")))?
+            } else {
+                Vec::new()
+            };
             p.stages.push(StageSpec {
                 name: decl.name,
                 op,
                 inputs: decl.inputs.into_iter().map(|i| (i.node, i.port)).collect(),
+                parallel,
             });
         }
         for decl in self.sinks {

@@ -17,6 +17,7 @@
 
 mod align;
 pub mod checkpoint;
+mod exchange;
 mod node;
 mod parse_pool;
 pub mod union;
@@ -28,7 +29,7 @@ use std::thread::JoinHandle;
 use crossbeam_channel::{bounded, unbounded, Sender};
 use weir_core::metrics::NodeMetrics;
 use weir_core::watermark::EventTimeConfig;
-use weir_core::{Error, Message, Operator, Parser, Port, Result, Sink, Source};
+use weir_core::{Error, Message, Operator, Parser, Partitioner, Port, Result, Sink, Source};
 
 /// Messages a consumer channel holds before senders block.
 pub const CHANNEL_CAPACITY: usize = 16;
@@ -67,6 +68,29 @@ pub struct StageSpec {
     pub op: Box<dyn Operator>,
     /// Inputs: producer node name and port.
     pub inputs: Vec<(String, Port)>,
+    /// More instances of a keyed `op` (one with a [`Operator::partitioner`]), each on its own
+    /// thread and fed the keys it owns through a hash exchange; empty: `op` alone.
+    pub parallel: Vec<Box<dyn Operator>>,
+}
+
+impl StageSpec {
+    /// A stage of one instance.
+    pub fn new(
+        name: impl Into<String>,
+        op: Box<dyn Operator>,
+        inputs: Vec<(String, Port)>,
+    ) -> Self {
+        StageSpec {
+            name: name.into(),
+            op,
+            inputs,
+            parallel: Vec::new(),
+        }
+    }
+
+    fn instances(&self) -> usize {
+        1 + self.parallel.len()
+    }
 }
 
 /// A sink.
@@ -131,13 +155,25 @@ pub struct Pipeline {
     pub checkpoint: Option<checkpoint::Checkpointing>,
 }
 
-/// Where a producer sends one of its ports.
+/// Where a producer (one instance of it) sends one of its ports.
 #[derive(Clone)]
 pub(crate) struct Output {
     port: Port,
-    input_idx: usize,
-    tx: Sender<(usize, Message)>,
+    /// Every instance of the consumer: its channel, and the input index this producer
+    /// instance has there.
+    targets: Vec<(usize, Sender<(usize, Message)>)>,
+    /// With several targets: which one gets each row (watermarks, barriers and ends go to
+    /// all of them).
+    route: Option<Arc<dyn Partitioner>>,
     to: String,
+}
+
+/// A consumer instance's receiving end: its channel, its number of inputs (one per producer
+/// instance), and the inputs to merge in order.
+struct Receiver {
+    rx: crossbeam_channel::Receiver<(usize, Message)>,
+    inputs: usize,
+    merge: Vec<exchange::MergeGroup>,
 }
 
 /// A started pipeline.
@@ -158,35 +194,90 @@ impl Pipeline {
             c.check_compatible()?;
         }
         let stop = Arc::new(AtomicBool::new(false));
-        let mut outputs: std::collections::HashMap<String, Vec<Output>> = Default::default();
-        let mut receivers = Vec::new();
-        let consumers = self
-            .stages
-            .iter()
-            .map(|s| (&s.name, &s.inputs))
-            .chain(self.sinks.iter().map(|s| (&s.name, &s.inputs)));
-        for (name, inputs) in consumers {
-            let (tx, rx) = bounded(CHANNEL_CAPACITY);
-            for (i, (from, port)) in inputs.iter().enumerate() {
-                outputs.entry(from.clone()).or_default().push(Output {
-                    port: *port,
-                    input_idx: i,
-                    tx: tx.clone(),
-                    to: name.clone(),
-                });
-            }
-            receivers.push(rx);
-        }
         let known: std::collections::HashSet<&String> = self
             .sources
             .iter()
             .map(|s| &s.name)
             .chain(self.stages.iter().map(|s| &s.name))
             .collect();
-        if let Some(missing) = outputs.keys().find(|k| !known.contains(k)) {
+        if let Some(missing) = self
+            .stages
+            .iter()
+            .flat_map(|s| &s.inputs)
+            .chain(self.sinks.iter().flat_map(|s| &s.inputs))
+            .map(|(from, _)| from)
+            .find(|from| !known.contains(from))
+        {
             return Err(Error::Internal(format!(
                 "an input names {missing:?}, which is not a source or stage"
             )));
+        }
+        // Instances, partitioner and output order of every stage (sources and sinks: one).
+        let instances: std::collections::HashMap<&str, usize> = self
+            .stages
+            .iter()
+            .map(|s| (s.name.as_str(), s.instances()))
+            .collect();
+        let of = |name: &str| instances.get(name).copied().unwrap_or(1);
+        let orders: std::collections::HashMap<&str, Vec<usize>> = self
+            .stages
+            .iter()
+            .filter(|s| s.instances() > 1)
+            .filter_map(|s| Some((s.name.as_str(), s.op.output_order()?)))
+            .collect();
+        let mut outputs: std::collections::HashMap<(String, usize), Vec<Output>> =
+            Default::default();
+        let mut receivers = Vec::new();
+        let consumers = self
+            .stages
+            .iter()
+            .map(|s| {
+                let route = (s.instances() > 1).then(|| s.op.partitioner()).flatten();
+                (&s.name, &s.inputs, s.instances(), route)
+            })
+            .chain(self.sinks.iter().map(|s| (&s.name, &s.inputs, 1, None)));
+        for (name, inputs, n, route) in consumers {
+            if n > 1 && route.is_none() {
+                return Err(Error::Internal(format!(
+                    "stage {name} has {n} instances but no partitioner"
+                )));
+            }
+            let chans: Vec<_> = (0..n).map(|_| bounded(CHANNEL_CAPACITY)).collect();
+            // One input index per producer instance, in the order of `inputs`.
+            let mut first = 0;
+            let mut merge = Vec::new();
+            for (from, port) in inputs {
+                let members = of(from);
+                for k in 0..members {
+                    outputs.entry((from.clone(), k)).or_default().push(Output {
+                        port: *port,
+                        targets: chans
+                            .iter()
+                            .map(|(tx, _)| (first + k, tx.clone()))
+                            .collect(),
+                        route: route.clone(),
+                        to: name.clone(),
+                    });
+                }
+                if let Some(order) = orders.get(from.as_str()).filter(|_| *port == Port::Main) {
+                    merge.push(exchange::MergeGroup {
+                        first,
+                        members,
+                        order: order.clone(),
+                    });
+                }
+                first += members;
+            }
+            receivers.push(
+                chans
+                    .into_iter()
+                    .map(|(_, rx)| Receiver {
+                        rx,
+                        inputs: first,
+                        merge: merge.clone(),
+                    })
+                    .collect::<Vec<_>>(),
+            );
         }
         let mut receivers = receivers.into_iter();
         let mut nodes = Vec::new();
@@ -222,7 +313,9 @@ impl Pipeline {
             handles.push((name, h));
             Ok(())
         };
-        let mut node_ck = |name: &str, sink: bool| ck.as_mut().map(|c| c.node(name, sink));
+        let mut node_ck = |name: &str, instance: usize, sink: bool| {
+            ck.as_mut().map(|c| c.node(name, instance, sink))
+        };
         let failed = |c: &Option<node::NodeCkpt>| c.as_ref().map(|c| c.ck.reports.clone());
         for s in self.sources {
             let m = Arc::new(NodeMetrics::new());
@@ -232,9 +325,9 @@ impl Pipeline {
                 metrics: m.clone(),
                 size_hint: s.source.size_hint(),
             });
-            let outs = outputs.remove(&s.name).unwrap_or_default();
+            let outs = outputs.remove(&(s.name.clone(), 0)).unwrap_or_default();
             let stop = stop.clone();
-            let c = node_ck(&s.name, false);
+            let c = node_ck(&s.name, 0, false);
             let f = failed(&c);
             spawn(
                 s.name.clone(),
@@ -250,16 +343,31 @@ impl Pipeline {
                 metrics: m.clone(),
                 size_hint: None,
             });
-            let outs = outputs.remove(&s.name).unwrap_or_default();
-            let rx = receivers.next().expect("one receiver per stage");
-            let stop = stop.clone();
-            let c = node_ck(&s.name, false);
-            let f = failed(&c);
-            spawn(
-                s.name.clone(),
-                Box::new(move || node::run_stage(s, rx, outs, &m, &stop, c)),
-                f,
-            )?;
+            let rxs = receivers.next().expect("receivers for every stage");
+            let n = s.instances();
+            let ops = std::iter::once(s.op).chain(s.parallel);
+            for (k, (op, rx)) in ops.zip(rxs).enumerate() {
+                let outs = outputs.remove(&(s.name.clone(), k)).unwrap_or_default();
+                let stop = stop.clone();
+                let c = node_ck(&s.name, k, false);
+                let f = failed(&c);
+                let m = m.clone();
+                let instance = node::Instance {
+                    name: s.name.clone(),
+                    index: k,
+                    of: n,
+                };
+                let thread = if n > 1 {
+                    format!("{}/{k}", s.name)
+                } else {
+                    s.name.clone()
+                };
+                spawn(
+                    thread,
+                    Box::new(move || node::run_stage(instance, op, rx, outs, &m, &stop, c)),
+                    f,
+                )?;
+            }
         }
         let open_sinks = Arc::new(std::sync::atomic::AtomicUsize::new(self.sinks.len()));
         for s in self.sinks {
@@ -270,9 +378,12 @@ impl Pipeline {
                 metrics: m.clone(),
                 size_hint: None,
             });
-            let rx = receivers.next().expect("one receiver per sink");
+            let rx = receivers
+                .next()
+                .and_then(|r| r.into_iter().next())
+                .expect("one receiver per sink");
             let stop = stop.clone();
-            let c = node_ck(&s.name, true);
+            let c = node_ck(&s.name, 0, true);
             let f = failed(&c);
             let open = open_sinks.clone();
             spawn(
@@ -324,14 +435,18 @@ impl Checkpoints {
     ) -> Self {
         let names = sources
             .iter()
-            .map(|s| (&s.name, "source"))
-            .chain(stages.iter().map(|s| (&s.name, "stage")))
-            .chain(sinks.iter().map(|s| (&s.name, "sink")));
+            .map(|s| (&s.name, "source", 1))
+            .chain(stages.iter().map(|s| (&s.name, "stage", s.instances())))
+            .chain(sinks.iter().map(|s| (&s.name, "sink", 1)));
+        // One slot per instance: a stage of several instances has one state from each.
         let metas = names
-            .map(|(name, kind)| checkpoint::NodeMeta {
+            .flat_map(|(name, kind, n)| (0..n).map(move |instance| (name, kind, instance, n)))
+            .map(|(name, kind, instance, instances)| checkpoint::NodeMeta {
                 name: name.clone(),
                 kind,
                 fingerprint: cfg.fingerprints.get(name).cloned().unwrap_or_default(),
+                instance,
+                instances,
             })
             .collect();
         let stats = Arc::new(checkpoint::CheckpointStats::default());
@@ -353,12 +468,12 @@ impl Checkpoints {
         }
     }
 
-    fn node(&mut self, name: &str, sink: bool) -> node::NodeCkpt {
+    fn node(&mut self, name: &str, instance: usize, sink: bool) -> node::NodeCkpt {
         let index = self
             .metas
             .iter()
-            .position(|m| m.name == name)
-            .expect("every node has a meta");
+            .position(|m| m.name == name && m.instance == instance)
+            .expect("every node instance has a meta");
         let commits = sink.then(|| {
             let (tx, rx) = unbounded();
             self.commits.push(tx);
@@ -370,11 +485,12 @@ impl Checkpoints {
                 reports: self.reports.0.clone(),
                 requested: self.requested.clone(),
             },
-            restore: self
-                .cfg
-                .restore
-                .as_mut()
-                .and_then(|l| l.states.remove(name)),
+            // Every instance of a keyed stage reads all the instances' states and keeps its keys.
+            restore: self.cfg.restore.as_ref().and_then(|l| {
+                let state = l.states.get(name)?.clone();
+                let entry = l.manifest.nodes.iter().find(|n| n.name == name)?;
+                Some((state, entry.instances as usize))
+            }),
             base_epoch: self.base_epoch,
             stats: self.stats.clone(),
             commits,

@@ -16,15 +16,17 @@ use weir_core::watermark::{WatermarkGen, WatermarkState};
 use weir_core::{Emitter, Error, Message, Port, ReadOutcome, Result, SourcePosition};
 
 use crate::align::{Aligner, Event};
-use crate::checkpoint::{CheckpointStats, NodeCk};
+use crate::checkpoint::{decode_instances, CheckpointStats, NodeCk};
+use crate::exchange::Receiving;
 use crate::parse_pool::{count_lines, ParsePool};
-use crate::{Output, SinkSpec, SourceSpec, StageSpec};
+use crate::{Output, Receiver as Input, SinkSpec, SourceSpec};
 
 /// A node's part in checkpointing.
 pub(crate) struct NodeCkpt {
     pub ck: NodeCk,
-    /// Its state in the checkpoint being resumed from.
-    pub restore: Option<Vec<u8>>,
+    /// Its state in the checkpoint being resumed from, and the number of instances that
+    /// wrote it (see `checkpoint::decode_instances`).
+    pub restore: Option<(Vec<u8>, usize)>,
     /// The epoch resumed from (0: a fresh start).
     pub base_epoch: u64,
     pub stats: Arc<CheckpointStats>,
@@ -52,8 +54,21 @@ fn send(outputs: &[Output], port: Port, msg: &Message) -> Result<()> {
         .iter()
         .filter(|o| o.port == port || matches!(msg, Message::End | Message::Barrier(_)))
     {
-        o.tx.send((o.input_idx, msg.clone()))
-            .map_err(|_| Error::Stopped(o.to.clone()))?;
+        let stopped = |_| Error::Stopped(o.to.clone());
+        match (msg, &o.route) {
+            // Rows to the instance that owns their key; the rest to every instance.
+            (Message::Data(b), Some(p)) => {
+                for (k, part) in crate::exchange::split(b, p.as_ref(), o.targets.len())? {
+                    let (idx, tx) = &o.targets[k];
+                    tx.send((*idx, Message::Data(part))).map_err(stopped)?;
+                }
+            }
+            _ => {
+                for (idx, tx) in &o.targets {
+                    tx.send((*idx, msg.clone())).map_err(stopped)?;
+                }
+            }
+        }
     }
     Ok(())
 }
@@ -217,7 +232,7 @@ impl SourceNode<'_> {
         let Some(ck) = &self.ck else {
             return Ok(());
         };
-        let Some(bytes) = &ck.restore else {
+        let Some((bytes, _)) = &ck.restore else {
             return Ok(());
         };
         let st: SourceState = weir_core::state::decode("source", SOURCE_STATE_VERSION, bytes)?;
@@ -564,25 +579,44 @@ impl Inputs {
     }
 }
 
+/// Which instance of a stage a thread runs.
+pub(crate) struct Instance {
+    pub name: String,
+    pub index: usize,
+    pub of: usize,
+}
+
 pub(crate) fn run_stage(
-    mut s: StageSpec,
-    rx: Receiver<(usize, Message)>,
+    me: Instance,
+    mut op: Box<dyn weir_core::Operator>,
+    rx: Input,
     outs: Vec<Output>,
     m: &NodeMetrics,
     stop: &AtomicBool,
     ck: Option<NodeCkpt>,
 ) -> Result<()> {
     if let Some(c) = &ck {
-        if let Some(bytes) = &c.restore {
-            c.timed(|| s.op.restore(bytes))?;
+        if let Some((bytes, wrote)) = &c.restore {
+            c.timed(|| {
+                if *wrote == 1 && me.of == 1 {
+                    return op.restore(bytes);
+                }
+                // Instances then and now differ: each keeps the keys it owns now.
+                let states = decode_instances(bytes, *wrote)?;
+                op.restore_keyed(&states, &|h| weir_core::keys::owner(h, me.of) == me.index)
+                    .map_err(|e| Error::State(format!("stage {}: {e}", me.name)))
+            })?;
         }
     }
-    let mut inputs = Inputs::new(s.inputs.len());
-    let mut al = Aligner::new(rx, s.inputs.len());
+    let mut inputs = Inputs::new(rx.inputs);
+    let mut al = Receiving::new(Aligner::new(rx.rx, rx.inputs), rx.merge);
     let mut em = Emitter::default();
     let mut last_tick = Instant::now();
-    let flush = |em: &mut Emitter| -> Result<()> {
-        NodeMetrics::add(&m.windows, std::mem::take(&mut em.windows_closed));
+    // The watermark last handed to the operator, for counting windows once across instances.
+    let mut passed = None;
+    let flush = |em: &mut Emitter, passed: Option<i64>| -> Result<()> {
+        m.windows_closed(me.index, me.of, &em.windows_closed, passed);
+        em.windows_closed.clear();
         for (port, msg) in em.drain() {
             dispatch(&outs, m, port, msg)?;
         }
@@ -595,25 +629,26 @@ pub(crate) fn run_stage(
         match al.next(TICK)? {
             Event::Msg(_, Message::Data(b)) => {
                 NodeMetrics::add(&m.records_in, b.num_rows() as u64);
-                s.op.on_batch(&b, &mut em)?;
+                op.on_batch(&b, &mut em)?;
             }
             Event::Msg(i, Message::Watermark(w)) => {
                 if let Some(w) = inputs.watermark(i, w) {
-                    s.op.on_watermark(w, &mut em)?;
+                    op.on_watermark(w, &mut em)?;
+                    passed = Some(w);
                 }
             }
             Event::Msg(i, Message::End) => {
                 let suspend = suspending();
                 if let Some(w) = inputs.end(i).filter(|_| !suspend) {
-                    s.op.on_watermark(w, &mut em)?;
+                    op.on_watermark(w, &mut em)?;
                 }
                 if inputs.all_ended() {
                     if !suspend {
-                        s.op.on_end(&mut em)?;
+                        op.on_end(&mut em)?;
                     }
-                    flush(&mut em)?;
+                    flush(&mut em, passed.take())?;
                     if let Some(c) = &ck {
-                        c.ck.report(None, s.op.snapshot()?, None)?;
+                        c.ck.report(None, op.snapshot()?, None)?;
                     }
                     send(&outs, Port::Main, &Message::End)?;
                     return Ok(());
@@ -621,25 +656,25 @@ pub(crate) fn run_stage(
             }
             Event::Msg(_, Message::Barrier(_)) => unreachable!("the aligner consumes barriers"),
             Event::Checkpoint(epoch) => {
-                flush(&mut em)?;
+                flush(&mut em, passed.take())?;
                 if let Some(c) = &ck {
-                    c.ck.report(Some(epoch), s.op.snapshot()?, None)?;
+                    c.ck.report(Some(epoch), op.snapshot()?, None)?;
                 }
                 send(&outs, Port::Main, &Message::Barrier(epoch))?;
             }
             Event::Idle => {}
         }
         if last_tick.elapsed() >= TICK {
-            s.op.on_tick(now_ms(), &mut em)?;
+            op.on_tick(now_ms(), &mut em)?;
             last_tick = Instant::now();
         }
-        flush(&mut em)?;
+        flush(&mut em, passed.take())?;
     }
 }
 
 pub(crate) fn run_sink(
     mut s: SinkSpec,
-    rx: Receiver<(usize, Message)>,
+    rx: Input,
     m: &NodeMetrics,
     stop: &AtomicBool,
     ck: Option<NodeCkpt>,
@@ -658,10 +693,13 @@ pub(crate) fn run_sink(
         }
     };
     if let Some(c) = &ck {
-        c.timed(|| s.sink.recover(c.restore.as_deref()))?;
+        c.timed(|| {
+            s.sink
+                .recover(c.restore.as_ref().map(|(b, _)| b.as_slice()))
+        })?;
     }
-    let mut inputs = Inputs::new(s.inputs.len());
-    let mut al = Aligner::new(rx, s.inputs.len());
+    let mut inputs = Inputs::new(rx.inputs);
+    let mut al = Receiving::new(Aligner::new(rx.rx, rx.inputs), rx.merge);
     // When the oldest row not yet flushed was written: under steady input the aligner never
     // goes idle, so the sink flushes on this clock too.
     let mut dirty: Option<Instant> = None;

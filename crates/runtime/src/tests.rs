@@ -72,11 +72,11 @@ fn status_counts(inputs: Vec<(String, Port)>, schema: arrow_schema::SchemaRef) -
             name: None,
         }],
     };
-    StageSpec {
-        name: "counts".into(),
-        op: Box::new(Aggregate::new(&cfg, schema, "stage.counts").unwrap()),
+    StageSpec::new(
+        "counts",
+        Box::new(Aggregate::new(&cfg, schema, "stage.counts").unwrap()),
         inputs,
-    }
+    )
 }
 
 fn line(min: u32, sec: u32, status: u16) -> String {

@@ -16,11 +16,11 @@ use weir_core::fields::{WINDOW_END, WINDOW_START};
 use weir_core::message::Port;
 use weir_core::time::{Millis, MAX_TIME, MIN_TIME};
 use weir_core::value::{find_field, is_supported, Scalar};
-use weir_core::{Emitter, Error, Operator, Result};
+use weir_core::{Emitter, Error, Operator, Partitioner, Result};
 use weir_expr::{Bound, Expr};
 
 use crate::acc::{pane_result, run_result, AggFn, Input, NumKind, Out, PaneAcc, RunAcc};
-use weir_core::keys::{array_from_scalars, decode, Encode};
+use weir_core::keys::{array_from_scalars, decode, hash_rows, key_hash, Encode};
 use weir_core::value::Col;
 
 /// The kind of window.
@@ -277,11 +277,37 @@ impl AggregateConfig {
 }
 
 /// Where a group key or an aggregate's input comes from.
+#[derive(Clone)]
 enum ColumnSource {
     /// An input column.
     Column(usize),
     /// A computed expression.
     Expr(Bound),
+}
+
+/// Routes rows to the instances of an aggregate by their group key (computed as the
+/// aggregate computes it, so both agree on every key's hash).
+struct GroupKeys(Vec<ColumnSource>);
+
+impl Partitioner for GroupKeys {
+    fn hashes(&self, batch: &RecordBatch, out: &mut Vec<u64>) {
+        let arrays: Option<Vec<ArrayRef>> = self
+            .0
+            .iter()
+            .map(|k| match k {
+                ColumnSource::Column(c) => Some(batch.column(*c).clone()),
+                ColumnSource::Expr(e) => e.eval_rows(batch).ok().map(|(a, _)| a),
+            })
+            .collect();
+        let cols: Option<Vec<Col<'_>>> = arrays
+            .as_ref()
+            .and_then(|a| a.iter().map(Col::new).collect());
+        match cols {
+            Some(cols) => hash_rows(&cols, batch.num_rows(), out),
+            // The instance that gets them reports why the keys cannot be computed.
+            None => out.extend(std::iter::repeat_n(0, batch.num_rows())),
+        }
+    }
 }
 
 /// How one aggregate reads its input column.
@@ -806,7 +832,7 @@ impl Aggregate {
                 break;
             }
             self.close_window(end, &mut rows, &mut released);
-            out.windows_closed += 1;
+            out.windows_closed.push(end);
         }
         self.state.closed_upto = self.state.closed_upto.max(t);
         if !rows.keys.is_empty() {
@@ -1071,7 +1097,89 @@ impl Operator for Aggregate {
     }
 
     fn restore(&mut self, bytes: &[u8]) -> Result<()> {
-        let mut state: State = weir_core::state::decode("aggregate", STATE_VERSION, bytes)?;
+        self.install(weir_core::state::decode("aggregate", STATE_VERSION, bytes)?);
+        Ok(())
+    }
+
+    fn partitioner(&self) -> Option<Arc<dyn Partitioner>> {
+        // Without a group key every row has the same (empty) key: one instance does it all.
+        (!self.key_cols.is_empty())
+            .then(|| Arc::new(GroupKeys(self.key_cols.clone())) as Arc<dyn Partitioner>)
+    }
+
+    fn output_order(&self) -> Option<Vec<usize>> {
+        // Window end, then the key columns (see `advance`). Encoded keys sort as the key
+        // columns do: NULL first, then by value.
+        Some(
+            std::iter::once(1)
+                .chain(2..2 + self.key_types.len())
+                .collect(),
+        )
+    }
+
+    fn restore_keyed(&mut self, states: &[Vec<u8>], owns: &dyn Fn(u64) -> bool) -> Result<()> {
+        let n = self.aggs.len();
+        let mut merged = State {
+            keys: KeyTable::default(),
+            open: VecDeque::new(),
+            windows: HashMap::new(),
+            closed_upto: MIN_TIME,
+            last_end: None,
+        };
+        for bytes in states {
+            let st: State = weir_core::state::decode("aggregate", STATE_VERSION, bytes)?;
+            // Every instance saw the same watermarks: these agree, or the later one holds.
+            merged.closed_upto = merged.closed_upto.max(st.closed_upto);
+            merged.last_end = merged.last_end.max(st.last_end);
+            let own = |id: u32, keys: &mut KeyTable| {
+                let key = &st.keys.bytes[id as usize];
+                owns(key_hash(key)).then(|| {
+                    let new = keys.id(key);
+                    keys.retain(new);
+                    new
+                })
+            };
+            for pane in &st.open {
+                let at = match merged.open.binary_search_by_key(&pane.idx, |p| p.idx) {
+                    Ok(at) => at,
+                    Err(at) => {
+                        merged.open.insert(
+                            at,
+                            OpenPane {
+                                idx: pane.idx,
+                                slots: HashMap::new(),
+                                ids: Vec::new(),
+                                accs: Vec::new(),
+                            },
+                        );
+                        at
+                    }
+                };
+                for (slot, &id) in pane.ids.iter().enumerate() {
+                    if let Some(new) = own(id, &mut merged.keys) {
+                        let target = &mut merged.open[at];
+                        target.ids.push(new);
+                        target
+                            .accs
+                            .extend_from_slice(&pane.accs[slot * n..(slot + 1) * n]);
+                    }
+                }
+            }
+            for (&id, w) in &st.windows {
+                if let Some(new) = own(id, &mut merged.keys) {
+                    merged.windows.insert(new, w.clone());
+                }
+            }
+        }
+        merged.open.retain(|p| !p.ids.is_empty());
+        self.install(merged);
+        Ok(())
+    }
+}
+
+impl Aggregate {
+    /// Makes `state` current, rebuilding the indexes that snapshots leave out.
+    fn install(&mut self, mut state: State) {
         state.keys.reindex();
         for pane in &mut state.open {
             pane.slots = pane
@@ -1082,7 +1190,6 @@ impl Operator for Aggregate {
                 .collect();
         }
         self.state = state;
-        Ok(())
     }
 }
 

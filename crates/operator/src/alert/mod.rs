@@ -30,10 +30,11 @@ use hashbrown::HashMap;
 use serde::{Deserialize, Serialize};
 use weir_core::config::Duration;
 use weir_core::fields::{META_JSON, WINDOW_END, WINDOW_START};
-use weir_core::keys::{array_from_scalars, decode, Encode};
+use weir_core::keys::{array_from_scalars, decode, key_hash, Encode};
+use weir_core::operator::ColumnKeys;
 use weir_core::time::{now_ms, Millis, MIN_TIME};
 use weir_core::value::{find_field, write_json_str, Col, Scalar};
-use weir_core::{Emitter, Error, Operator, Port, Result};
+use weir_core::{Emitter, Error, Operator, Partitioner, Port, Result};
 
 /// Output field: stable id of the alert (key and trigger time), for deduplication downstream.
 pub const ALERT_ID: &str = "alert_id";
@@ -436,6 +437,31 @@ impl Operator for Alert {
 
     fn restore(&mut self, bytes: &[u8]) -> Result<()> {
         self.state = weir_core::state::decode("alert", STATE_VERSION, bytes)?;
+        Ok(())
+    }
+
+    fn partitioner(&self) -> Option<Arc<dyn Partitioner>> {
+        // An alert fires the moment its record arrives: alerts of different keys leave their
+        // instances in the order they fire, with no merge that would hold them back.
+        (!self.key_cols.is_empty())
+            .then(|| Arc::new(ColumnKeys(self.key_cols.clone())) as Arc<dyn Partitioner>)
+    }
+
+    fn restore_keyed(&mut self, states: &[Vec<u8>], owns: &dyn Fn(u64) -> bool) -> Result<()> {
+        let mut merged = State {
+            keys: HashMap::new(),
+            close: MIN_TIME,
+            seq: 0,
+        };
+        for bytes in states {
+            let st: State = weir_core::state::decode("alert", STATE_VERSION, bytes)?;
+            merged.close = merged.close.max(st.close);
+            merged.seq = merged.seq.max(st.seq);
+            merged
+                .keys
+                .extend(st.keys.into_iter().filter(|(k, _)| owns(key_hash(k))));
+        }
+        self.state = merged;
         Ok(())
     }
 }

@@ -137,11 +137,34 @@ impl NodeCk {
     }
 }
 
-/// Static facts about a node, for the manifest.
+/// Static facts about a node instance, for the manifest.
 pub(crate) struct NodeMeta {
     pub name: String,
     pub kind: &'static str,
     pub fingerprint: String,
+    /// Which instance of the node this is, of how many (the instances' slots are adjacent).
+    pub instance: usize,
+    pub instances: usize,
+}
+
+/// The states of a node's instances as one state file.
+pub(crate) fn encode_instances(states: &[&[u8]]) -> Result<Vec<u8>> {
+    weir_core::state::encode("instances", 1, &states)
+}
+
+/// The states of a node's instances from one state file written with `instances` of them.
+pub(crate) fn decode_instances(bytes: &[u8], instances: usize) -> Result<Vec<Vec<u8>>> {
+    if instances <= 1 {
+        return Ok(vec![bytes.to_vec()]);
+    }
+    let states: Vec<Vec<u8>> = weir_core::state::decode("instances", 1, bytes)?;
+    if states.len() != instances {
+        return Err(Error::State(format!(
+            "a state file holds {} instances, its manifest says {instances}",
+            states.len()
+        )));
+    }
+    Ok(states)
 }
 
 struct Snap {
@@ -241,25 +264,46 @@ impl Coordinator {
             }
             let (epoch, started) = (*epoch, *started);
             let mut used_final = vec![false; n];
-            let entries: Vec<(NodeEntry, &[u8])> = (0..n)
+            let snaps: Vec<&Snap> = (0..n)
                 .map(|i| {
-                    let snap = slots[i].as_ref().unwrap_or_else(|| {
+                    slots[i].as_ref().unwrap_or_else(|| {
                         used_final[i] = true;
                         finished[i].as_ref().expect("checked above")
-                    });
-                    let meta = &self.nodes[i];
-                    let entry = NodeEntry {
-                        name: meta.name.clone(),
-                        kind: meta.kind.to_string(),
-                        fingerprint: meta.fingerprint.clone(),
-                        file: String::new(),
-                        bytes: 0,
-                        crc32: 0,
-                        finished: used_final[i],
-                        position: snap.position.clone(),
-                    };
-                    (entry, snap.state.as_slice())
+                    })
                 })
+                .collect();
+            // One entry per node; the instances of a parallel stage share one state file.
+            let mut entries: Vec<(NodeEntry, std::borrow::Cow<'_, [u8]>)> = Vec::new();
+            for (i, meta) in self.nodes.iter().enumerate() {
+                if meta.instance > 0 {
+                    continue;
+                }
+                let all = i..i + meta.instances;
+                let state = if meta.instances == 1 {
+                    std::borrow::Cow::Borrowed(snaps[i].state.as_slice())
+                } else {
+                    let parts: Vec<&[u8]> = snaps[all.clone()]
+                        .iter()
+                        .map(|s| s.state.as_slice())
+                        .collect();
+                    std::borrow::Cow::Owned(encode_instances(&parts)?)
+                };
+                let entry = NodeEntry {
+                    name: meta.name.clone(),
+                    kind: meta.kind.to_string(),
+                    fingerprint: meta.fingerprint.clone(),
+                    file: String::new(),
+                    bytes: 0,
+                    crc32: 0,
+                    finished: used_final[all].iter().all(|f| *f),
+                    instances: meta.instances as u32,
+                    position: snaps[i].position.clone(),
+                };
+                entries.push((entry, state));
+            }
+            let entries: Vec<(NodeEntry, &[u8])> = entries
+                .iter()
+                .map(|(e, s)| (e.clone(), s.as_ref()))
                 .collect();
             let all_final = used_final.iter().all(|f| *f);
             let write_started = Instant::now();

@@ -65,9 +65,20 @@ pub struct NodeEntry {
     pub crc32: u32,
     /// The node had finished when this state was taken.
     pub finished: bool,
+    /// Instances of the node whose states the file holds (a keyed stage run with several).
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub instances: u32,
     /// Where a source stood (sources only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub position: Option<SourcePosition>,
+}
+
+fn one() -> u32 {
+    1
+}
+
+fn is_one(n: &u32) -> bool {
+    *n == 1
 }
 
 impl Manifest {
@@ -347,6 +358,7 @@ mod tests {
             bytes: 0,
             crc32: 0,
             finished: false,
+            instances: 1,
             position: None,
         }
     }
