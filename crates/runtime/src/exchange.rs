@@ -219,3 +219,184 @@ impl Receiving {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow_array::cast::AsArray;
+    use arrow_array::types::Int64Type;
+    use arrow_array::{Array, Int64Array};
+    use arrow_schema::{DataType, Field, Schema};
+    use crossbeam_channel::unbounded;
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// A row of an ordered operator's output: (window end, key, value); `None` is a null key.
+    type Row = (i64, Option<i64>, i64);
+
+    /// What the consumer's channel gets, per input in order.
+    type Queues = Vec<Vec<(usize, Message)>>;
+
+    fn batch(rows: &[Row]) -> RecordBatch {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("end", DataType::Int64, false),
+            Field::new("key", DataType::Int64, true),
+            Field::new("value", DataType::Int64, false),
+        ]));
+        RecordBatch::try_new(
+            schema,
+            vec![
+                Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.0))),
+                Arc::new(Int64Array::from_iter(rows.iter().map(|r| r.1))),
+                Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.2))),
+            ],
+        )
+        .unwrap()
+    }
+
+    fn rows_of(b: &RecordBatch) -> Vec<Row> {
+        let c = |i: usize| b.column(i).as_primitive::<Int64Type>().clone();
+        let (e, k, v) = (c(0), c(1), c(2));
+        (0..b.num_rows())
+            .map(|i| (e.value(i), k.is_valid(i).then(|| k.value(i)), v.value(i)))
+            .collect()
+    }
+
+    struct Rng(u64);
+
+    impl Rng {
+        fn below(&mut self, n: u64) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0 % n.max(1)
+        }
+    }
+
+    /// A keyed operator's instances, each getting the same watermarks and barriers (one
+    /// producer broadcasting them) and emitting the rows of the windows a watermark closes:
+    /// per step, each instance's rows (its own keys, sorted by end then key), cut into random
+    /// batches, then the step's watermark and perhaps a barrier. An unordered input (0) sends
+    /// its own data alongside. The channel gets every instance's messages in a random
+    /// interleaving, so barriers and watermarks arrive in any order across instances.
+    fn scenario(instances: usize, keys: &[Vec<u8>], seed: u64) -> (Queues, Vec<Row>, Vec<usize>) {
+        let mut rng = Rng(seed | 1);
+        let mut queues: Queues = vec![Vec::new(); instances + 1];
+        let mut expected = Vec::new();
+        // Rows expected before each barrier's checkpoint.
+        let mut before_barrier = Vec::new();
+        let mut epoch = 0;
+        let mut value = 0;
+        for (step, step_keys) in keys.iter().enumerate() {
+            let w = step as i64 * 10 + 9;
+            let mut rows: Vec<Row> = step_keys
+                .iter()
+                .map(|&k| {
+                    value += 1;
+                    // Skewed: most rows have key 0; key 255 stands for a null key.
+                    let key = match k {
+                        0..=127 => Some(0),
+                        255 => None,
+                        k => Some(i64::from(k % 16)),
+                    };
+                    (step as i64 * 10 + rng.below(10) as i64, key, value)
+                })
+                .collect();
+            // One row per window and key, as an aggregate emits.
+            rows.sort();
+            rows.dedup_by_key(|r| (r.0, r.1));
+            expected.extend(rows.iter().copied());
+            for (m, q) in queues.iter_mut().enumerate().skip(1) {
+                let own: Vec<Row> = rows
+                    .iter()
+                    .filter(|r| r.1.map_or(0, |k| k as usize % instances) == m - 1)
+                    .copied()
+                    .collect();
+                let mut at = 0;
+                while at < own.len() {
+                    let n = 1 + rng.below(own.len() as u64) as usize;
+                    let end = (at + n).min(own.len());
+                    q.push((m, Message::Data(batch(&own[at..end]))));
+                    at = end;
+                }
+            }
+            queues[0].push((0, Message::Data(batch(&[(-1, None, -1)]))));
+            let barrier = rng.below(2) == 0;
+            if barrier {
+                epoch += 1;
+                before_barrier.push(expected.len());
+            }
+            for (m, q) in queues.iter_mut().enumerate() {
+                q.push((m, Message::Watermark(w)));
+                if barrier {
+                    q.push((m, Message::Barrier(epoch)));
+                }
+            }
+        }
+        for (m, q) in queues.iter_mut().enumerate() {
+            q.push((m, Message::End));
+        }
+        (queues, expected, before_barrier)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+
+        /// The merge passes on exactly the rows of one instance doing all the work, in its
+        /// order; every row before a watermark that all instances passed comes before that
+        /// watermark, and every row before a barrier comes before the checkpoint.
+        #[test]
+        fn merged_instances_equal_one(
+            instances in 1usize..5,
+            keys in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..24), 1..8),
+            seed in any::<u64>(),
+        ) {
+            let (mut queues, expected, before_barrier) = scenario(instances, &keys, seed);
+            let (tx, rx) = unbounded();
+            let mut rng = Rng(seed.rotate_left(17) | 1);
+            for q in &mut queues {
+                q.reverse();
+            }
+            while queues.iter().any(|q| !q.is_empty()) {
+                let live: Vec<usize> = (0..queues.len()).filter(|&q| !queues[q].is_empty()).collect();
+                let q = live[rng.below(live.len() as u64) as usize];
+                tx.send(queues[q].pop().unwrap()).unwrap();
+            }
+            let group = MergeGroup { first: 1, members: instances, order: vec![0, 1] };
+            let mut r = Receiving::new(Aligner::new(rx, instances + 1), vec![group]);
+            let mut got: Vec<Row> = Vec::new();
+            let mut unordered = 0;
+            let mut wms = vec![MIN_TIME; instances];
+            let mut checkpoints = 0;
+            loop {
+                match r.next(Duration::from_millis(1)).unwrap() {
+                    Event::Msg(0, Message::Data(b)) => unordered += b.num_rows(),
+                    Event::Msg(i, Message::Data(b)) => {
+                        prop_assert_eq!(i, 1, "merged rows come as the first instance's");
+                        got.extend(rows_of(&b));
+                    }
+                    Event::Msg(0, _) => {}
+                    Event::Msg(i, m) => {
+                        wms[i - 1] = match m {
+                            Message::Watermark(w) => w,
+                            _ => MAX_TIME,
+                        };
+                        let upto = *wms.iter().min().unwrap();
+                        let due = expected.iter().filter(|r| r.0 <= upto).count();
+                        prop_assert!(got.len() >= due, "{} rows out at watermark {upto}, {due} due", got.len());
+                    }
+                    Event::Checkpoint(e) => {
+                        checkpoints += 1;
+                        prop_assert!(got.len() >= before_barrier[e as usize - 1], "checkpoint {e}");
+                    }
+                    Event::Idle => break,
+                }
+            }
+            prop_assert_eq!(checkpoints, before_barrier.len());
+            prop_assert_eq!(unordered, keys.len());
+            prop_assert_eq!(got, expected);
+        }
+    }
+}

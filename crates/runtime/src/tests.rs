@@ -61,6 +61,15 @@ fn clf_source(name: &str, text: String) -> SourceSpec {
 }
 
 fn status_counts(inputs: Vec<(String, Port)>, schema: arrow_schema::SchemaRef) -> StageSpec {
+    status_counts_on(inputs, schema, 1)
+}
+
+/// Counts per 5-minute window and status, the stage run as `instances` instances.
+fn status_counts_on(
+    inputs: Vec<(String, Port)>,
+    schema: arrow_schema::SchemaRef,
+    instances: usize,
+) -> StageSpec {
     let cfg = AggregateConfig {
         time_field: Some("timestamp".into()),
         window: WindowSpec::tumbling(300_000),
@@ -72,11 +81,12 @@ fn status_counts(inputs: Vec<(String, Port)>, schema: arrow_schema::SchemaRef) -
             name: None,
         }],
     };
-    StageSpec::new(
-        "counts",
-        Box::new(Aggregate::new(&cfg, schema, "stage.counts").unwrap()),
-        inputs,
-    )
+    let op = || -> Box<dyn Operator> {
+        Box::new(Aggregate::new(&cfg, schema.clone(), "stage.counts").unwrap())
+    };
+    let mut stage = StageSpec::new("counts", op(), inputs);
+    stage.parallel = (1..instances).map(|_| op()).collect();
+    stage
 }
 
 fn line(min: u32, sec: u32, status: u16) -> String {
@@ -427,9 +437,10 @@ fn mixed_log() -> String {
     text
 }
 
-/// Sources parsing on 1 and on 3 threads produce the same rows, dead letters and windows,
-/// byte for byte, and the same counts; a run stopped (suspended) with one worker count
-/// resumes with the other and still equals one uninterrupted run.
+/// Sources parsing on 1 and on 3 threads, and the keyed stage run as as many instances,
+/// produce the same rows, dead letters and windows, byte for byte, and the same counts; a run
+/// stopped (suspended) with one worker count resumes with another (the stage's keys then
+/// spread over another number of instances) and still equals one uninterrupted run.
 #[test]
 fn parallel_parsers_equal_one_and_resume_across_worker_counts() {
     use std::path::Path;
@@ -462,7 +473,11 @@ fn parallel_parsers_equal_one_and_resume_across_worker_counts() {
         );
         Pipeline {
             sources: vec![src],
-            stages: vec![status_counts(vec![("a".into(), Port::Main)], schema)],
+            stages: vec![status_counts_on(
+                vec![("a".into(), Port::Main)],
+                schema,
+                workers,
+            )],
             sinks: vec![
                 SinkSpec::new("rows", Box::new(slow), vec![("a".into(), Port::Main)]),
                 SinkSpec::new(
@@ -506,6 +521,16 @@ fn parallel_parsers_equal_one_and_resume_across_worker_counts() {
     assert_eq!(reference[1].lines().count(), bad + 1);
     same_files(&read(&three), &reference, "3 parsers");
     assert_eq!(counts(&nodes_three), counts(&nodes_one));
+    let stage = |nodes: &[NodeInfo]| {
+        let m = &nodes.iter().find(|n| n.name == "counts").unwrap().metrics;
+        [&m.records_in, &m.records_out, &m.windows].map(NodeMetrics::get)
+    };
+    assert!(stage(&nodes_one)[2] > 600, "{:?}", stage(&nodes_one));
+    assert_eq!(
+        stage(&nodes_three),
+        stage(&nodes_one),
+        "rows in and out and windows closed (each counted once over the instances)"
+    );
 
     let store = checkpoint::Store::open(dir.path().join("state"), 3).unwrap();
     let checkpointing = || checkpoint::Checkpointing {
@@ -518,7 +543,7 @@ fn parallel_parsers_equal_one_and_resume_across_worker_counts() {
     };
     let out = dir.path().join("resumed");
     let size = std::fs::metadata(&input).unwrap().len();
-    for workers in [3, 1, 3] {
+    for workers in [3, 1, 2, 3] {
         let running = pipeline(&out, workers, Some(checkpointing()))
             .start()
             .unwrap();

@@ -265,6 +265,65 @@ fn run(steps: &[Step], n: u64, w: i64, restart_at: Option<usize>) -> (Vec<Fire>,
     (all, late)
 }
 
+/// Runs steps through `before` instances, each fed the rows of the keys it owns (by the
+/// operator's own partitioner) and every watermark; after step `restart_at` every instance
+/// snapshots and `after` fresh instances each restore the keys they own from all snapshots.
+fn run_instances(
+    steps: &[Step],
+    n: u64,
+    w: i64,
+    (before, restart_at, after): (usize, usize, usize),
+) -> (Vec<Fire>, usize) {
+    let mut ops: Vec<Alert> = (0..before).map(|_| alert(n, w)).collect();
+    let (mut all, mut late) = (Vec::new(), 0);
+    let mut out = Emitter::default();
+    for (i, step) in steps.iter().enumerate() {
+        let count = ops.len();
+        for (k, a) in ops.iter_mut().enumerate() {
+            match step {
+                Step::Data(rows) => {
+                    let b: Vec<(i64, &str, &str)> =
+                        rows.iter().map(|(t, k)| (*t, k.as_str(), "s")).collect();
+                    let b = batch(&b);
+                    let mut hashes = Vec::new();
+                    a.partitioner().unwrap().hashes(&b, &mut hashes);
+                    let own: Vec<u32> = (0..b.num_rows() as u32)
+                        .filter(|&r| weir_core::keys::owner(hashes[r as usize], count) == k)
+                        .collect();
+                    let idx = arrow_array::UInt32Array::from(own);
+                    a.on_batch(
+                        &arrow_select::take::take_record_batch(&b, &idx).unwrap(),
+                        &mut out,
+                    )
+                    .unwrap();
+                }
+                Step::Wm(x) => a.on_watermark(*x, &mut out).unwrap(),
+            }
+            let (f, _, l) = fires(&mut out);
+            all.extend(f);
+            late += l;
+        }
+        if i == restart_at {
+            let snaps: Vec<Vec<u8>> = ops.iter().map(|a| a.snapshot().unwrap()).collect();
+            ops = (0..after)
+                .map(|k| {
+                    let mut a = alert(n, w);
+                    a.restore_keyed(&snaps, &|h| weir_core::keys::owner(h, after) == k)
+                        .unwrap();
+                    a
+                })
+                .collect();
+        }
+    }
+    (all, late)
+}
+
+/// Fires stably sorted by key: each key's in firing order.
+fn by_key((mut fires, late): (Vec<Fire>, usize)) -> (Vec<Fire>, usize) {
+    fires.sort_by(|a, b| a.0.cmp(&b.0));
+    (fires, late)
+}
+
 fn stream() -> impl Strategy<Value = (Vec<Step>, u64, i64, usize)> {
     (
         // (gap, key, disorder, cut): times on a 100 ms grid so equal times and edges occur.
@@ -306,5 +365,19 @@ proptest! {
     #[test]
     fn snapshot_restore_is_transparent((steps, n, w, r) in stream()) {
         prop_assert_eq!(run(&steps, n, w, Some(r)), run(&steps, n, w, None));
+    }
+
+    /// Keyed instances fire, key by key, the alerts of one instance; their snapshots restored
+    /// into another number of instances (each keeping the keys it owns now) change nothing.
+    #[test]
+    fn state_rescales_across_instance_counts(
+        (steps, n, w, r) in stream(),
+        before in 1usize..4,
+        after in 1usize..4,
+    ) {
+        prop_assert_eq!(
+            by_key(run_instances(&steps, n, w, (before, r, after))),
+            by_key(run(&steps, n, w, None))
+        );
     }
 }

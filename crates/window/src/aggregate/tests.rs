@@ -163,6 +163,58 @@ fn run(cfg: &AggregateConfig, steps: &[Step], restart_at: Option<usize>) -> (Vec
     (got, late)
 }
 
+/// Runs steps through `before` instances, each fed the rows of the keys it owns (by the
+/// operator's own partitioner) and every watermark; after step `restart_at` every instance
+/// snapshots and `after` fresh instances each restore the keys they own from all snapshots.
+fn run_instances(
+    cfg: &AggregateConfig,
+    steps: &[Step],
+    before: usize,
+    restart_at: usize,
+    after: usize,
+) -> (Vec<OutRow>, usize) {
+    let fresh = || Aggregate::new(cfg, in_schema(), "stage.t").unwrap();
+    let mut ops: Vec<Aggregate> = (0..before).map(|_| fresh()).collect();
+    let mut out = Emitter::default();
+    let (mut got, mut late) = (Vec::new(), 0);
+    for (i, step) in steps.iter().enumerate() {
+        let n = ops.len();
+        for (k, op) in ops.iter_mut().enumerate() {
+            match step {
+                Step::Data(r) => {
+                    let b = batch(r);
+                    let mut hashes = Vec::new();
+                    op.partitioner().unwrap().hashes(&b, &mut hashes);
+                    let own: Vec<u32> = (0..b.num_rows() as u32)
+                        .filter(|&r| weir_core::keys::owner(hashes[r as usize], n) == k)
+                        .collect();
+                    let part =
+                        arrow_select::take::take_record_batch(&b, &UInt32Array::from(own)).unwrap();
+                    op.on_batch(&part, &mut out).unwrap();
+                }
+                Step::Wm(w) => op.on_watermark(*w, &mut out).unwrap(),
+            }
+            collect(&mut out, &mut got, &mut late);
+        }
+        if i == restart_at {
+            let snaps: Vec<Vec<u8>> = ops.iter().map(|op| op.snapshot().unwrap()).collect();
+            ops = (0..after)
+                .map(|k| {
+                    let mut op = fresh();
+                    op.restore_keyed(&snaps, &|h| weir_core::keys::owner(h, after) == k)
+                        .unwrap();
+                    op
+                })
+                .collect();
+        }
+    }
+    for op in &mut ops {
+        op.on_end(&mut out).unwrap();
+        collect(&mut out, &mut got, &mut late);
+    }
+    (got, late)
+}
+
 fn data(r: &[Row]) -> Step {
     Step::Data(r.iter().map(|(t, k, v)| (*t, k.to_string(), *v)).collect())
 }
@@ -507,6 +559,22 @@ proptest! {
         let window = if size == slide { tumbling(size) } else { sliding(size, slide) };
         let cfg = config(window, lateness);
         prop_assert_eq!(run(&cfg, &steps, Some(restart)), run(&cfg, &steps, None));
+    }
+
+    /// Keyed instances give, together, the rows of one instance; their snapshots restored
+    /// into another number of instances (each keeping the keys it owns now) change nothing.
+    #[test]
+    fn state_rescales_across_instance_counts(
+        (steps, size, slide, _bound, lateness, restart) in stream(),
+        before in 1usize..4,
+        after in 1usize..4,
+    ) {
+        let window = if size == slide { tumbling(size) } else { sliding(size, slide) };
+        let cfg = config(window, lateness);
+        let (want, want_late) = run(&cfg, &steps, None);
+        let (got, late) = run_instances(&cfg, &steps, before, restart, after);
+        prop_assert_eq!(late, want_late);
+        prop_assert_eq!(sorted(got), sorted(want));
     }
 }
 
