@@ -20,11 +20,12 @@
 //!
 //! [`Operator::output_order`]: weir_core::Operator::output_order
 
+use std::cmp::Ordering;
 use std::collections::VecDeque;
 use std::time::Duration;
 
 use arrow_array::{RecordBatch, UInt32Array};
-use arrow_ord::sort::{lexsort_to_indices, SortColumn};
+use arrow_ord::ord::{make_comparator, DynComparator};
 use arrow_schema::SortOptions;
 use weir_core::keys::owner;
 use weir_core::time::{Millis, MAX_TIME, MIN_TIME};
@@ -108,43 +109,90 @@ impl Group {
         } else {
             self.wm.iter().copied().min().unwrap_or(MAX_TIME)
         };
-        let mut batches = Vec::new();
-        for closed in &mut self.closed {
+        // One sorted run per instance: its closed segments (and with `everything` its open
+        // rows) follow one another in order, since an instance emits a window's rows once,
+        // windows in order of their end.
+        let mut runs = Vec::with_capacity(self.closed.len());
+        for (closed, open) in self.closed.iter_mut().zip(&mut self.open) {
+            let mut run = Vec::new();
             while closed.front().is_some_and(|(w, _)| *w <= upto) {
-                batches.extend(closed.pop_front().expect("checked").1);
+                run.extend(closed.pop_front().expect("checked").1);
+            }
+            if everything {
+                run.append(open);
+            }
+            match run.len() {
+                0 => {}
+                1 => runs.push(run.pop().expect("one")),
+                _ => runs.push(arrow_select::concat::concat_batches(
+                    &run[0].schema(),
+                    &run,
+                )?),
             }
         }
-        if everything {
-            for open in &mut self.open {
-                batches.append(open);
-            }
-        }
-        merge(&batches, &self.spec.order)
+        merge(&runs, &self.spec.order)
     }
 }
 
-/// The rows of `batches` (each sorted by `order`) as one batch sorted by `order`.
-fn merge(batches: &[RecordBatch], order: &[usize]) -> Result<Option<RecordBatch>> {
-    match batches {
-        [] => Ok(None),
-        [one] => Ok(Some(one.clone())),
-        _ => {
-            let all = arrow_select::concat::concat_batches(&batches[0].schema(), batches)?;
-            let columns: Vec<SortColumn> = order
-                .iter()
-                .map(|&c| SortColumn {
-                    values: all.column(c).clone(),
-                    // Nulls first, as encoded keys sort.
-                    options: Some(SortOptions {
-                        descending: false,
-                        nulls_first: true,
-                    }),
-                })
-                .collect();
-            let idx = lexsort_to_indices(&columns, None)?;
-            Ok(Some(arrow_select::take::take_record_batch(&all, &idx)?))
-        }
+/// The rows of `runs` (each sorted by `order`, nulls first) as one batch sorted by `order`:
+/// a k-way merge (the runs are one per instance, so k is small), rows of equal order taken
+/// from the lower run first.
+fn merge(runs: &[RecordBatch], order: &[usize]) -> Result<Option<RecordBatch>> {
+    let runs: Vec<&RecordBatch> = runs.iter().filter(|r| r.num_rows() > 0).collect();
+    match runs.as_slice() {
+        [] => return Ok(None),
+        [one] => return Ok(Some((*one).clone())),
+        _ => {}
     }
+    let opts = SortOptions {
+        descending: false,
+        nulls_first: true,
+    };
+    // cmp[i][j]: the comparators of run i's rows against run j's, one per order column.
+    let k = runs.len();
+    let mut cmp: Vec<Vec<Vec<DynComparator>>> = Vec::with_capacity(k);
+    for a in &runs {
+        let mut row = Vec::with_capacity(k);
+        for b in &runs {
+            let cols = order
+                .iter()
+                .map(|&c| make_comparator(a.column(c).as_ref(), b.column(c).as_ref(), opts))
+                .collect::<std::result::Result<Vec<_>, _>>()?;
+            row.push(cols);
+        }
+        cmp.push(row);
+    }
+    let less = |i: usize, ri: usize, j: usize, rj: usize| {
+        for c in &cmp[i][j] {
+            match c(ri, rj) {
+                Ordering::Less => return true,
+                Ordering::Greater => return false,
+                Ordering::Equal => {}
+            }
+        }
+        false
+    };
+    let total: usize = runs.iter().map(|r| r.num_rows()).sum();
+    let mut at = vec![0usize; k];
+    let mut idx = Vec::with_capacity(total);
+    for _ in 0..total {
+        let mut best: Option<usize> = None;
+        for r in 0..k {
+            if at[r] == runs[r].num_rows() {
+                continue;
+            }
+            best = match best {
+                Some(b) if !less(r, at[r], b, at[b]) => Some(b),
+                _ => Some(r),
+            };
+        }
+        let b = best.expect("rows remain");
+        idx.push((b, at[b]));
+        at[b] += 1;
+    }
+    Ok(Some(arrow_select::interleave::interleave_record_batch(
+        &runs, &idx,
+    )?))
 }
 
 /// A consumer's receiving side: barrier alignment, then the merge of ordered instances.
