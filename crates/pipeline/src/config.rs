@@ -748,7 +748,8 @@ impl Plan {
     }
 
     /// Opens sources and creates sinks. With `workers` above 1, a source whose parser takes
-    /// chunks independently (and that is not paced by `rate`) parses on that many threads.
+    /// chunks independently (and that is not paced by `rate`) parses on that many threads, and
+    /// a keyed stage (one whose operator has a partitioner) runs as that many instances.
     pub fn build(self, workers: usize) -> Result<Pipeline, Error> {
         let mut p = Pipeline::default();
         for (decl, parser, proj) in self.sources {
