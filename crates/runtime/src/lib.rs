@@ -485,11 +485,15 @@ impl Checkpoints {
                 reports: self.reports.0.clone(),
                 requested: self.requested.clone(),
             },
-            // Every instance of a keyed stage reads all the instances' states and keeps its keys.
-            restore: self.cfg.restore.as_ref().and_then(|l| {
-                let state = l.states.get(name)?.clone();
-                let entry = l.manifest.nodes.iter().find(|n| n.name == name)?;
-                Some((state, entry.instances as usize))
+            // Every instance of a keyed stage reads all the instances' states and keeps its keys;
+            // a node of one instance takes its state.
+            restore: self.cfg.restore.as_mut().and_then(|l| {
+                let wrote = l.manifest.nodes.iter().find(|n| n.name == name)?.instances;
+                let state = match self.metas[index].instances {
+                    1 => l.states.remove(name)?,
+                    _ => l.states.get(name)?.clone(),
+                };
+                Some((state, wrote as usize))
             }),
             base_epoch: self.base_epoch,
             stats: self.stats.clone(),

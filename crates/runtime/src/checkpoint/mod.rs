@@ -273,7 +273,7 @@ impl Coordinator {
                 })
                 .collect();
             // One entry per node; the instances of a parallel stage share one state file.
-            let mut entries: Vec<(NodeEntry, std::borrow::Cow<'_, [u8]>)> = Vec::new();
+            let (mut heads, mut states) = (Vec::new(), Vec::new());
             for (i, meta) in self.nodes.iter().enumerate() {
                 if meta.instance > 0 {
                     continue;
@@ -299,11 +299,12 @@ impl Coordinator {
                     instances: meta.instances as u32,
                     position: snaps[i].position.clone(),
                 };
-                entries.push((entry, state));
+                heads.push(entry);
+                states.push(state);
             }
-            let entries: Vec<(NodeEntry, &[u8])> = entries
-                .iter()
-                .map(|(e, s)| (e.clone(), s.as_ref()))
+            let entries: Vec<(NodeEntry, &[u8])> = heads
+                .into_iter()
+                .zip(states.iter().map(|s| s.as_ref()))
                 .collect();
             let all_final = used_final.iter().all(|f| *f);
             let write_started = Instant::now();
