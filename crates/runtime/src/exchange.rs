@@ -102,35 +102,44 @@ impl Group {
         }
     }
 
-    /// Rows every instance has closed (all of them with `everything`), merged in order.
-    fn release(&mut self, everything: bool) -> Result<Option<RecordBatch>> {
+    /// Rows every instance has closed (all of them with `everything`), merged in order: one
+    /// batch per watermark that closed rows, as one instance emits them.
+    fn release(&mut self, everything: bool) -> Result<Vec<RecordBatch>> {
         let upto = if everything {
             MAX_TIME
         } else {
             self.wm.iter().copied().min().unwrap_or(MAX_TIME)
         };
-        // One sorted run per instance: its closed segments (and with `everything` its open
-        // rows) follow one another in order, since an instance emits a window's rows once,
-        // windows in order of their end.
-        let mut runs = Vec::with_capacity(self.closed.len());
-        for (closed, open) in self.closed.iter_mut().zip(&mut self.open) {
-            let mut run = Vec::new();
+        // Per watermark, one sorted run per instance: every instance saw the same watermarks,
+        // and the rows an instance closed at one come after those it closed at an earlier one.
+        let mut by_wm: std::collections::BTreeMap<Millis, Vec<Vec<RecordBatch>>> =
+            Default::default();
+        let members = self.closed.len();
+        for (m, (closed, open)) in self.closed.iter_mut().zip(&mut self.open).enumerate() {
             while closed.front().is_some_and(|(w, _)| *w <= upto) {
-                run.extend(closed.pop_front().expect("checked").1);
+                let (w, rows) = closed.pop_front().expect("checked");
+                by_wm.entry(w).or_insert_with(|| vec![Vec::new(); members])[m].extend(rows);
             }
-            if everything {
-                run.append(open);
-            }
-            match run.len() {
-                0 => {}
-                1 => runs.push(run.pop().expect("one")),
-                _ => runs.push(arrow_select::concat::concat_batches(
-                    &run[0].schema(),
-                    &run,
-                )?),
+            if everything && !open.is_empty() {
+                by_wm
+                    .entry(MAX_TIME)
+                    .or_insert_with(|| vec![Vec::new(); members])[m]
+                    .append(open);
             }
         }
-        merge(&runs, &self.spec.order)
+        let mut out = Vec::with_capacity(by_wm.len());
+        for runs in by_wm.into_values() {
+            let runs = runs
+                .into_iter()
+                .filter(|r| !r.is_empty())
+                .map(|r| match r.as_slice() {
+                    [one] => Ok(one.clone()),
+                    _ => arrow_select::concat::concat_batches(&r[0].schema(), &r),
+                })
+                .collect::<std::result::Result<Vec<_>, _>>()?;
+            out.extend(merge(&runs, &self.spec.order)?);
+        }
+        Ok(out)
     }
 }
 
@@ -247,7 +256,7 @@ impl Receiving {
                         Message::Barrier(_) => unreachable!("the aligner consumes barriers"),
                     };
                     grp.close(m, w);
-                    if let Some(b) = grp.release(false)? {
+                    for b in grp.release(false)? {
                         self.ready
                             .push_back(Event::Msg(grp.spec.first, Message::Data(b)));
                     }
@@ -255,7 +264,7 @@ impl Receiving {
                 }
                 Event::Checkpoint(epoch) => {
                     for grp in &mut self.groups {
-                        if let Some(b) = grp.release(true)? {
+                        for b in grp.release(true)? {
                             self.ready
                                 .push_back(Event::Msg(grp.spec.first, Message::Data(b)));
                         }
