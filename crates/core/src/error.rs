@@ -53,6 +53,10 @@ pub enum Error {
     /// An invariant broke; this is a bug.
     #[error("internal error: {0}")]
     Internal(String),
+    /// A server weir reads from or writes to refused what weir asked (a stream that does not
+    /// exist, a consumer that is not weir's): retrying will not help.
+    #[error("{0}")]
+    Service(String),
     /// The node stopped because another node of the pipeline failed first.
     #[error("stopped because {0} stopped")]
     Stopped(String),
@@ -63,7 +67,7 @@ impl Error {
     pub fn class(&self) -> ErrorClass {
         match self {
             Error::Config { .. } | Error::Schema(_) => ErrorClass::User,
-            Error::Io { .. } => ErrorClass::External,
+            Error::Io { .. } | Error::Service(_) => ErrorClass::External,
             Error::State(_) | Error::Internal(_) => ErrorClass::Internal,
             Error::Stopped(_) => ErrorClass::External,
         }

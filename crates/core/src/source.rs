@@ -24,6 +24,19 @@ pub struct SourcePosition {
     pub file_id: Option<(u64, u64)>,
     /// Bytes consumed from the start of the input (of the decompressed stream for `.gz`).
     pub offset: u64,
+    /// Where each split of a message source stands (a JetStream consumer on its stream, a
+    /// partition): the position of the last message handed out. Empty for byte sources.
+    #[serde(default)]
+    pub splits: Vec<SplitPosition>,
+}
+
+/// The position of one split of a message source.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SplitPosition {
+    /// Which split, as the source names it (`stream/consumer`, `topic/partition`).
+    pub split: String,
+    /// The last message handed out (a stream sequence, a partition offset).
+    pub position: u64,
 }
 
 impl SourcePosition {
@@ -33,6 +46,7 @@ impl SourcePosition {
             path: None,
             file_id: None,
             offset,
+            splits: Vec::new(),
         }
     }
 }
@@ -46,8 +60,26 @@ pub trait Source: Send {
     /// The position after the last byte returned by [`Source::read`].
     fn position(&self) -> SourcePosition;
 
+    /// The position before the last `unread` bytes returned by [`Source::read`], which the
+    /// node holds unused (a partial line, lines a rate holds back): what a checkpoint records.
+    /// By default the byte offset moves back; a message source also moves its splits back to
+    /// the last message wholly before that point.
+    fn position_before(&self, unread: u64) -> SourcePosition {
+        let mut p = self.position();
+        p.offset = p.offset.saturating_sub(unread);
+        p
+    }
+
     /// Continues from `pos`, a position this kind of source returned earlier.
     fn seek(&mut self, pos: &SourcePosition) -> Result<()>;
+
+    /// The checkpoint holding `pos`, a position this source returned, is durable: tell the
+    /// broker that everything up to it is consumed (acknowledge, commit an offset). Without
+    /// checkpoints the runtime calls this after every read. By default nothing: a file has no
+    /// one to tell.
+    fn commit(&mut self, _pos: &SourcePosition) -> Result<()> {
+        Ok(())
+    }
 
     /// Total bytes the source will produce, when known (for progress bars).
     fn size_hint(&self) -> Option<u64> {

@@ -441,6 +441,9 @@ pub fn parse(text: &str, sets: &[String]) -> Result<PipelineFile, Vec<Error>> {
             errors.extend(problem.map(|p| Error::config(format!("{path}.raw_field"), p)));
         }
         let kind = kind_of(t, &path, SOURCES, &mut errors);
+        if let Some(k) = &kind {
+            errors.extend(k.validate(&path));
+        }
         if let (Some(kind), Some(format)) = (kind, format) {
             file.sources.push(SourceDecl {
                 name,

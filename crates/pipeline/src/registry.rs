@@ -3,6 +3,8 @@
 
 use arrow_schema::SchemaRef;
 use weir_core::{Error, Operator, Sink, Source};
+use weir_nats::sink::{NatsSink, NatsSinkConfig};
+use weir_nats::source::{NatsSource, NatsSourceConfig};
 use weir_operator::alert::{Alert, AlertConfig};
 use weir_operator::condition::{Condition, ConditionConfig};
 use weir_operator::filter::{Filter, FilterConfig};
@@ -34,6 +36,8 @@ pub enum SourceKind {
     Stdin(StdinConfig),
     /// `type = "generator"`.
     Generator(GenConfig),
+    /// `type = "nats"`: a NATS JetStream stream.
+    Nats(NatsSourceConfig),
 }
 
 /// Source types by name.
@@ -42,6 +46,12 @@ pub const SOURCES: &[(&str, Ctor<SourceKind>)] = &[
     ("tail", |v, p| de(v, p).map(SourceKind::Tail)),
     ("stdin", |v, p| de(v, p).map(SourceKind::Stdin)),
     ("generator", |v, p| de(v, p).map(SourceKind::Generator)),
+    ("nats", |v, p| {
+        de::<NatsSourceConfig>(v, p).map(|mut c| {
+            c.name_consumer(p);
+            SourceKind::Nats(c)
+        })
+    }),
 ];
 
 impl SourceKind {
@@ -52,7 +62,21 @@ impl SourceKind {
             SourceKind::Tail(c) => Box::new(TailSource::new(c)),
             SourceKind::Stdin(c) => Box::new(StdinSource::new(c)),
             SourceKind::Generator(c) => Box::new(GenSource::new(c)?),
+            SourceKind::Nats(c) => Box::new(NatsSource::new(c)),
         })
+    }
+
+    /// Checks the config alone. Every arm is spelled out: a new source type must say whether it
+    /// has checks.
+    pub fn validate(&self, path: &str) -> Vec<Error> {
+        match self {
+            SourceKind::Nats(c) => c.validate(path),
+            // Serde checks these completely.
+            SourceKind::File(_)
+            | SourceKind::Tail(_)
+            | SourceKind::Stdin(_)
+            | SourceKind::Generator(_) => Vec::new(),
+        }
     }
 
     /// The file the source reads, if it reads one.
@@ -60,7 +84,7 @@ impl SourceKind {
         match self {
             SourceKind::File(c) => Some(&c.path),
             SourceKind::Tail(c) => Some(&c.path),
-            SourceKind::Stdin(_) | SourceKind::Generator(_) => None,
+            SourceKind::Stdin(_) | SourceKind::Generator(_) | SourceKind::Nats(_) => None,
         }
     }
 
@@ -75,7 +99,8 @@ impl SourceKind {
             SourceKind::File(_)
             | SourceKind::Tail(_)
             | SourceKind::Stdin(_)
-            | SourceKind::Generator(_) => None,
+            | SourceKind::Generator(_)
+            | SourceKind::Nats(_) => None,
         }
     }
 }
@@ -191,6 +216,8 @@ pub enum SinkKind {
     Webhook(WebhookConfig),
     /// `type = "archive"`.
     Archive(ArchiveConfig),
+    /// `type = "nats"`.
+    Nats(NatsSinkConfig),
 }
 
 /// Sink types by name.
@@ -202,6 +229,7 @@ pub const SINKS: &[(&str, Ctor<SinkKind>)] = &[
     ("postgres", |v, p| de(v, p).map(SinkKind::Postgres)),
     ("webhook", |v, p| de(v, p).map(SinkKind::Webhook)),
     ("archive", |v, p| de(v, p).map(SinkKind::Archive)),
+    ("nats", |v, p| de(v, p).map(SinkKind::Nats)),
 ];
 
 impl SinkKind {
@@ -215,6 +243,7 @@ impl SinkKind {
             SinkKind::Postgres(c) => Box::new(PostgresSink::new(c)),
             SinkKind::Webhook(c) => Box::new(WebhookSink::new(c)?),
             SinkKind::Archive(c) => weir_sink::archive::create(c)?,
+            SinkKind::Nats(c) => Box::new(NatsSink::new(c)),
         })
     }
 
@@ -225,6 +254,7 @@ impl SinkKind {
             SinkKind::Webhook(c) => c.validate(path),
             SinkKind::Postgres(c) => c.validate(path),
             SinkKind::Archive(c) => c.validate(path),
+            SinkKind::Nats(c) => c.validate(path),
             // Serde checks these completely: a path, a format name.
             SinkKind::Stdout(_) | SinkKind::Jsonl(_) | SinkKind::Csv(_) | SinkKind::Parquet(_) => {
                 Vec::new()
@@ -258,7 +288,7 @@ impl SinkKind {
                 .iter()
                 .map(|p| out("dead_letter", p, File, false))
                 .collect(),
-            SinkKind::Stdout(_) | SinkKind::Postgres(_) => Vec::new(),
+            SinkKind::Stdout(_) | SinkKind::Postgres(_) | SinkKind::Nats(_) => Vec::new(),
         }
     }
 
@@ -272,7 +302,8 @@ impl SinkKind {
             | SinkKind::Csv(_)
             | SinkKind::Parquet(_)
             | SinkKind::Postgres(_)
-            | SinkKind::Webhook(_) => None,
+            | SinkKind::Webhook(_)
+            | SinkKind::Nats(_) => None,
         }
     }
 
@@ -283,9 +314,11 @@ impl SinkKind {
             SinkKind::Parquet(c) => c.check_schema(path, schema),
             SinkKind::Archive(c) => c.check_schema(path, schema),
             // Any schema: rows are written as text (JSON, CSV) whatever their columns.
-            SinkKind::Stdout(_) | SinkKind::Jsonl(_) | SinkKind::Csv(_) | SinkKind::Webhook(_) => {
-                Vec::new()
-            }
+            SinkKind::Stdout(_)
+            | SinkKind::Jsonl(_)
+            | SinkKind::Csv(_)
+            | SinkKind::Webhook(_)
+            | SinkKind::Nats(_) => Vec::new(),
         }
     }
 }

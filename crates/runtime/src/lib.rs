@@ -313,8 +313,10 @@ impl Pipeline {
             handles.push((name, h));
             Ok(())
         };
-        let mut node_ck = |name: &str, instance: usize, sink: bool| {
-            ck.as_mut().map(|c| c.node(name, instance, sink))
+        // Sources and sinks hear when an epoch is durable: sinks commit what they staged,
+        // sources acknowledge to their broker.
+        let mut node_ck = |name: &str, instance: usize, commits: bool| {
+            ck.as_mut().map(|c| c.node(name, instance, commits))
         };
         let failed = |c: &Option<node::NodeCkpt>| c.as_ref().map(|c| c.ck.reports.clone());
         for s in self.sources {
@@ -327,7 +329,7 @@ impl Pipeline {
             });
             let outs = outputs.remove(&(s.name.clone(), 0)).unwrap_or_default();
             let stop = stop.clone();
-            let c = node_ck(&s.name, 0, false);
+            let c = node_ck(&s.name, 0, true);
             let f = failed(&c);
             spawn(
                 s.name.clone(),
@@ -468,13 +470,13 @@ impl Checkpoints {
         }
     }
 
-    fn node(&mut self, name: &str, instance: usize, sink: bool) -> node::NodeCkpt {
+    fn node(&mut self, name: &str, instance: usize, commits: bool) -> node::NodeCkpt {
         let index = self
             .metas
             .iter()
             .position(|m| m.name == name && m.instance == instance)
             .expect("every node instance has a meta");
-        let commits = sink.then(|| {
+        let commits = commits.then(|| {
             let (tx, rx) = unbounded();
             self.commits.push(tx);
             rx

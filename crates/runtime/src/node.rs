@@ -30,7 +30,7 @@ pub(crate) struct NodeCkpt {
     /// The epoch resumed from (0: a fresh start).
     pub base_epoch: u64,
     pub stats: Arc<CheckpointStats>,
-    /// Sinks: epochs that became durable.
+    /// Sources and sinks: epochs that became durable.
     pub commits: Option<Receiver<u64>>,
 }
 
@@ -155,7 +155,37 @@ struct SourceState {
     watermark: Option<WatermarkState>,
 }
 
-const SOURCE_STATE_VERSION: u32 = 1;
+/// Version 2 added the splits of message sources to the position.
+const SOURCE_STATE_VERSION: u32 = 2;
+
+/// A source's state as weir wrote it before message sources (version 1).
+#[derive(Deserialize)]
+struct SourceStateV1 {
+    position: (Option<String>, Option<(u64, u64)>, u64),
+    line_no: u64,
+    skipping: bool,
+    watermark: Option<WatermarkState>,
+}
+
+fn decode_source_state(bytes: &[u8]) -> Result<SourceState> {
+    weir_core::state::decode("source", SOURCE_STATE_VERSION, bytes).or_else(|e| {
+        let Ok(v1) = weir_core::state::decode::<SourceStateV1>("source", 1, bytes) else {
+            return Err(e);
+        };
+        let (path, file_id, offset) = v1.position;
+        Ok(SourceState {
+            position: SourcePosition {
+                path,
+                file_id,
+                offset,
+                splits: Vec::new(),
+            },
+            line_no: v1.line_no,
+            skipping: v1.skipping,
+            watermark: v1.watermark,
+        })
+    })
+}
 
 /// A source node: reads bytes, frames them into lines, parses, and sends batches, dead
 /// letters, watermarks and checkpoint barriers.
@@ -180,6 +210,9 @@ struct SourceNode<'a> {
     rate_clock: (Instant, u64),
     /// Parser threads, when chunks are parsed in parallel.
     pool: Option<ParsePool>,
+    /// Positions in checkpoints not known durable yet, by epoch, to commit to the source
+    /// (acknowledge to its broker) once they are.
+    uncommitted: std::collections::VecDeque<(u64, SourcePosition)>,
 }
 
 pub(crate) fn run_source(
@@ -219,6 +252,7 @@ pub(crate) fn run_source(
         injected: ck.as_ref().map_or(0, |c| c.base_epoch),
         ck,
         rate_clock: (Instant::now(), 0),
+        uncommitted: Default::default(),
     };
     node.restore()?;
     node.run(stop)
@@ -235,7 +269,7 @@ impl SourceNode<'_> {
         let Some((bytes, _)) = &ck.restore else {
             return Ok(());
         };
-        let st: SourceState = weir_core::state::decode("source", SOURCE_STATE_VERSION, bytes)?;
+        let st = decode_source_state(bytes)?;
         ck.timed(|| self.spec.source.seek(&st.position))?;
         self.line_no = st.line_no;
         self.skipping = st.skipping;
@@ -248,8 +282,7 @@ impl SourceNode<'_> {
 
     /// The source's state now; the position is that of the first unparsed line.
     fn state(&self) -> Result<(Vec<u8>, SourcePosition)> {
-        let mut position = self.spec.source.position();
-        position.offset = position.offset.saturating_sub(self.buf.len() as u64);
+        let position = self.spec.source.position_before(self.buf.len() as u64);
         let st = SourceState {
             position: position.clone(),
             line_no: self.line_no,
@@ -280,10 +313,38 @@ impl SourceNode<'_> {
             .as_ref()
             .expect("checked")
             .ck
-            .report(Some(epoch), state, Some(position))?;
+            .report(Some(epoch), state, Some(position.clone()))?;
         send(&self.outs, Port::Main, &Message::Barrier(epoch))?;
         self.injected = epoch;
+        self.uncommitted.push_back((epoch, position));
         Ok(())
+    }
+
+    /// Commits to the source the newest position whose checkpoint is durable. With `wait`
+    /// (after the final state was reported), waits until the checkpoint holding it is durable
+    /// or the coordinator has finished without it.
+    fn commit_durable(&mut self, wait: bool) -> Result<()> {
+        let Some(commits) = self.ck.as_ref().and_then(|c| c.commits.as_ref()) else {
+            return Ok(());
+        };
+        let mut durable = None;
+        loop {
+            let next = if wait && !self.uncommitted.is_empty() {
+                commits.recv().ok()
+            } else {
+                commits.try_recv().ok()
+            };
+            let Some(epoch) = next else { break };
+            let mut newest = None;
+            while self.uncommitted.front().is_some_and(|(e, _)| *e <= epoch) {
+                newest = self.uncommitted.pop_front().map(|(_, p)| p);
+            }
+            durable = newest.or(durable);
+        }
+        match durable {
+            Some(pos) => self.spec.source.commit(&pos),
+            None => Ok(()),
+        }
     }
 
     fn run(&mut self, stop: &AtomicBool) -> Result<()> {
@@ -308,7 +369,14 @@ impl SourceNode<'_> {
             };
             NodeMetrics::add(&self.m.bytes_in, (self.buf.len() - before) as u64);
             match outcome {
-                ReadOutcome::Data => self.complete_lines()?,
+                ReadOutcome::Data => {
+                    self.complete_lines()?;
+                    if self.ck.is_none() {
+                        // Without checkpoints what was parsed is in the pipeline's hands.
+                        let pos = self.spec.source.position_before(self.buf.len() as u64);
+                        self.spec.source.commit(&pos)?;
+                    }
+                }
                 ReadOutcome::Eof => {
                     self.end(stopped)?;
                     return match self.spec.source.failure() {
@@ -326,6 +394,7 @@ impl SourceNode<'_> {
     fn after_step(&mut self) -> Result<()> {
         self.release(false)?;
         self.flush_dead()?;
+        self.commit_durable(false)?;
         if let Some(w) = self.wm.as_mut().and_then(|g| g.poll(now_ms())) {
             dispatch(&self.outs, self.m, Port::Main, Message::Watermark(w))?;
         }
@@ -351,9 +420,12 @@ impl SourceNode<'_> {
         }
         if let Some(ck) = &self.ck {
             let (state, position) = self.state()?;
-            ck.ck.report(None, state, Some(position))?;
+            ck.ck.report(None, state, Some(position.clone()))?;
+            // Every epoch after the last barrier holds this final state.
+            self.uncommitted.push_back((self.injected + 1, position));
         }
-        send(&self.outs, Port::Main, &Message::End)
+        send(&self.outs, Port::Main, &Message::End)?;
+        self.commit_durable(true)
     }
 
     /// How many lines the rate limit lets through now (unlimited: `None`).

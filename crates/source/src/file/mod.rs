@@ -122,6 +122,7 @@ impl Source for FileSource {
             path: Some(self.path.display().to_string()),
             file_id: self.id,
             offset: self.offset,
+            splits: Vec::new(),
         }
     }
 

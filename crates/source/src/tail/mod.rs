@@ -353,6 +353,7 @@ impl Source for TailSource {
             path: Some(self.cfg.path.display().to_string()),
             file_id: self.id,
             offset: self.offset,
+            splits: Vec::new(),
         }
     }
 

@@ -1,0 +1,224 @@
+//! weir with NATS JetStream end to end, against the server on 127.0.0.1:4222: a file is
+//! published to a stream by a `nats` sink, read back by a `nats` source into windowed counts,
+//! and a run killed with SIGKILL again and again commits exactly what one uninterrupted run
+//! does.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream::{self, stream};
+use common::root;
+
+/// A stream of this test's own, deleted when dropped.
+struct TestStream {
+    js: jetstream::Context,
+    name: String,
+    subject: String,
+}
+
+impl TestStream {
+    fn new(what: &str) -> TestStream {
+        let id = std::process::id();
+        let name = format!("WEIRCLI_{}_{id}", what.to_uppercase());
+        let subject = format!("weircli.{id}.{what}");
+        let js = weir_core::io::runtime().block_on(async {
+            let client = async_nats::connect("127.0.0.1:4222")
+                .await
+                .expect("the NATS server on 127.0.0.1:4222");
+            let js = jetstream::new(client);
+            let _ = js.delete_stream(&name).await;
+            js.create_stream(stream::Config {
+                name: name.clone(),
+                subjects: vec![subject.clone()],
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+            js
+        });
+        TestStream { js, name, subject }
+    }
+
+    fn messages(&self) -> u64 {
+        weir_core::io::runtime().block_on(async {
+            let mut s = self.js.get_stream(&self.name).await.unwrap();
+            s.info().await.unwrap().state.messages
+        })
+    }
+}
+
+impl Drop for TestStream {
+    fn drop(&mut self) {
+        let _ = weir_core::io::runtime().block_on(self.js.delete_stream(&self.name));
+    }
+}
+
+fn weir(dir: &Path, pipeline: &str, args: &[&str]) -> std::process::Child {
+    let file = dir.join(format!("p{}.toml", args.len()));
+    std::fs::write(&file, pipeline).unwrap();
+    Command::new(env!("CARGO_BIN_EXE_weir"))
+        .current_dir(root())
+        .arg("run")
+        .arg(&file)
+        .arg("--quiet")
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn wait_ok(child: std::process::Child, what: &str) {
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{what} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Reads the stream into per-minute status counts; `consumer` and the output path vary.
+fn counting(s: &TestStream, consumer: &str, out: &Path, extra: &str) -> String {
+    format!(
+        r#"
+[source.clicks]
+type = "nats"
+stream = "{stream}"
+consumer = "{consumer}"
+stop_when_caught_up = true
+{extra}
+format = {{ type = "json", fields = [
+  {{ name = "timestamp", type = "timestamp", required = true }},
+  {{ name = "status", type = "int" }},
+] }}
+event_time = {{ field = "timestamp", max_out_of_orderness = "10s" }}
+
+[stage.per_minute]
+type = "aggregate"
+input = "clicks"
+time_field = "timestamp"
+window = {{ type = "tumbling", size = "1m" }}
+group_by = ["status"]
+aggregates = [{{ fn = "count" }}]
+
+[sink.out]
+type = "jsonl"
+input = "per_minute"
+path = "{out}"
+"#,
+        stream = s.name,
+        out = out.display()
+    )
+}
+
+#[test]
+fn a_stream_killed_and_resumed_commits_what_one_run_does() {
+    let s = TestStream::new("kill");
+    let dir = tempfile::tempdir().unwrap();
+    let input = root().join("examples/data/nasa_jul95_first10000.log.gz");
+    // 1. Publish the bundled log as JSON rows.
+    let publish = format!(
+        r#"
+[source.log]
+type = "file"
+path = "{input}"
+format = {{ type = "clf" }}
+
+[sink.stream]
+type = "nats"
+input = "log"
+subject = "{subject}"
+"#,
+        input = input.display(),
+        subject = s.subject
+    );
+    wait_ok(weir(dir.path(), &publish, &[]), "publishing");
+    assert_eq!(
+        s.messages(),
+        10_000,
+        "every line is a message in the stream"
+    );
+
+    // 2. One uninterrupted run.
+    let reference = dir.path().join("reference.jsonl");
+    let pipeline = counting(&s, "reference", &reference, "");
+    wait_ok(
+        weir(dir.path(), &pipeline, &["--workers", "1"]),
+        "the reference run",
+    );
+    let want = std::fs::read_to_string(&reference).unwrap();
+    assert!(want.lines().count() > 100, "{want}");
+
+    // 3. The same, paced, killed with SIGKILL after each of several checkpoints.
+    let out = dir.path().join("killed.jsonl");
+    let state = dir.path().join("state");
+    let pipeline = counting(&s, "killed", &out, "rate = 2500");
+    let args = [
+        "--checkpoint-dir",
+        state.to_str().unwrap(),
+        "--checkpoint-interval",
+        "50ms",
+    ];
+    let mut kills = 0;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let workers = ["2", "1"][kills % 2];
+        let mut run_args = args.to_vec();
+        run_args.extend(["--workers", workers]);
+        let mut child = weir(dir.path(), &pipeline, &run_args);
+        if kills == 4 {
+            wait_ok(child, "the last run");
+            break;
+        }
+        // Kill between 300 and 700 ms in: a few checkpoints later, mid-stream.
+        std::thread::sleep(Duration::from_millis(300 + 100 * kills as u64));
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("run {kills} ended ({status}) before its kill: slow the pace down");
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+        kills += 1;
+        assert!(Instant::now() < deadline, "the kill runs took too long");
+    }
+    let got = std::fs::read_to_string(&out).unwrap();
+    if got != want {
+        let (g, w): (Vec<&str>, Vec<&str>) = (got.lines().collect(), want.lines().collect());
+        let at = g.iter().zip(&w).position(|(a, b)| a != b);
+        let at = at.unwrap_or(g.len().min(w.len()));
+        let keep = dir.keep();
+        panic!(
+            "committed output after {kills} kills differs at line {} ({} lines, want {}):\n got {:?}\nwant {:?}\n(kept in {})",
+            at + 1,
+            g.len(),
+            w.len(),
+            g.get(at),
+            w.get(at),
+            keep.display()
+        );
+    }
+}
+
+#[test]
+fn a_missing_stream_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let pipeline = r#"
+[source.s]
+type = "nats"
+stream = "WEIR_NO_SUCH_STREAM"
+format = { type = "json", fields = [{ name = "a", type = "int" }] }
+
+[sink.out]
+type = "stdout"
+input = "s"
+"#;
+    let out = weir(dir.path(), pipeline, &[]).wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("WEIR_NO_SUCH_STREAM") && err.contains("the stream does not exist"),
+        "{err}"
+    );
+}
