@@ -7,6 +7,7 @@
 //! for, so back-pressure reaches the network client.
 
 use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
 /// The shared runtime: two worker threads named `weir-io`, created on first use.
 ///
@@ -22,4 +23,64 @@ pub fn runtime() -> &'static tokio::runtime::Runtime {
             .build()
             .expect("the I/O runtime's threads start")
     })
+}
+
+/// Exponential backoff between attempts to reach a server: 100 ms doubling to 30 s.
+#[derive(Debug)]
+pub struct Backoff {
+    failures: u32,
+    next: Instant,
+}
+
+impl Backoff {
+    const FIRST: Duration = Duration::from_millis(100);
+    const MAX: Duration = Duration::from_secs(30);
+
+    /// No failure yet: the first attempt is due now.
+    pub fn new() -> Self {
+        Backoff {
+            failures: 0,
+            next: Instant::now(),
+        }
+    }
+
+    /// The wait after the failures so far.
+    pub fn delay(&self) -> Duration {
+        Self::FIRST
+            .saturating_mul(1 << self.failures.min(16))
+            .min(Self::MAX)
+    }
+
+    /// An attempt failed: the next is due after [`Backoff::delay`].
+    pub fn failed(&mut self) {
+        self.next = Instant::now() + self.delay();
+        self.failures += 1;
+    }
+
+    /// An attempt succeeded.
+    pub fn reset(&mut self) {
+        self.failures = 0;
+        self.next = Instant::now();
+    }
+
+    /// Failures since the last success.
+    pub fn failures(&self) -> u32 {
+        self.failures
+    }
+
+    /// Whether the next attempt is due.
+    pub fn due(&self) -> bool {
+        Instant::now() >= self.next
+    }
+
+    /// Time until the next attempt is due.
+    pub fn until_due(&self) -> Duration {
+        self.next.saturating_duration_since(Instant::now())
+    }
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Backoff::new()
+    }
 }

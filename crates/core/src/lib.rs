@@ -35,4 +35,4 @@ pub use message::{Message, Port};
 pub use operator::{Emitter, Operator, Partitioner};
 pub use parse::Parser;
 pub use sink::Sink;
-pub use source::{ReadOutcome, Source, SourcePosition, SplitPosition};
+pub use source::{Framing, MessageEnds, ReadOutcome, Source, SourcePosition, SplitPosition};

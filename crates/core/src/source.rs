@@ -93,3 +93,80 @@ pub trait Source: Send {
         None
     }
 }
+
+/// For a message source: where each message handed out ends in the byte stream, so that a
+/// position before bytes the node has not used yet ([`Source::position_before`]) names the
+/// last message wholly used. Only messages the node may still hold are kept: each read first
+/// drops those before the bytes the node passes back unused.
+#[derive(Debug, Default)]
+pub struct MessageEnds {
+    /// (byte offset after the message, its id), oldest first.
+    ends: std::collections::VecDeque<(u64, u64)>,
+    /// The id of the last message before them.
+    base: u64,
+}
+
+impl MessageEnds {
+    /// No message held; `base` is the id of the last one used.
+    pub fn new(base: u64) -> Self {
+        MessageEnds {
+            ends: Default::default(),
+            base,
+        }
+    }
+
+    /// Message `id` ends at byte offset `end`.
+    pub fn push(&mut self, end: u64, id: u64) {
+        self.ends.push_back((end, id));
+    }
+
+    /// Everything before byte offset `used` was used by the node.
+    pub fn used(&mut self, used: u64) {
+        while self.ends.front().is_some_and(|(end, _)| *end <= used) {
+            self.base = self.ends.pop_front().expect("checked").1;
+        }
+    }
+
+    /// The id of the last message that ends at or before byte offset `at`.
+    pub fn before(&self, at: u64) -> u64 {
+        match self.ends.partition_point(|(end, _)| *end <= at) {
+            0 => self.base,
+            n => self.ends[n - 1].1,
+        }
+    }
+}
+
+/// How a message source turns message payloads into input lines.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Framing {
+    /// One record per message: line breaks inside it become spaces, so a pretty-printed JSON
+    /// object is one record.
+    #[default]
+    Message,
+    /// One record per line of a message (NDJSON batches, log lines).
+    Lines,
+}
+
+impl Framing {
+    /// Appends `payload` to `buf` as lines.
+    pub fn append(self, payload: &[u8], buf: &mut Vec<u8>) {
+        let start = buf.len();
+        buf.extend_from_slice(payload);
+        match self {
+            Framing::Message => {
+                for b in &mut buf[start..] {
+                    if *b == b'\n' || *b == b'\r' {
+                        *b = b' ';
+                    }
+                }
+                buf.push(b'\n');
+            }
+            Framing::Lines => {
+                if buf.len() > start && buf.last() != Some(&b'\n') {
+                    buf.push(b'\n');
+                }
+            }
+        }
+    }
+}

@@ -18,55 +18,5 @@ pub mod source;
 #[cfg(test)]
 mod tests;
 
-use std::time::{Duration, Instant};
-
 /// Where a NATS server listens unless the config says otherwise.
 pub const DEFAULT_URL: &str = "nats://127.0.0.1:4222";
-
-/// Exponential backoff between attempts to reach a server: 100 ms doubling to 30 s.
-#[derive(Debug)]
-pub(crate) struct Backoff {
-    failures: u32,
-    next: Instant,
-}
-
-impl Backoff {
-    const FIRST: Duration = Duration::from_millis(100);
-    const MAX: Duration = Duration::from_secs(30);
-
-    pub(crate) fn new() -> Self {
-        Backoff {
-            failures: 0,
-            next: Instant::now(),
-        }
-    }
-
-    /// The wait after the failures so far.
-    pub(crate) fn delay(&self) -> Duration {
-        Self::FIRST
-            .saturating_mul(1 << self.failures.min(16))
-            .min(Self::MAX)
-    }
-
-    pub(crate) fn failed(&mut self) {
-        self.next = Instant::now() + self.delay();
-        self.failures += 1;
-    }
-
-    pub(crate) fn reset(&mut self) {
-        self.failures = 0;
-        self.next = Instant::now();
-    }
-
-    pub(crate) fn failures(&self) -> u32 {
-        self.failures
-    }
-
-    pub(crate) fn due(&self) -> bool {
-        Instant::now() >= self.next
-    }
-
-    pub(crate) fn until_due(&self) -> Duration {
-        self.next.saturating_duration_since(Instant::now())
-    }
-}

@@ -16,7 +16,9 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use weir_core::{Error, Result, Sink};
 
-use crate::{Backoff, DEFAULT_URL};
+use weir_core::io::Backoff;
+
+use crate::DEFAULT_URL;
 
 /// Publishes in flight before the sink waits for their acknowledgements (below the client's
 /// limit of 5,000).

@@ -19,9 +19,13 @@ use async_nats::jetstream::{self, stream::Stream as JsStream};
 use bytes::Bytes;
 use futures_util::StreamExt;
 use serde::Deserialize;
-use weir_core::{Error, ReadOutcome, Result, Source, SourcePosition, SplitPosition};
+use weir_core::{
+    Error, Framing, MessageEnds, ReadOutcome, Result, Source, SourcePosition, SplitPosition,
+};
 
-use crate::{Backoff, DEFAULT_URL};
+use weir_core::io::Backoff;
+
+use crate::DEFAULT_URL;
 
 /// What a consumer weir made says about itself; weir recreates only consumers that say this.
 const OWN_DESCRIPTION: &str = "weir source (recreated by weir at its checkpoint's position)";
@@ -75,17 +79,6 @@ pub enum Start {
     All,
     /// Messages published after the consumer was created.
     New,
-}
-
-/// How message payloads become lines.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Framing {
-    /// One record per message.
-    #[default]
-    Message,
-    /// One record per line of a message.
-    Lines,
 }
 
 fn default_url() -> String {
@@ -174,10 +167,8 @@ pub struct NatsSource {
     resume_at: Option<u64>,
     /// Bytes handed out.
     offset: u64,
-    /// For messages the node may not have used yet: the offset after each, and its stream
-    /// sequence, oldest first; `base` is the sequence of the last message before them.
-    ends: VecDeque<(u64, u64)>,
-    base: u64,
+    /// Where the messages the node may not have used yet end, by stream sequence.
+    ends: MessageEnds,
     /// Reply subjects to acknowledge through, newest last: the last message of each read.
     acks: VecDeque<(u64, async_nats::Subject)>,
     /// Redelivered messages skipped because they were handed out already.
@@ -196,8 +187,7 @@ impl NatsSource {
             last_seq: 0,
             resume_at: None,
             offset: 0,
-            ends: VecDeque::new(),
-            base: 0,
+            ends: MessageEnds::new(0),
             acks: VecDeque::new(),
             skipped: 0,
         }
@@ -335,27 +325,6 @@ impl NatsSource {
         Ok(self.resume_at.unwrap_or(floor + 1))
     }
 
-    /// Appends a payload as lines.
-    fn append(&self, payload: &Bytes, buf: &mut Vec<u8>) {
-        let start = buf.len();
-        buf.extend_from_slice(payload);
-        match self.cfg.framing {
-            Framing::Message => {
-                for b in &mut buf[start..] {
-                    if *b == b'\n' || *b == b'\r' {
-                        *b = b' ';
-                    }
-                }
-                buf.push(b'\n');
-            }
-            Framing::Lines => {
-                if buf.len() > start && buf.last() != Some(&b'\n') {
-                    buf.push(b'\n');
-                }
-            }
-        }
-    }
-
     /// The connection broke: start again after the last message handed out.
     fn lost(&mut self, why: String) {
         tracing::warn!(source = %self.what(), error = %why, retry_in = ?self.backoff.delay(), "lost the connection; reconnecting");
@@ -370,10 +339,7 @@ impl Source for NatsSource {
     fn read(&mut self, buf: &mut Vec<u8>, wait: Duration) -> Result<ReadOutcome> {
         // What the node passes back unused is the tail of what was handed out; everything
         // before it was used.
-        let used = self.offset.saturating_sub(buf.len() as u64);
-        while self.ends.front().is_some_and(|(end, _)| *end <= used) {
-            self.base = self.ends.pop_front().expect("checked").1;
-        }
+        self.ends.used(self.offset.saturating_sub(buf.len() as u64));
         let rt = weir_core::io::runtime();
         if self.live.is_none() {
             if !self.backoff.due() {
@@ -391,7 +357,7 @@ impl Source for NatsSource {
                         // A fresh start: a checkpoint before the first message must resume
                         // here, not at the stream's start.
                         self.last_seq = live.from.saturating_sub(1);
-                        self.base = self.last_seq;
+                        self.ends = MessageEnds::new(self.last_seq);
                     }
                     self.live = Some(live);
                 }
@@ -456,10 +422,10 @@ impl Source for NatsSource {
                 self.skipped += 1;
                 continue;
             }
-            self.append(&m.message.payload, buf);
+            self.cfg.framing.append(&m.message.payload, buf);
             self.last_seq = seq;
             self.ends
-                .push_back((self.offset + (buf.len() - before) as u64, seq));
+                .push(self.offset + (buf.len() - before) as u64, seq);
             if let Some(r) = &m.message.reply {
                 last_reply = Some((seq, r.clone()));
             }
@@ -489,11 +455,7 @@ impl Source for NatsSource {
 
     fn position_before(&self, unread: u64) -> SourcePosition {
         let at = self.offset.saturating_sub(unread);
-        let whole = self.ends.partition_point(|(end, _)| *end <= at);
-        let seq = match whole {
-            0 => self.base,
-            n => self.ends[n - 1].1,
-        };
+        let seq = self.ends.before(at);
         SourcePosition {
             path: None,
             file_id: None,
@@ -515,8 +477,7 @@ impl Source for NatsSource {
             )));
         };
         self.last_seq = split.position;
-        self.base = split.position;
-        self.ends.clear();
+        self.ends = MessageEnds::new(split.position);
         self.resume_at = Some(split.position + 1);
         self.offset = pos.offset;
         self.live = None;

@@ -8,8 +8,9 @@ use async_nats::jetstream::{self, consumer::pull, stream};
 use weir_core::{ReadOutcome, Sink, Source};
 
 use crate::sink::{NatsSink, NatsSinkConfig};
-use crate::source::{Framing, NatsSource, NatsSourceConfig, Start};
+use crate::source::{NatsSource, NatsSourceConfig, Start};
 use crate::DEFAULT_URL;
+use weir_core::Framing;
 
 /// A stream of this test's own, deleted when dropped.
 struct TestStream {

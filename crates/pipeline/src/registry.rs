@@ -3,8 +3,16 @@
 
 use arrow_schema::SchemaRef;
 use weir_core::{Error, Operator, Sink, Source};
-use weir_nats::sink::{NatsSink, NatsSinkConfig};
-use weir_nats::source::{NatsSource, NatsSourceConfig};
+#[cfg(feature = "mqtt")]
+use weir_mqtt::{
+    sink::{MqttSink, MqttSinkConfig},
+    source::{MqttSource, MqttSourceConfig},
+};
+#[cfg(feature = "nats")]
+use weir_nats::{
+    sink::{NatsSink, NatsSinkConfig},
+    source::{NatsSource, NatsSourceConfig},
+};
 use weir_operator::alert::{Alert, AlertConfig};
 use weir_operator::condition::{Condition, ConditionConfig};
 use weir_operator::filter::{Filter, FilterConfig};
@@ -37,7 +45,11 @@ pub enum SourceKind {
     /// `type = "generator"`.
     Generator(GenConfig),
     /// `type = "nats"`: a NATS JetStream stream.
+    #[cfg(feature = "nats")]
     Nats(NatsSourceConfig),
+    /// `type = "mqtt"`: topics of an MQTT broker.
+    #[cfg(feature = "mqtt")]
+    Mqtt(MqttSourceConfig),
 }
 
 /// Source types by name.
@@ -46,10 +58,18 @@ pub const SOURCES: &[(&str, Ctor<SourceKind>)] = &[
     ("tail", |v, p| de(v, p).map(SourceKind::Tail)),
     ("stdin", |v, p| de(v, p).map(SourceKind::Stdin)),
     ("generator", |v, p| de(v, p).map(SourceKind::Generator)),
+    #[cfg(feature = "nats")]
     ("nats", |v, p| {
         de::<NatsSourceConfig>(v, p).map(|mut c| {
             c.name_consumer(p);
             SourceKind::Nats(c)
+        })
+    }),
+    #[cfg(feature = "mqtt")]
+    ("mqtt", |v, p| {
+        de::<MqttSourceConfig>(v, p).map(|mut c| {
+            c.name_client(p);
+            SourceKind::Mqtt(c)
         })
     }),
 ];
@@ -62,15 +82,22 @@ impl SourceKind {
             SourceKind::Tail(c) => Box::new(TailSource::new(c)),
             SourceKind::Stdin(c) => Box::new(StdinSource::new(c)),
             SourceKind::Generator(c) => Box::new(GenSource::new(c)?),
+            #[cfg(feature = "nats")]
             SourceKind::Nats(c) => Box::new(NatsSource::new(c)),
+            #[cfg(feature = "mqtt")]
+            SourceKind::Mqtt(c) => Box::new(MqttSource::new(c)),
         })
     }
 
     /// Checks the config alone. Every arm is spelled out: a new source type must say whether it
     /// has checks.
+    #[cfg_attr(not(any(feature = "nats", feature = "mqtt")), allow(unused_variables))]
     pub fn validate(&self, path: &str) -> Vec<Error> {
         match self {
+            #[cfg(feature = "nats")]
             SourceKind::Nats(c) => c.validate(path),
+            #[cfg(feature = "mqtt")]
+            SourceKind::Mqtt(c) => c.validate(path),
             // Serde checks these completely.
             SourceKind::File(_)
             | SourceKind::Tail(_)
@@ -84,7 +111,11 @@ impl SourceKind {
         match self {
             SourceKind::File(c) => Some(&c.path),
             SourceKind::Tail(c) => Some(&c.path),
-            SourceKind::Stdin(_) | SourceKind::Generator(_) | SourceKind::Nats(_) => None,
+            SourceKind::Stdin(_) | SourceKind::Generator(_) => None,
+            #[cfg(feature = "nats")]
+            SourceKind::Nats(_) => None,
+            #[cfg(feature = "mqtt")]
+            SourceKind::Mqtt(_) => None,
         }
     }
 
@@ -99,8 +130,11 @@ impl SourceKind {
             SourceKind::File(_)
             | SourceKind::Tail(_)
             | SourceKind::Stdin(_)
-            | SourceKind::Generator(_)
-            | SourceKind::Nats(_) => None,
+            | SourceKind::Generator(_) => None,
+            #[cfg(feature = "nats")]
+            SourceKind::Nats(_) => None,
+            #[cfg(feature = "mqtt")]
+            SourceKind::Mqtt(_) => None,
         }
     }
 }
@@ -217,7 +251,11 @@ pub enum SinkKind {
     /// `type = "archive"`.
     Archive(ArchiveConfig),
     /// `type = "nats"`.
+    #[cfg(feature = "nats")]
     Nats(NatsSinkConfig),
+    /// `type = "mqtt"`.
+    #[cfg(feature = "mqtt")]
+    Mqtt(MqttSinkConfig),
 }
 
 /// Sink types by name.
@@ -229,7 +267,15 @@ pub const SINKS: &[(&str, Ctor<SinkKind>)] = &[
     ("postgres", |v, p| de(v, p).map(SinkKind::Postgres)),
     ("webhook", |v, p| de(v, p).map(SinkKind::Webhook)),
     ("archive", |v, p| de(v, p).map(SinkKind::Archive)),
+    #[cfg(feature = "nats")]
     ("nats", |v, p| de(v, p).map(SinkKind::Nats)),
+    #[cfg(feature = "mqtt")]
+    ("mqtt", |v, p| {
+        de::<MqttSinkConfig>(v, p).map(|mut c| {
+            c.name_client(p);
+            SinkKind::Mqtt(c)
+        })
+    }),
 ];
 
 impl SinkKind {
@@ -243,7 +289,10 @@ impl SinkKind {
             SinkKind::Postgres(c) => Box::new(PostgresSink::new(c)),
             SinkKind::Webhook(c) => Box::new(WebhookSink::new(c)?),
             SinkKind::Archive(c) => weir_sink::archive::create(c)?,
+            #[cfg(feature = "nats")]
             SinkKind::Nats(c) => Box::new(NatsSink::new(c)),
+            #[cfg(feature = "mqtt")]
+            SinkKind::Mqtt(c) => Box::new(MqttSink::new(c)),
         })
     }
 
@@ -254,7 +303,10 @@ impl SinkKind {
             SinkKind::Webhook(c) => c.validate(path),
             SinkKind::Postgres(c) => c.validate(path),
             SinkKind::Archive(c) => c.validate(path),
+            #[cfg(feature = "nats")]
             SinkKind::Nats(c) => c.validate(path),
+            #[cfg(feature = "mqtt")]
+            SinkKind::Mqtt(c) => c.validate(path),
             // Serde checks these completely: a path, a format name.
             SinkKind::Stdout(_) | SinkKind::Jsonl(_) | SinkKind::Csv(_) | SinkKind::Parquet(_) => {
                 Vec::new()
@@ -288,7 +340,11 @@ impl SinkKind {
                 .iter()
                 .map(|p| out("dead_letter", p, File, false))
                 .collect(),
-            SinkKind::Stdout(_) | SinkKind::Postgres(_) | SinkKind::Nats(_) => Vec::new(),
+            SinkKind::Stdout(_) | SinkKind::Postgres(_) => Vec::new(),
+            #[cfg(feature = "nats")]
+            SinkKind::Nats(_) => Vec::new(),
+            #[cfg(feature = "mqtt")]
+            SinkKind::Mqtt(_) => Vec::new(),
         }
     }
 
@@ -302,8 +358,11 @@ impl SinkKind {
             | SinkKind::Csv(_)
             | SinkKind::Parquet(_)
             | SinkKind::Postgres(_)
-            | SinkKind::Webhook(_)
-            | SinkKind::Nats(_) => None,
+            | SinkKind::Webhook(_) => None,
+            #[cfg(feature = "nats")]
+            SinkKind::Nats(_) => None,
+            #[cfg(feature = "mqtt")]
+            SinkKind::Mqtt(_) => None,
         }
     }
 
@@ -314,11 +373,13 @@ impl SinkKind {
             SinkKind::Parquet(c) => c.check_schema(path, schema),
             SinkKind::Archive(c) => c.check_schema(path, schema),
             // Any schema: rows are written as text (JSON, CSV) whatever their columns.
-            SinkKind::Stdout(_)
-            | SinkKind::Jsonl(_)
-            | SinkKind::Csv(_)
-            | SinkKind::Webhook(_)
-            | SinkKind::Nats(_) => Vec::new(),
+            SinkKind::Stdout(_) | SinkKind::Jsonl(_) | SinkKind::Csv(_) | SinkKind::Webhook(_) => {
+                Vec::new()
+            }
+            #[cfg(feature = "nats")]
+            SinkKind::Nats(_) => Vec::new(),
+            #[cfg(feature = "mqtt")]
+            SinkKind::Mqtt(_) => Vec::new(),
         }
     }
 }
