@@ -220,3 +220,36 @@ fn topic_filters_and_options_are_checked() {
     sink.topic = "alerts/#".into();
     assert_eq!(sink.validate("sink.s").len(), 1);
 }
+
+#[test]
+fn through_a_broker_outage_mid_stream_nothing_is_lost() {
+    let mut names = Names::new("outage");
+    let proxy = weir_testkit::TcpProxy::start("127.0.0.1:1883");
+    let mut cfg = names.source("src");
+    cfg.port = proxy.addr().port();
+    let mut src = MqttSource::new(&cfg);
+    subscribe(&mut src);
+    let mut sink = MqttSink::new(&names.sink());
+    sink.write(&batch(0..200)).unwrap();
+    sink.flush().unwrap();
+    let mut got = read_lines(&mut src, 50, true);
+    proxy.cut();
+    let mut buf = Vec::new();
+    let down = Instant::now();
+    while down.elapsed() < Duration::from_millis(800) {
+        src.read(&mut buf, Duration::from_millis(100)).unwrap();
+    }
+    sink.write(&batch(200..300)).unwrap();
+    sink.flush().unwrap();
+    proxy.restore();
+    got.extend(String::from_utf8(buf).unwrap().lines().map(str::to_string));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let distinct = |got: &[String]| got.iter().collect::<std::collections::BTreeSet<_>>().len();
+    while distinct(&got) < 300 && Instant::now() < deadline {
+        got.extend(read_lines(&mut src, 1, true));
+    }
+    let mut sorted = got.clone();
+    sorted.sort_by_key(|l| l[5..l.len() - 1].parse::<i64>().unwrap());
+    sorted.dedup();
+    assert_eq!(sorted, numbered(0..300), "every row after the outage");
+}

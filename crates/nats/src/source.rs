@@ -152,6 +152,9 @@ struct Live {
     messages: pull::Stream,
     /// Nothing was pending for the consumer after the last message read.
     caught_up: bool,
+    /// The consumer's delivery sequence of the last message (0: none yet): a jump means
+    /// deliveries were lost with a connection.
+    delivered: u64,
 }
 
 /// The JetStream source.
@@ -272,6 +275,7 @@ impl NatsSource {
         Ok(Live {
             client,
             from,
+            delivered: 0,
             messages,
             caught_up,
         })
@@ -408,9 +412,21 @@ impl Source for NatsSource {
             };
             let seq = match m.info() {
                 Ok(info) => {
-                    if let Some(live) = self.live.as_mut() {
-                        live.caught_up = info.pending == 0;
+                    let live = self.live.as_mut().expect("connected while reading");
+                    let gap = live.delivered != 0 && info.consumer_sequence != live.delivered + 1;
+                    if gap {
+                        // Deliveries went missing with a reconnection: the server would send
+                        // them again only after ack_wait, out of order. Start again in order.
+                        let why = format!(
+                            "deliveries {}..{} did not arrive",
+                            live.delivered + 1,
+                            info.consumer_sequence
+                        );
+                        self.lost(why);
+                        break;
                     }
+                    live.delivered = info.consumer_sequence;
+                    live.caught_up = info.pending == 0;
                     info.stream_sequence
                 }
                 Err(e) => {
@@ -430,7 +446,7 @@ impl Source for NatsSource {
                 last_reply = Some((seq, r.clone()));
             }
         }
-        if let Some(r) = last_reply {
+        if let (Some(r), Some(_)) = (last_reply, &self.live) {
             self.acks.push_back(r);
         }
         self.offset += (buf.len() - before) as u64;

@@ -345,3 +345,31 @@ fn a_position_before_unused_bytes_names_the_last_message_wholly_used() {
     src.read(&mut rest, Duration::from_millis(50)).unwrap();
     assert_eq!(src.position_before(rest.len() as u64).splits[0].position, 7);
 }
+
+#[test]
+fn through_an_outage_mid_stream_nothing_is_lost_or_read_twice() {
+    let s = TestStream::new("outage");
+    s.publish(numbered(0..300));
+    let proxy = weir_testkit::TcpProxy::start("127.0.0.1:4222");
+    let mut cfg = s.source("outage");
+    cfg.url = format!("nats://{}", proxy.addr());
+    cfg.stop_when_caught_up = false;
+    let mut src = NatsSource::new(&cfg);
+    let (mut got, _) = read_lines(&mut src, 100);
+    assert!(got.len() >= 100);
+    proxy.cut();
+    // Down: reads come back empty, with warnings, not errors; publishing goes on meanwhile.
+    let mut buf = Vec::new();
+    let down = Instant::now();
+    while down.elapsed() < Duration::from_millis(800) {
+        src.read(&mut buf, Duration::from_millis(100)).unwrap();
+    }
+    s.publish(numbered(300..400));
+    proxy.restore();
+    let text = String::from_utf8(buf).unwrap();
+    got.extend(text.lines().map(str::to_string));
+    let need = 400 - got.len();
+    let (rest, _) = read_lines(&mut src, need);
+    got.extend(rest);
+    assert_eq!(got, numbered(0..400), "in order, none lost, none twice");
+}

@@ -547,7 +547,10 @@ fn parallel_parsers_equal_one_and_resume_across_worker_counts() {
         let running = pipeline(&out, workers, Some(checkpointing()))
             .start()
             .unwrap();
-        std::thread::sleep(std::time::Duration::from_millis(40));
+        // Each run reads one to three 1 MiB chunks before it sees the stop, more on a loaded
+        // machine: four runs of 40 ms once read all 13 MiB (the assertion below failed under
+        // a full test run), four of 10 ms stay well inside.
+        std::thread::sleep(std::time::Duration::from_millis(10));
         running.stop_flag().store(true, Ordering::SeqCst);
         running.join().unwrap();
         let m = store.latest().unwrap().unwrap().manifest;
