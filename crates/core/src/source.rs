@@ -170,3 +170,63 @@ impl Framing {
         }
     }
 }
+
+/// Appends `payload` to `out` with `"name":"value"` as the first member when the payload is a
+/// JSON object (after any leading whitespace); otherwise appends it unchanged, and the parser
+/// reports it as usual. How a message source carries a message's topic or subject into its
+/// records.
+pub fn with_json_field(payload: &[u8], name: &str, value: &str, out: &mut Vec<u8>) {
+    let start = payload
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(payload.len());
+    if payload.get(start) != Some(&b'{') {
+        out.extend_from_slice(payload);
+        return;
+    }
+    let mut member = String::with_capacity(name.len() + value.len() + 8);
+    crate::value::write_json_str(name, &mut member);
+    member.push(':');
+    crate::value::write_json_str(value, &mut member);
+    let rest = &payload[start + 1..];
+    let empty = rest.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'}');
+    out.extend_from_slice(&payload[..=start]);
+    out.extend_from_slice(member.as_bytes());
+    if !empty {
+        out.push(b',');
+    }
+    out.extend_from_slice(rest);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_json_field_goes_first_into_objects_only() {
+        let with = |p: &str| {
+            let mut out = Vec::new();
+            with_json_field(p.as_bytes(), "topic", "a/\"b\"", &mut out);
+            String::from_utf8(out).unwrap()
+        };
+        assert_eq!(with("{\"x\":1}"), "{\"topic\":\"a/\\\"b\\\"\",\"x\":1}");
+        assert_eq!(with("  { }"), "  {\"topic\":\"a/\\\"b\\\"\" }");
+        assert_eq!(with("[1]"), "[1]");
+        assert_eq!(with(""), "");
+    }
+
+    #[test]
+    fn message_ends_map_offsets_back_to_whole_messages() {
+        let mut e = MessageEnds::new(4);
+        for (end, id) in [(10, 5), (20, 6), (35, 7)] {
+            e.push(end, id);
+        }
+        assert_eq!(e.before(9), 4);
+        assert_eq!(e.before(10), 5);
+        assert_eq!(e.before(34), 6);
+        assert_eq!(e.before(99), 7);
+        e.used(20);
+        assert_eq!(e.before(19), 6, "what was used stays the floor");
+        assert_eq!(e.before(35), 7);
+    }
+}

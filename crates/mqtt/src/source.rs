@@ -60,6 +60,10 @@ pub struct MqttSourceConfig {
     /// How a message becomes input lines: `"message"` (default) or `"lines"`.
     #[serde(default)]
     pub framing: Framing,
+    /// Put each message's topic into its record under this name (JSON objects only: the
+    /// field goes first into the object; declare it in the format's fields as a string).
+    #[serde(default)]
+    pub topic_field: Option<String>,
     /// End the input after this long without a message (replays, tests); default never.
     #[serde(default)]
     pub stop_when_idle: Option<weir_core::config::Duration>,
@@ -85,6 +89,14 @@ impl MqttSourceConfig {
             let name = key_path.rsplit('.').next().unwrap_or(key_path);
             self.client_id = Some(format!("weir-{name}"));
         }
+    }
+
+    /// The fields this source adds to each record, with their config keys.
+    pub fn metadata_fields(&self) -> Vec<(&'static str, &str)> {
+        self.topic_field
+            .iter()
+            .map(|f| ("topic_field", f.as_str()))
+            .collect()
     }
 
     /// Checks the config alone.
@@ -260,7 +272,14 @@ impl MqttSource {
     fn take(&mut self, inc: Incoming, buf: &mut Vec<u8>, before: usize) {
         match inc {
             Incoming::Message(p) => {
-                self.cfg.framing.append(&p.payload, buf);
+                match &self.cfg.topic_field {
+                    Some(name) => {
+                        let mut with = Vec::with_capacity(p.payload.len() + p.topic.len() + 16);
+                        weir_core::source::with_json_field(&p.payload, name, &p.topic, &mut with);
+                        self.cfg.framing.append(&with, buf);
+                    }
+                    None => self.cfg.framing.append(&p.payload, buf),
+                }
                 self.received += 1;
                 self.ends
                     .push(self.offset + (buf.len() - before) as u64, self.received);

@@ -46,6 +46,7 @@ impl Names {
             username: None,
             password: None,
             framing: Framing::Message,
+            topic_field: None,
             stop_when_idle: None,
         }
     }
@@ -129,6 +130,24 @@ fn rows_published_by_the_sink_arrive_in_order_at_the_source() {
     sink.flush().unwrap();
     let lines = read_lines(&mut src, 300, true);
     assert_eq!(lines, numbered(0..300));
+}
+
+#[test]
+fn the_topic_can_be_a_field_of_each_record() {
+    let mut names = Names::new("topicfield");
+    let mut cfg = names.source("src");
+    cfg.topic_field = Some("topic".into());
+    let mut src = MqttSource::new(&cfg);
+    subscribe(&mut src);
+    let mut sink = MqttSink::new(&names.sink());
+    sink.write(&batch(0..2)).unwrap();
+    sink.flush().unwrap();
+    let lines = read_lines(&mut src, 2, true);
+    let topic = format!("{}/rows", names.topic);
+    assert_eq!(
+        lines,
+        [0, 1].map(|n| format!("{{\"topic\":\"{topic}\",\"n\":{n}}}"))
+    );
 }
 
 #[test]

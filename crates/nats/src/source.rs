@@ -63,6 +63,10 @@ pub struct NatsSourceConfig {
     /// interval; redelivered messages weir already has are skipped, not read twice.
     #[serde(default = "default_ack_wait")]
     pub ack_wait: weir_core::config::Duration,
+    /// Put each message's subject into its record under this name (JSON objects only: the
+    /// field goes first into the object; declare it in the format's fields as a string).
+    #[serde(default)]
+    pub subject_field: Option<String>,
     /// End the input once every message the stream held for the consumer has been read
     /// (default false: wait for more, as a stream does). For replaying a stream as a batch
     /// job, and for tests.
@@ -101,6 +105,14 @@ impl NatsSourceConfig {
             let name = key_path.rsplit('.').next().unwrap_or(key_path);
             self.consumer = Some(format!("weir-{name}"));
         }
+    }
+
+    /// The fields this source adds to each record, with their config keys.
+    pub fn metadata_fields(&self) -> Vec<(&'static str, &str)> {
+        self.subject_field
+            .iter()
+            .map(|f| ("subject_field", f.as_str()))
+            .collect()
     }
 
     /// Checks the config alone.
@@ -438,7 +450,15 @@ impl Source for NatsSource {
                 self.skipped += 1;
                 continue;
             }
-            self.cfg.framing.append(&m.message.payload, buf);
+            match &self.cfg.subject_field {
+                Some(name) => {
+                    let (payload, subject) = (&m.message.payload, m.message.subject.as_str());
+                    let mut with = Vec::with_capacity(payload.len() + subject.len() + 16);
+                    weir_core::source::with_json_field(payload, name, subject, &mut with);
+                    self.cfg.framing.append(&with, buf);
+                }
+                None => self.cfg.framing.append(&m.message.payload, buf),
+            }
             self.last_seq = seq;
             self.ends
                 .push(self.offset + (buf.len() - before) as u64, seq);

@@ -106,6 +106,7 @@ impl TestStream {
             framing: Framing::Message,
             batch: 7,
             ack_wait: weir_core::config::Duration::from_ms(60_000),
+            subject_field: None,
             stop_when_caught_up: true,
         }
     }
@@ -155,6 +156,18 @@ fn reads_in_order_frames_messages_and_ends_when_caught_up() {
     let (more, end) = read_lines(&mut src, 1);
     assert!(more.is_empty());
     assert_eq!(end, ReadOutcome::Eof, "caught up: the input ends");
+}
+
+#[test]
+fn the_subject_can_be_a_field_of_each_record() {
+    let s = TestStream::new("subjectfield");
+    s.publish(numbered(0..2));
+    let mut cfg = s.source("subj");
+    cfg.subject_field = Some("subject".into());
+    let mut src = NatsSource::new(&cfg);
+    let (lines, _) = read_lines(&mut src, 2);
+    let want = [0, 1].map(|n| format!("{{\"subject\":\"{}\",\"n\":{n}}}", s.subject));
+    assert_eq!(lines, want);
 }
 
 #[test]

@@ -443,6 +443,20 @@ pub fn parse(text: &str, sets: &[String]) -> Result<PipelineFile, Vec<Error>> {
         let kind = kind_of(t, &path, SOURCES, &mut errors);
         if let Some(k) = &kind {
             errors.extend(k.validate(&path));
+            for (key, field) in k.metadata_fields() {
+                // A format with problems was reported already.
+                let problem = match &format {
+                    None => None,
+                    Some(f @ FormatConfig::Json(_)) => (!f.field_names().iter().any(|n| n == field))
+                        .then(|| {
+                            format!(
+                                "declare {field:?} in format.fields, e.g. {{ name = {field:?}, type = \"string\" }}"
+                            )
+                        }),
+                    Some(_) => Some("only a json format can carry it".to_string()),
+                };
+                errors.extend(problem.map(|p| Error::config(format!("{path}.{key}"), p)));
+            }
         }
         if let (Some(kind), Some(format)) = (kind, format) {
             file.sources.push(SourceDecl {

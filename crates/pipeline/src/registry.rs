@@ -106,6 +106,21 @@ impl SourceKind {
         }
     }
 
+    /// Fields the source adds to each record (a message's topic or subject), with their
+    /// config keys: only a JSON format can carry them, and it must declare them.
+    pub fn metadata_fields(&self) -> Vec<(&'static str, &str)> {
+        match self {
+            #[cfg(feature = "nats")]
+            SourceKind::Nats(c) => c.metadata_fields(),
+            #[cfg(feature = "mqtt")]
+            SourceKind::Mqtt(c) => c.metadata_fields(),
+            SourceKind::File(_)
+            | SourceKind::Tail(_)
+            | SourceKind::Stdin(_)
+            | SourceKind::Generator(_) => Vec::new(),
+        }
+    }
+
     /// The file the source reads, if it reads one.
     pub fn input_path(&self) -> Option<&std::path::Path> {
         match self {

@@ -372,3 +372,41 @@ flush_interval = "2s"
         _ => panic!("an archive"),
     }
 }
+
+#[test]
+fn message_metadata_fields_need_a_json_format_that_declares_them() {
+    let pipeline = |format: &str| {
+        format!(
+            r#"
+[source.m]
+type = "mqtt"
+topics = ["a/#", "b/#/c"]
+topic_field = "topic"
+format = {format}
+[sink.out]
+type = "stdout"
+input = "m"
+"#
+        )
+    };
+    let ok = pipeline(r#"{ type = "json", fields = [{ name = "topic", type = "string" }] }"#);
+    assert!(
+        errors(&ok)
+            .iter()
+            .all(|e| e.starts_with("source.m.topics[1]")),
+        "{:?}",
+        errors(&ok)
+    );
+    let undeclared = pipeline(r#"{ type = "json", fields = [{ name = "n", type = "int" }] }"#);
+    assert!(
+        errors(&undeclared).contains(&"source.m.topic_field: declare \"topic\" in format.fields, e.g. { name = \"topic\", type = \"string\" }".to_string()),
+        "{:?}",
+        errors(&undeclared)
+    );
+    let clf = pipeline(r#"{ type = "clf" }"#);
+    assert!(
+        errors(&clf).contains(&"source.m.topic_field: only a json format can carry it".to_string()),
+        "{:?}",
+        errors(&clf)
+    );
+}
