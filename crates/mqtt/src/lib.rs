@@ -15,3 +15,21 @@ pub mod source;
 
 #[cfg(test)]
 mod tests;
+
+fn default_host() -> String {
+    "127.0.0.1".into()
+}
+
+fn default_port() -> u16 {
+    1883
+}
+
+fn default_qos() -> u8 {
+    1
+}
+
+/// The default client id of a source or sink: `source.sensors` → `weir-sensors`.
+fn client_id(key_path: &str) -> String {
+    let name = key_path.rsplit('.').next().unwrap_or(key_path);
+    format!("weir-{name}")
+}

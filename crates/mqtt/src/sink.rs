@@ -20,15 +20,15 @@ use weir_core::{Error, Result, Sink};
 #[serde(deny_unknown_fields)]
 pub struct MqttSinkConfig {
     /// Broker host (default `127.0.0.1`).
-    #[serde(default = "default_host")]
+    #[serde(default = "crate::default_host")]
     pub host: String,
     /// Broker port (default 1883).
-    #[serde(default = "default_port")]
+    #[serde(default = "crate::default_port")]
     pub port: u16,
     /// The topic every row is published to (no wildcards).
     pub topic: String,
     /// 1 (default): wait for the broker's acknowledgement of every row; 0: fire and forget.
-    #[serde(default = "default_qos")]
+    #[serde(default = "crate::default_qos")]
     pub qos: u8,
     /// Ask the broker to keep the last row for new subscribers (default false).
     #[serde(default)]
@@ -44,24 +44,11 @@ pub struct MqttSinkConfig {
     pub password: Option<String>,
 }
 
-fn default_host() -> String {
-    "127.0.0.1".into()
-}
-
-fn default_port() -> u16 {
-    1883
-}
-
-fn default_qos() -> u8 {
-    1
-}
-
 impl MqttSinkConfig {
     /// Names the client after the sink unless the config names it.
     pub fn name_client(&mut self, key_path: &str) {
         if self.client_id.is_none() {
-            let name = key_path.rsplit('.').next().unwrap_or(key_path);
-            self.client_id = Some(format!("weir-{name}"));
+            self.client_id = Some(crate::client_id(key_path));
         }
     }
 

@@ -31,17 +31,17 @@ const READ_CHUNK: usize = 1 << 20;
 #[serde(deny_unknown_fields)]
 pub struct MqttSourceConfig {
     /// Broker host (default `127.0.0.1`).
-    #[serde(default = "default_host")]
+    #[serde(default = "crate::default_host")]
     pub host: String,
     /// Broker port (default 1883).
-    #[serde(default = "default_port")]
+    #[serde(default = "crate::default_port")]
     pub port: u16,
     /// Topic filters to subscribe to; `+` matches one level, `#` the rest
     /// (`sensors/+/temperature`, `logs/#`).
     pub topics: Vec<String>,
     /// 1 (default): at-least-once, acknowledged after the checkpoint; 0: at-most-once, what
     /// arrives while weir is away is lost.
-    #[serde(default = "default_qos")]
+    #[serde(default = "crate::default_qos")]
     pub qos: u8,
     /// The client id that names the broker's session for weir (default `weir-<source name>`);
     /// two runs with the same id share one session.
@@ -69,25 +69,12 @@ pub struct MqttSourceConfig {
     pub stop_when_idle: Option<weir_core::config::Duration>,
 }
 
-fn default_host() -> String {
-    "127.0.0.1".into()
-}
-
-fn default_port() -> u16 {
-    1883
-}
-
-fn default_qos() -> u8 {
-    1
-}
-
 impl MqttSourceConfig {
     /// Names the client after the source (`source.sensors` → `weir-sensors`) unless the
     /// config names it.
     pub fn name_client(&mut self, key_path: &str) {
         if self.client_id.is_none() {
-            let name = key_path.rsplit('.').next().unwrap_or(key_path);
-            self.client_id = Some(format!("weir-{name}"));
+            self.client_id = Some(crate::client_id(key_path));
         }
     }
 
