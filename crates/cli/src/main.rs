@@ -27,11 +27,11 @@ struct Cli {
 }
 
 const LONG_ABOUT: &str = "\
-weir measures event streams as they pass: it reads logs and events from files, followed files
-and stdin, parses them into typed records, places them in event-time windows, raises
-threshold alerts the moment they are crossed, and writes results as each window closes: to
-the terminal, files, Parquet tables (`weir query` reads them with SQL), PostgreSQL, webhooks,
-and rolling compressed archives of the raw stream.
+weir measures event streams as they pass: it reads logs and events from files, followed files,
+stdin, NATS JetStream streams and MQTT topics, parses them into typed records, places them in
+event-time windows, raises threshold alerts the moment they are crossed, and writes results as
+each window closes: to the terminal, files, Parquet tables (`weir query` reads them with SQL),
+PostgreSQL, webhooks, NATS, MQTT, and rolling compressed archives of the raw stream.
 
 A pipeline is a TOML file of named sources, stages and sinks wired by name:
 
@@ -56,8 +56,10 @@ enum Command {
         sinks finish and the summary is printed; a second signal exits at once.\n\n\
         With --checkpoint-dir the run takes checkpoints and resumes from the newest one: kill \
         it at any moment and run the same command again; JSON-lines and CSV files, Parquet \
-        tables, PostgreSQL tables and archives then hold every row exactly once (stdout and \
-        webhooks are at-least-once). Ctrl-C or SIGTERM then takes a \
+        tables, PostgreSQL tables and archives then hold every row exactly once (stdout, \
+        webhooks and MQTT are at-least-once; NATS rows carry ids the stream deduplicates on). \
+        NATS and MQTT sources acknowledge messages only once a checkpoint holding them is \
+        durable. Ctrl-C or SIGTERM then takes a \
         last checkpoint instead of flushing open windows.")]
     Run {
         /// The pipeline file.
