@@ -701,7 +701,7 @@ impl Plan {
                     ));
                     continue;
                 }
-                match decl.kind.build(first.clone(), &path) {
+                match crate::registry::build_stage(decl.kind.as_ref(), first.clone(), &path) {
                     Ok(op) => {
                         let out = op.output_schema();
                         schemas.insert(decl.name.clone(), out.clone());
@@ -799,7 +799,7 @@ impl Plan {
             let parallel = if workers > 1 && op.partitioner().is_some() {
                 let path = format!("stage.{}", decl.name);
                 (1..workers)
-                    .map(|_| decl.kind.build(input.clone(), &path))
+                    .map(|_| crate::registry::build_stage(decl.kind.as_ref(), input.clone(), &path))
                     .collect::<Result<Vec<_>, _>>()
                     .map_err(|errs| Error::Internal(format!("building {path} again: {errs:?}")))?
             } else {
@@ -826,9 +826,7 @@ impl Plan {
 
     /// Whether a sink writes to standard output.
     pub fn writes_stdout(&self) -> bool {
-        self.sinks
-            .iter()
-            .any(|s| matches!(s.kind, SinkKind::Stdout(_)))
+        self.sinks.iter().any(|s| s.kind.is_stdout())
     }
 
     /// Problems found without running: input files that do not exist, and output paths a

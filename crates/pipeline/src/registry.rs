@@ -1,24 +1,21 @@
-//! The registry of connectors and stages: adding one is one enum variant and one line in a
-//! slice here, plus its folder in its crate.
+//! The registry of connectors and stages. Each type is its config struct implementing one
+//! trait ([`SourceType`], [`StageType`], [`SinkType`]): its checks, the fields it reads, the
+//! paths it writes and how it builds. The lists [`SOURCES`], [`STAGES`] and [`SINKS`] name
+//! them, one line per type; connectors behind a cargo feature are listed only with it.
+
+use std::any::Any;
+use std::path::Path;
 
 use arrow_schema::SchemaRef;
+use serde::de::DeserializeOwned;
 use weir_core::{Error, Operator, Sink, Source};
-#[cfg(feature = "mqtt")]
-use weir_mqtt::{
-    sink::{MqttSink, MqttSinkConfig},
-    source::{MqttSource, MqttSourceConfig},
-};
-#[cfg(feature = "nats")]
-use weir_nats::{
-    sink::{NatsSink, NatsSinkConfig},
-    source::{NatsSource, NatsSourceConfig},
-};
 use weir_operator::alert::{Alert, AlertConfig};
 use weir_operator::condition::{Condition, ConditionConfig};
 use weir_operator::filter::{Filter, FilterConfig};
 use weir_sink::archive::ArchiveConfig;
 use weir_sink::csv::{CsvConfig as CsvSinkConfig, CsvSink};
 use weir_sink::jsonl::{JsonlConfig, JsonlSink};
+use weir_sink::owned::OutputKind::{File, Folder};
 use weir_sink::parquet::{ParquetConfig, ParquetSink};
 use weir_sink::postgres::{PostgresConfig, PostgresSink};
 use weir_sink::stdout::{StdoutConfig, StdoutSink};
@@ -34,206 +31,322 @@ use crate::config::de;
 /// A constructor from the rest of a `[source|stage|sink.NAME]` table and its key path.
 pub type Ctor<T> = fn(toml::Value, &str) -> Result<T, Error>;
 
+/// A source connector type: its config, its checks, and how it opens.
+pub trait SourceType: Send + Sync + 'static {
+    /// Fills defaults that depend on the node's key path (`source.events`), such as the name
+    /// of a broker-side consumer.
+    fn named(&mut self, _key_path: &str) {}
+
+    /// Checks the config alone; errors carry key paths below `path`. Required, so that a new
+    /// type says whether serde's checks are all it needs.
+    fn validate(&self, path: &str) -> Vec<Error>;
+
+    /// Fields the source adds to each record (a message's topic or subject), with their
+    /// config keys: only a JSON format can carry them, and it must declare them.
+    fn metadata_fields(&self) -> Vec<(&'static str, &str)> {
+        Vec::new()
+    }
+
+    /// The file the source reads, if it reads one (no sink may write it).
+    fn input_path(&self) -> Option<&Path> {
+        None
+    }
+
+    /// A problem visible before running (a missing input file), with its key path.
+    fn preflight(&self, _path: &str) -> Option<Error> {
+        None
+    }
+
+    /// Opens the source.
+    fn open(&self) -> Result<Box<dyn Source>, Error>;
+
+    /// The config itself, for callers that need its concrete type (tests).
+    fn as_any(&self) -> &dyn Any;
+}
+
 /// A configured source connector.
-pub enum SourceKind {
-    /// `type = "file"`.
-    File(FileConfig),
-    /// `type = "tail"`.
-    Tail(TailConfig),
-    /// `type = "stdin"`.
-    Stdin(StdinConfig),
-    /// `type = "generator"`.
-    Generator(GenConfig),
-    /// `type = "nats"`: a NATS JetStream stream.
-    #[cfg(feature = "nats")]
-    Nats(NatsSourceConfig),
-    /// `type = "mqtt"`: topics of an MQTT broker.
-    #[cfg(feature = "mqtt")]
-    Mqtt(MqttSourceConfig),
+pub type SourceKind = Box<dyn SourceType>;
+
+fn source<C: SourceType + DeserializeOwned>(
+    v: toml::Value,
+    path: &str,
+) -> Result<SourceKind, Error> {
+    let mut c: C = de(v, path)?;
+    c.named(path);
+    Ok(Box::new(c))
 }
 
 /// Source types by name.
 pub const SOURCES: &[(&str, Ctor<SourceKind>)] = &[
-    ("file", |v, p| de(v, p).map(SourceKind::File)),
-    ("tail", |v, p| de(v, p).map(SourceKind::Tail)),
-    ("stdin", |v, p| de(v, p).map(SourceKind::Stdin)),
-    ("generator", |v, p| de(v, p).map(SourceKind::Generator)),
+    ("file", source::<FileConfig>),
+    ("tail", source::<TailConfig>),
+    ("stdin", source::<StdinConfig>),
+    ("generator", source::<GenConfig>),
     #[cfg(feature = "nats")]
-    ("nats", |v, p| {
-        de::<NatsSourceConfig>(v, p).map(|mut c| {
-            c.name_consumer(p);
-            SourceKind::Nats(c)
-        })
-    }),
+    ("nats", source::<weir_nats::source::NatsSourceConfig>),
     #[cfg(feature = "mqtt")]
-    ("mqtt", |v, p| {
-        de::<MqttSourceConfig>(v, p).map(|mut c| {
-            c.name_client(p);
-            SourceKind::Mqtt(c)
-        })
-    }),
+    ("mqtt", source::<weir_mqtt::source::MqttSourceConfig>),
 ];
 
-impl SourceKind {
-    /// Opens the source.
-    pub fn open(&self) -> Result<Box<dyn Source>, Error> {
-        Ok(match self {
-            SourceKind::File(c) => Box::new(FileSource::open(c)?),
-            SourceKind::Tail(c) => Box::new(TailSource::new(c)),
-            SourceKind::Stdin(c) => Box::new(StdinSource::new(c)),
-            SourceKind::Generator(c) => Box::new(GenSource::new(c)?),
-            #[cfg(feature = "nats")]
-            SourceKind::Nats(c) => Box::new(NatsSource::new(c)),
-            #[cfg(feature = "mqtt")]
-            SourceKind::Mqtt(c) => Box::new(MqttSource::new(c)),
+impl SourceType for FileConfig {
+    /// Serde checks it completely.
+    fn validate(&self, _path: &str) -> Vec<Error> {
+        Vec::new()
+    }
+
+    fn input_path(&self) -> Option<&Path> {
+        Some(&self.path)
+    }
+    fn preflight(&self, path: &str) -> Option<Error> {
+        (!self.path.exists()).then(|| {
+            Error::config(
+                format!("{path}.path"),
+                format!("{} does not exist", self.path.display()),
+            )
         })
     }
-
-    /// Checks the config alone. Every arm is spelled out: a new source type must say whether it
-    /// has checks.
-    #[cfg_attr(not(any(feature = "nats", feature = "mqtt")), allow(unused_variables))]
-    pub fn validate(&self, path: &str) -> Vec<Error> {
-        match self {
-            #[cfg(feature = "nats")]
-            SourceKind::Nats(c) => c.validate(path),
-            #[cfg(feature = "mqtt")]
-            SourceKind::Mqtt(c) => c.validate(path),
-            // Serde checks these completely.
-            SourceKind::File(_)
-            | SourceKind::Tail(_)
-            | SourceKind::Stdin(_)
-            | SourceKind::Generator(_) => Vec::new(),
-        }
+    fn open(&self) -> Result<Box<dyn Source>, Error> {
+        Ok(Box::new(FileSource::open(self)?))
     }
-
-    /// Fields the source adds to each record (a message's topic or subject), with their
-    /// config keys: only a JSON format can carry them, and it must declare them.
-    pub fn metadata_fields(&self) -> Vec<(&'static str, &str)> {
-        match self {
-            #[cfg(feature = "nats")]
-            SourceKind::Nats(c) => c.metadata_fields(),
-            #[cfg(feature = "mqtt")]
-            SourceKind::Mqtt(c) => c.metadata_fields(),
-            SourceKind::File(_)
-            | SourceKind::Tail(_)
-            | SourceKind::Stdin(_)
-            | SourceKind::Generator(_) => Vec::new(),
-        }
-    }
-
-    /// The file the source reads, if it reads one.
-    pub fn input_path(&self) -> Option<&std::path::Path> {
-        match self {
-            SourceKind::File(c) => Some(&c.path),
-            SourceKind::Tail(c) => Some(&c.path),
-            SourceKind::Stdin(_) | SourceKind::Generator(_) => None,
-            #[cfg(feature = "nats")]
-            SourceKind::Nats(_) => None,
-            #[cfg(feature = "mqtt")]
-            SourceKind::Mqtt(_) => None,
-        }
-    }
-
-    /// A problem visible before running (a missing input file), with its key path.
-    pub fn preflight(&self, path: &str) -> Option<Error> {
-        match self {
-            SourceKind::File(c) if !c.path.exists() => Some(Error::config(
-                format!("{path}.path"),
-                format!("{} does not exist", c.path.display()),
-            )),
-            // A followed file may appear later (as with `tail -F`); the others need no file.
-            SourceKind::File(_)
-            | SourceKind::Tail(_)
-            | SourceKind::Stdin(_)
-            | SourceKind::Generator(_) => None,
-            #[cfg(feature = "nats")]
-            SourceKind::Nats(_) => None,
-            #[cfg(feature = "mqtt")]
-            SourceKind::Mqtt(_) => None,
-        }
+    fn as_any(&self) -> &dyn Any {
+        self
     }
 }
 
+/// A followed file may appear later (as with `tail -F`): no preflight.
+impl SourceType for TailConfig {
+    /// Serde checks it completely.
+    fn validate(&self, _path: &str) -> Vec<Error> {
+        Vec::new()
+    }
+
+    fn input_path(&self) -> Option<&Path> {
+        Some(&self.path)
+    }
+    fn open(&self) -> Result<Box<dyn Source>, Error> {
+        Ok(Box::new(TailSource::new(self)))
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+impl SourceType for StdinConfig {
+    /// Serde checks it completely.
+    fn validate(&self, _path: &str) -> Vec<Error> {
+        Vec::new()
+    }
+
+    fn open(&self) -> Result<Box<dyn Source>, Error> {
+        Ok(Box::new(StdinSource::new(self)))
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+impl SourceType for GenConfig {
+    /// Serde checks it completely.
+    fn validate(&self, _path: &str) -> Vec<Error> {
+        Vec::new()
+    }
+
+    fn open(&self) -> Result<Box<dyn Source>, Error> {
+        Ok(Box::new(GenSource::new(self)?))
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+#[cfg(feature = "nats")]
+impl SourceType for weir_nats::source::NatsSourceConfig {
+    fn named(&mut self, key_path: &str) {
+        self.name_consumer(key_path);
+    }
+    fn validate(&self, path: &str) -> Vec<Error> {
+        weir_nats::source::NatsSourceConfig::validate(self, path)
+    }
+    fn metadata_fields(&self) -> Vec<(&'static str, &str)> {
+        weir_nats::source::NatsSourceConfig::metadata_fields(self)
+    }
+    fn open(&self) -> Result<Box<dyn Source>, Error> {
+        Ok(Box::new(weir_nats::source::NatsSource::new(self)))
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+#[cfg(feature = "mqtt")]
+impl SourceType for weir_mqtt::source::MqttSourceConfig {
+    fn named(&mut self, key_path: &str) {
+        self.name_client(key_path);
+    }
+    fn validate(&self, path: &str) -> Vec<Error> {
+        weir_mqtt::source::MqttSourceConfig::validate(self, path)
+    }
+    fn metadata_fields(&self) -> Vec<(&'static str, &str)> {
+        weir_mqtt::source::MqttSourceConfig::metadata_fields(self)
+    }
+    fn open(&self) -> Result<Box<dyn Source>, Error> {
+        Ok(Box::new(weir_mqtt::source::MqttSource::new(self)))
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+/// A stage type: its config, its checks, the fields it reads, and how it builds.
+pub trait StageType: Send + Sync + 'static {
+    /// Checks the config alone (required, as for sources).
+    fn validate(&self, path: &str) -> Vec<Error>;
+
+    /// Input fields the stage itself reads; `None`: all of them.
+    fn required_fields(&self) -> Option<Vec<String>>;
+
+    /// Whether the stage's output records are its input records (so its consumers' needs are
+    /// its input's needs too).
+    fn passes_records_through(&self) -> bool {
+        false
+    }
+
+    /// Builds the operator for its input schema.
+    fn build_op(&self, input: SchemaRef, path: &str) -> Result<Box<dyn Operator>, Vec<Error>>;
+
+    /// The config itself, for callers that need its concrete type (tests).
+    fn as_any(&self) -> &dyn Any;
+}
+
 /// A configured stage.
-pub enum StageKind {
-    /// `type = "aggregate"`: windowed keyed aggregation.
-    Aggregate(AggregateConfig),
-    /// `type = "union"`: merges inputs of one schema.
-    Union,
-    /// `type = "filter"`: keeps records matching a SQL condition.
-    Filter(FilterConfig),
-    /// `type = "alert"`: N records of a key within W, fired once per episode.
-    Alert(AlertConfig),
-    /// `type = "condition"`: alerts on window results, fire once until the condition clears.
-    Condition(ConditionConfig),
+pub type StageKind = Box<dyn StageType>;
+
+fn stage<C: StageType + DeserializeOwned>(v: toml::Value, path: &str) -> Result<StageKind, Error> {
+    Ok(Box::new(de::<C>(v, path)?))
 }
 
 /// Stage types by name.
 pub const STAGES: &[(&str, Ctor<StageKind>)] = &[
-    ("aggregate", |v, p| de(v, p).map(StageKind::Aggregate)),
-    ("filter", |v, p| de(v, p).map(StageKind::Filter)),
-    ("alert", |v, p| de(v, p).map(StageKind::Alert)),
-    ("condition", |v, p| de(v, p).map(StageKind::Condition)),
-    ("union", |v, p| {
-        #[derive(serde::Deserialize)]
-        #[serde(deny_unknown_fields)]
-        struct UnionConfig {}
-        de::<UnionConfig>(v, p).map(|_| StageKind::Union)
-    }),
+    ("aggregate", stage::<AggregateConfig>),
+    ("filter", stage::<FilterConfig>),
+    ("alert", stage::<AlertConfig>),
+    ("condition", stage::<ConditionConfig>),
+    ("union", stage::<UnionConfig>),
 ];
 
-impl StageKind {
-    /// Checks the config alone.
-    pub fn validate(&self, path: &str) -> Vec<Error> {
-        match self {
-            StageKind::Aggregate(c) => c.validate(path),
-            StageKind::Union => Vec::new(),
-            StageKind::Filter(c) => match weir_expr::Expr::parse(&c.condition) {
-                Ok(_) => Vec::new(),
-                Err(e) => vec![Error::config(format!("{path}.where"), e.to_string())],
-            },
-            StageKind::Alert(c) => c.validate(path),
-            StageKind::Condition(c) => c.validate(path),
+/// `type = "union"`: merges inputs of one schema; it has no options.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UnionConfig {}
+
+/// Builds a stage and keeps only the errors [`StageType::validate`] did not report already
+/// (the schema ones).
+pub fn build_stage(
+    kind: &dyn StageType,
+    input: SchemaRef,
+    path: &str,
+) -> Result<Box<dyn Operator>, Vec<Error>> {
+    kind.build_op(input, path).map_err(|errs| {
+        let own: Vec<String> = kind
+            .validate(path)
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        errs.into_iter()
+            .filter(|e| !own.contains(&e.to_string()))
+            .collect()
+    })
+}
+
+fn boxed<O: Operator + 'static>(
+    op: Result<O, Vec<Error>>,
+) -> Result<Box<dyn Operator>, Vec<Error>> {
+    op.map(|op| Box::new(op) as _)
+}
+
+impl StageType for AggregateConfig {
+    fn validate(&self, path: &str) -> Vec<Error> {
+        AggregateConfig::validate(self, path)
+    }
+    fn required_fields(&self) -> Option<Vec<String>> {
+        Some(AggregateConfig::required_fields(self))
+    }
+    fn build_op(&self, input: SchemaRef, path: &str) -> Result<Box<dyn Operator>, Vec<Error>> {
+        boxed(Aggregate::new(self, input, path))
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+impl StageType for FilterConfig {
+    fn validate(&self, path: &str) -> Vec<Error> {
+        match weir_expr::Expr::parse(&self.condition) {
+            Ok(_) => Vec::new(),
+            Err(e) => vec![Error::config(format!("{path}.where"), e.to_string())],
         }
     }
+    fn required_fields(&self) -> Option<Vec<String>> {
+        Some(FilterConfig::required_fields(self))
+    }
+    fn passes_records_through(&self) -> bool {
+        true
+    }
+    fn build_op(&self, input: SchemaRef, path: &str) -> Result<Box<dyn Operator>, Vec<Error>> {
+        boxed(Filter::new(self, input, path))
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
 
-    /// Input fields the stage itself reads; `None`: all of them.
-    pub fn required_fields(&self) -> Option<Vec<String>> {
-        match self {
-            StageKind::Aggregate(c) => Some(c.required_fields()),
-            StageKind::Union => Some(Vec::new()),
-            StageKind::Filter(c) => Some(c.required_fields()),
-            StageKind::Alert(c) => Some(c.required_fields()),
-            StageKind::Condition(c) => Some(c.required_fields()),
-        }
+impl StageType for AlertConfig {
+    fn validate(&self, path: &str) -> Vec<Error> {
+        AlertConfig::validate(self, path)
+    }
+    fn required_fields(&self) -> Option<Vec<String>> {
+        Some(AlertConfig::required_fields(self))
+    }
+    fn build_op(&self, input: SchemaRef, path: &str) -> Result<Box<dyn Operator>, Vec<Error>> {
+        boxed(Alert::new(self, input, path))
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+impl StageType for ConditionConfig {
+    fn validate(&self, path: &str) -> Vec<Error> {
+        ConditionConfig::validate(self, path)
+    }
+    fn required_fields(&self) -> Option<Vec<String>> {
+        Some(ConditionConfig::required_fields(self))
+    }
+    fn build_op(&self, input: SchemaRef, path: &str) -> Result<Box<dyn Operator>, Vec<Error>> {
+        boxed(Condition::new(self, input, path))
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+impl StageType for UnionConfig {
+    /// Serde checks it completely.
+    fn validate(&self, _path: &str) -> Vec<Error> {
+        Vec::new()
     }
 
-    /// Whether the stage's output records are its input records (so its consumers' needs are
-    /// its input's needs too).
-    pub fn passes_records_through(&self) -> bool {
-        matches!(self, StageKind::Union | StageKind::Filter(_))
+    fn required_fields(&self) -> Option<Vec<String>> {
+        Some(Vec::new())
     }
-
-    /// Builds the operator for its input schema.
-    pub fn build(&self, input: SchemaRef, path: &str) -> Result<Box<dyn Operator>, Vec<Error>> {
-        let built: Result<Box<dyn Operator>, Vec<Error>> = match self {
-            StageKind::Aggregate(c) => Aggregate::new(c, input, path).map(|op| Box::new(op) as _),
-            StageKind::Union => Ok(Box::new(weir_runtime::union::Union::new(input))),
-            StageKind::Filter(c) => Filter::new(c, input, path).map(|op| Box::new(op) as _),
-            StageKind::Alert(c) => Alert::new(c, input, path).map(|op| Box::new(op) as _),
-            StageKind::Condition(c) => Condition::new(c, input, path).map(|op| Box::new(op) as _),
-        };
-        // validate() already reported the config-only problems; keep the schema ones.
-        built.map_err(|errs| {
-            let own: Vec<String> = self
-                .validate(path)
-                .iter()
-                .map(ToString::to_string)
-                .collect();
-            errs.into_iter()
-                .filter(|e| !own.contains(&e.to_string()))
-                .collect()
-        })
+    fn passes_records_through(&self) -> bool {
+        true
+    }
+    fn build_op(&self, input: SchemaRef, _path: &str) -> Result<Box<dyn Operator>, Vec<Error>> {
+        Ok(Box::new(weir_runtime::union::Union::new(input)))
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
     }
 }
 
@@ -242,159 +355,240 @@ pub struct Output<'a> {
     /// Its config key (`path`, `dead_letter`).
     pub key: &'static str,
     /// The path.
-    pub path: &'a std::path::Path,
+    pub path: &'a Path,
     /// A file or a folder of files.
     pub kind: weir_sink::owned::OutputKind,
     /// Whether a run may replace what is there (truncate a file, empty a table).
     pub replaces: bool,
 }
 
+fn out<'a>(
+    key: &'static str,
+    path: &'a Path,
+    kind: weir_sink::owned::OutputKind,
+    replaces: bool,
+) -> Output<'a> {
+    Output {
+        key,
+        path,
+        kind,
+        replaces,
+    }
+}
+
+/// A sink type: its config, its checks, the paths it writes, and how it is created.
+pub trait SinkType: Send + Sync + 'static {
+    /// Fills defaults that depend on the node's key path (`sink.alerts`), such as a client id.
+    fn named(&mut self, _key_path: &str) {}
+
+    /// Checks the config alone (required, as for sources).
+    fn validate(&self, path: &str) -> Vec<Error>;
+
+    /// The paths the sink writes, with their config key, and whether the sink may replace
+    /// what is there (then it must be weir's own: see `weir_sink::owned`).
+    fn outputs(&self) -> Vec<Output<'_>> {
+        Vec::new()
+    }
+
+    /// Input fields the sink writes; `None` (the default): all of them.
+    fn required_fields(&self) -> Option<Vec<String>> {
+        None
+    }
+
+    /// Checks the config against the schema of the sink's input (by default any schema:
+    /// rows are written as text).
+    fn check_schema(&self, _path: &str, _schema: &arrow_schema::Schema) -> Vec<Error> {
+        Vec::new()
+    }
+
+    /// Whether the sink writes to standard output (which then carries no progress display).
+    fn is_stdout(&self) -> bool {
+        false
+    }
+
+    /// Creates the sink.
+    fn create(&self) -> Result<Box<dyn Sink>, Error>;
+
+    /// The config itself, for callers that need its concrete type (tests).
+    fn as_any(&self) -> &dyn Any;
+}
+
 /// A configured sink.
-pub enum SinkKind {
-    /// `type = "stdout"`.
-    Stdout(StdoutConfig),
-    /// `type = "jsonl"`.
-    Jsonl(JsonlConfig),
-    /// `type = "csv"`.
-    Csv(CsvSinkConfig),
-    /// `type = "parquet"`.
-    Parquet(ParquetConfig),
-    /// `type = "postgres"`.
-    Postgres(PostgresConfig),
-    /// `type = "webhook"`.
-    Webhook(WebhookConfig),
-    /// `type = "archive"`.
-    Archive(ArchiveConfig),
-    /// `type = "nats"`.
-    #[cfg(feature = "nats")]
-    Nats(NatsSinkConfig),
-    /// `type = "mqtt"`.
-    #[cfg(feature = "mqtt")]
-    Mqtt(MqttSinkConfig),
+pub type SinkKind = Box<dyn SinkType>;
+
+fn sink<C: SinkType + DeserializeOwned>(v: toml::Value, path: &str) -> Result<SinkKind, Error> {
+    let mut c: C = de(v, path)?;
+    c.named(path);
+    Ok(Box::new(c))
 }
 
 /// Sink types by name.
 pub const SINKS: &[(&str, Ctor<SinkKind>)] = &[
-    ("stdout", |v, p| de(v, p).map(SinkKind::Stdout)),
-    ("jsonl", |v, p| de(v, p).map(SinkKind::Jsonl)),
-    ("csv", |v, p| de(v, p).map(SinkKind::Csv)),
-    ("parquet", |v, p| de(v, p).map(SinkKind::Parquet)),
-    ("postgres", |v, p| de(v, p).map(SinkKind::Postgres)),
-    ("webhook", |v, p| de(v, p).map(SinkKind::Webhook)),
-    ("archive", |v, p| de(v, p).map(SinkKind::Archive)),
+    ("stdout", sink::<StdoutConfig>),
+    ("jsonl", sink::<JsonlConfig>),
+    ("csv", sink::<CsvSinkConfig>),
+    ("parquet", sink::<ParquetConfig>),
+    ("postgres", sink::<PostgresConfig>),
+    ("webhook", sink::<WebhookConfig>),
+    ("archive", sink::<ArchiveConfig>),
     #[cfg(feature = "nats")]
-    ("nats", |v, p| de(v, p).map(SinkKind::Nats)),
+    ("nats", sink::<weir_nats::sink::NatsSinkConfig>),
     #[cfg(feature = "mqtt")]
-    ("mqtt", |v, p| {
-        de::<MqttSinkConfig>(v, p).map(|mut c| {
-            c.name_client(p);
-            SinkKind::Mqtt(c)
-        })
-    }),
+    ("mqtt", sink::<weir_mqtt::sink::MqttSinkConfig>),
 ];
 
-impl SinkKind {
-    /// Creates the sink.
-    pub fn create(&self) -> Result<Box<dyn Sink>, Error> {
-        Ok(match self {
-            SinkKind::Stdout(c) => Box::new(StdoutSink::new(c)),
-            SinkKind::Jsonl(c) => Box::new(JsonlSink::create(c)?),
-            SinkKind::Csv(c) => Box::new(CsvSink::create(c)?),
-            SinkKind::Parquet(c) => Box::new(ParquetSink::create(c)?),
-            SinkKind::Postgres(c) => Box::new(PostgresSink::new(c)),
-            SinkKind::Webhook(c) => Box::new(WebhookSink::new(c)?),
-            SinkKind::Archive(c) => weir_sink::archive::create(c)?,
-            #[cfg(feature = "nats")]
-            SinkKind::Nats(c) => Box::new(NatsSink::new(c)),
-            #[cfg(feature = "mqtt")]
-            SinkKind::Mqtt(c) => Box::new(MqttSink::new(c)),
-        })
+impl SinkType for StdoutConfig {
+    /// Serde checks it completely.
+    fn validate(&self, _path: &str) -> Vec<Error> {
+        Vec::new()
     }
 
-    /// Checks the config alone. Every arm is spelled out (no wildcard): a new sink type must
-    /// say whether it has checks, or the build fails here.
-    pub fn validate(&self, path: &str) -> Vec<Error> {
-        match self {
-            SinkKind::Webhook(c) => c.validate(path),
-            SinkKind::Postgres(c) => c.validate(path),
-            SinkKind::Archive(c) => c.validate(path),
-            #[cfg(feature = "nats")]
-            SinkKind::Nats(c) => c.validate(path),
-            #[cfg(feature = "mqtt")]
-            SinkKind::Mqtt(c) => c.validate(path),
-            // Serde checks these completely: a path, a format name.
-            SinkKind::Stdout(_) | SinkKind::Jsonl(_) | SinkKind::Csv(_) | SinkKind::Parquet(_) => {
-                Vec::new()
-            }
-        }
+    fn is_stdout(&self) -> bool {
+        true
+    }
+    fn create(&self) -> Result<Box<dyn Sink>, Error> {
+        Ok(Box::new(StdoutSink::new(self)))
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+impl SinkType for JsonlConfig {
+    /// Serde checks it completely.
+    fn validate(&self, _path: &str) -> Vec<Error> {
+        Vec::new()
     }
 
-    /// The paths the sink writes, with their config key, and whether the sink may replace
-    /// what is there (then it must be weir's own: see `weir_sink::owned`).
-    pub fn outputs(&self) -> Vec<Output<'_>> {
-        use weir_sink::owned::OutputKind::{File, Folder};
-        let out = |key, path, kind, replaces| Output {
-            key,
-            path,
-            kind,
-            replaces,
-        };
-        match self {
-            SinkKind::Jsonl(c) => vec![out("path", &c.path, File, true)],
-            SinkKind::Csv(c) => vec![out("path", &c.path, File, true)],
-            SinkKind::Parquet(c) => vec![out("path", &c.path, Folder, true)],
-            // An archive only adds files (a Parquet archive is a table, which replaces).
-            SinkKind::Archive(c) => vec![out(
-                "path",
-                &c.path,
-                Folder,
-                c.format == weir_sink::archive::ArchiveFormat::Parquet,
-            )],
-            SinkKind::Webhook(c) => c
-                .dead_letter
-                .iter()
-                .map(|p| out("dead_letter", p, File, false))
-                .collect(),
-            SinkKind::Stdout(_) | SinkKind::Postgres(_) => Vec::new(),
-            #[cfg(feature = "nats")]
-            SinkKind::Nats(_) => Vec::new(),
-            #[cfg(feature = "mqtt")]
-            SinkKind::Mqtt(_) => Vec::new(),
-        }
+    fn outputs(&self) -> Vec<Output<'_>> {
+        vec![out("path", &self.path, File, true)]
+    }
+    fn create(&self) -> Result<Box<dyn Sink>, Error> {
+        Ok(Box::new(JsonlSink::create(self)?))
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+impl SinkType for CsvSinkConfig {
+    /// Serde checks it completely.
+    fn validate(&self, _path: &str) -> Vec<Error> {
+        Vec::new()
     }
 
-    /// Input fields the sink writes; `None`: all of them.
-    pub fn required_fields(&self) -> Option<Vec<String>> {
-        match self {
-            SinkKind::Archive(c) => c.required_fields(),
-            // These write every field of their input.
-            SinkKind::Stdout(_)
-            | SinkKind::Jsonl(_)
-            | SinkKind::Csv(_)
-            | SinkKind::Parquet(_)
-            | SinkKind::Postgres(_)
-            | SinkKind::Webhook(_) => None,
-            #[cfg(feature = "nats")]
-            SinkKind::Nats(_) => None,
-            #[cfg(feature = "mqtt")]
-            SinkKind::Mqtt(_) => None,
-        }
+    fn outputs(&self) -> Vec<Output<'_>> {
+        vec![out("path", &self.path, File, true)]
+    }
+    fn create(&self) -> Result<Box<dyn Sink>, Error> {
+        Ok(Box::new(CsvSink::create(self)?))
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+impl SinkType for ParquetConfig {
+    /// Serde checks it completely.
+    fn validate(&self, _path: &str) -> Vec<Error> {
+        Vec::new()
     }
 
-    /// Checks the config against the schema of the sink's input.
-    pub fn check_schema(&self, path: &str, schema: &arrow_schema::Schema) -> Vec<Error> {
-        match self {
-            SinkKind::Postgres(c) => c.check_schema(path, schema),
-            SinkKind::Parquet(c) => c.check_schema(path, schema),
-            SinkKind::Archive(c) => c.check_schema(path, schema),
-            // Any schema: rows are written as text (JSON, CSV) whatever their columns.
-            SinkKind::Stdout(_) | SinkKind::Jsonl(_) | SinkKind::Csv(_) | SinkKind::Webhook(_) => {
-                Vec::new()
-            }
-            #[cfg(feature = "nats")]
-            SinkKind::Nats(_) => Vec::new(),
-            #[cfg(feature = "mqtt")]
-            SinkKind::Mqtt(_) => Vec::new(),
-        }
+    fn outputs(&self) -> Vec<Output<'_>> {
+        vec![out("path", &self.path, Folder, true)]
+    }
+    fn check_schema(&self, path: &str, schema: &arrow_schema::Schema) -> Vec<Error> {
+        ParquetConfig::check_schema(self, path, schema)
+    }
+    fn create(&self) -> Result<Box<dyn Sink>, Error> {
+        Ok(Box::new(ParquetSink::create(self)?))
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+impl SinkType for PostgresConfig {
+    fn validate(&self, path: &str) -> Vec<Error> {
+        PostgresConfig::validate(self, path)
+    }
+    fn check_schema(&self, path: &str, schema: &arrow_schema::Schema) -> Vec<Error> {
+        PostgresConfig::check_schema(self, path, schema)
+    }
+    fn create(&self) -> Result<Box<dyn Sink>, Error> {
+        Ok(Box::new(PostgresSink::new(self)))
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+impl SinkType for WebhookConfig {
+    fn validate(&self, path: &str) -> Vec<Error> {
+        WebhookConfig::validate(self, path)
+    }
+    fn outputs(&self) -> Vec<Output<'_>> {
+        self.dead_letter
+            .iter()
+            .map(|p| out("dead_letter", p, File, false))
+            .collect()
+    }
+    fn create(&self) -> Result<Box<dyn Sink>, Error> {
+        Ok(Box::new(WebhookSink::new(self)?))
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+impl SinkType for ArchiveConfig {
+    fn validate(&self, path: &str) -> Vec<Error> {
+        ArchiveConfig::validate(self, path)
+    }
+    /// An archive only adds files (a Parquet archive is a table, which replaces).
+    fn outputs(&self) -> Vec<Output<'_>> {
+        let table = self.format == weir_sink::archive::ArchiveFormat::Parquet;
+        vec![out("path", &self.path, Folder, table)]
+    }
+    fn required_fields(&self) -> Option<Vec<String>> {
+        ArchiveConfig::required_fields(self)
+    }
+    fn check_schema(&self, path: &str, schema: &arrow_schema::Schema) -> Vec<Error> {
+        ArchiveConfig::check_schema(self, path, schema)
+    }
+    fn create(&self) -> Result<Box<dyn Sink>, Error> {
+        weir_sink::archive::create(self)
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+#[cfg(feature = "nats")]
+impl SinkType for weir_nats::sink::NatsSinkConfig {
+    fn validate(&self, path: &str) -> Vec<Error> {
+        weir_nats::sink::NatsSinkConfig::validate(self, path)
+    }
+    fn create(&self) -> Result<Box<dyn Sink>, Error> {
+        Ok(Box::new(weir_nats::sink::NatsSink::new(self)))
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+#[cfg(feature = "mqtt")]
+impl SinkType for weir_mqtt::sink::MqttSinkConfig {
+    fn named(&mut self, key_path: &str) {
+        self.name_client(key_path);
+    }
+    fn validate(&self, path: &str) -> Vec<Error> {
+        weir_mqtt::sink::MqttSinkConfig::validate(self, path)
+    }
+    fn create(&self) -> Result<Box<dyn Sink>, Error> {
+        Ok(Box::new(weir_mqtt::sink::MqttSink::new(self)))
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
     }
 }

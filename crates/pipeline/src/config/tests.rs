@@ -1,6 +1,9 @@
 //! Pipeline-file tests: every error reported with its key path, overrides, planning.
 
 use super::*;
+use weir_sink::archive::ArchiveConfig;
+use weir_source::file::FileConfig;
+use weir_window::AggregateConfig;
 
 const GOOD: &str = r#"
 [source.logs]
@@ -118,14 +121,19 @@ fn set_overrides_values_and_reads_plain_strings() {
         r#"stage.counts.window.size="1m""#.to_string(),
     ];
     let file = parse(GOOD, &sets).unwrap();
-    match &file.sources[0].kind {
-        SourceKind::File(c) => assert_eq!(c.path, Path::new("/var/log/x.log")),
-        _ => panic!("file source"),
-    }
-    match &file.stages[0].kind {
-        StageKind::Aggregate(c) => assert_eq!(c.window.size_slide(), (60_000, 60_000)),
-        _ => panic!("aggregate"),
-    }
+    let source = file.sources[0].kind.as_any().downcast_ref::<FileConfig>();
+    assert_eq!(
+        source.expect("a file source").path,
+        Path::new("/var/log/x.log")
+    );
+    let stage = file.stages[0]
+        .kind
+        .as_any()
+        .downcast_ref::<AggregateConfig>();
+    assert_eq!(
+        stage.expect("an aggregate").window.size_slide(),
+        (60_000, 60_000)
+    );
     let err = parse(GOOD, &["nonsense".to_string()]).err().unwrap();
     assert_eq!(
         err[0].to_string(),
@@ -367,10 +375,8 @@ flush_interval = "2s"
 "#;
     let file = parse(archive, &[]).unwrap();
     assert_eq!(file.sinks[0].flush_interval.ms, 2_000);
-    match &file.sinks[0].kind {
-        SinkKind::Archive(c) => assert_eq!(c.flush_interval.ms, 2_000),
-        _ => panic!("an archive"),
-    }
+    let archive = file.sinks[0].kind.as_any().downcast_ref::<ArchiveConfig>();
+    assert_eq!(archive.expect("an archive").flush_interval.ms, 2_000);
 }
 
 #[test]
