@@ -13,23 +13,12 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{root, without_wall_clock, Case};
+use weir_testkit::Rng;
 
 /// Kills per case, at least.
 const KILLS: usize = 20;
 /// Wall time an uninterrupted run of a case should take at the replay pace.
 const RUN_SECS: f64 = 4.0;
-
-/// xorshift64*: a seeded source of kill times, so a failure can be replayed.
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) % n
-    }
-}
 
 fn lines_of(path: &Path) -> u64 {
     let mut bytes = Vec::new();
@@ -251,7 +240,7 @@ impl Harness {
     /// number of runs.
     fn kill_and_restart(&self, seed: u64, kills: usize) -> usize {
         let workers = |run: usize| ["--workers", ["2", "1", "3"][run % 3]];
-        let mut rng = Rng(seed | 1);
+        let mut rng = Rng::new(seed);
         let mut past = self.checkpointed_offset();
         for k in 0..kills {
             let mut child = self.start(&workers(k));

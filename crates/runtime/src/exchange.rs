@@ -287,6 +287,7 @@ mod tests {
     use arrow_schema::{DataType, Field, Schema};
     use crossbeam_channel::unbounded;
     use proptest::prelude::*;
+    use weir_testkit::Rng;
 
     use super::*;
 
@@ -321,17 +322,6 @@ mod tests {
             .collect()
     }
 
-    struct Rng(u64);
-
-    impl Rng {
-        fn below(&mut self, n: u64) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0 % n.max(1)
-        }
-    }
-
     /// A keyed operator's instances, each getting the same watermarks and barriers (one
     /// producer broadcasting them) and emitting the rows of the windows a watermark closes:
     /// per step, each instance's rows (its own keys, sorted by end then key), cut into random
@@ -339,7 +329,7 @@ mod tests {
     /// its own data alongside. The channel gets every instance's messages in a random
     /// interleaving, so barriers and watermarks arrive in any order across instances.
     fn scenario(instances: usize, keys: &[Vec<u8>], seed: u64) -> (Queues, Vec<Row>, Vec<usize>) {
-        let mut rng = Rng(seed | 1);
+        let mut rng = Rng::new(seed);
         let mut queues: Queues = vec![Vec::new(); instances + 1];
         let mut expected = Vec::new();
         // Rows expected before each barrier's checkpoint.
@@ -412,7 +402,7 @@ mod tests {
         ) {
             let (mut queues, expected, before_barrier) = scenario(instances, &keys, seed);
             let (tx, rx) = unbounded();
-            let mut rng = Rng(seed.rotate_left(17) | 1);
+            let mut rng = Rng::new(seed.rotate_left(17));
             for q in &mut queues {
                 q.reverse();
             }

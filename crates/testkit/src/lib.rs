@@ -1,6 +1,7 @@
 //! Helpers for weir's tests.
 //!
-//! [`TcpProxy`] stands between a client under test and a real server on loopback, so a test
+//! [`Rng`] is a small seeded generator for tests that pick cut points, kill times and
+//! crashes, so a failure can be replayed from its seed. [`TcpProxy`] stands between a client under test and a real server on loopback, so a test
 //! can cut the connection and refuse new ones (a server outage) and then let them through
 //! again, without touching the machine's server.
 
@@ -9,6 +10,25 @@ use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
+
+/// xorshift64*: a seeded, deterministic source of numbers for tests (not for anything else).
+#[derive(Debug, Clone)]
+pub struct Rng(u64);
+
+impl Rng {
+    /// A generator for `seed` (any value; zero is made odd).
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed | 1)
+    }
+
+    /// A number in `0..n` (0 when `n` is 0).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) % n.max(1)
+    }
+}
 
 /// A loopback TCP proxy to `upstream` that a test can cut and restore.
 pub struct TcpProxy {

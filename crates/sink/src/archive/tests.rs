@@ -8,6 +8,7 @@ use arrow_schema::{DataType, Field, Schema, TimeUnit};
 use proptest::prelude::*;
 use weir_core::config::{ByteSize, Duration};
 use weir_core::Sink;
+use weir_testkit::Rng;
 
 use super::*;
 
@@ -295,22 +296,11 @@ fn lines_need_a_text_field() {
     );
 }
 
-/// A small deterministic generator for the crash simulation.
-struct Rng(u64);
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
-    }
-}
-
 /// Drives the sink as the runtime does, with crashes: records in batches, watermarks,
 /// barriers (pre_commit, then commit, sometimes lost to a crash), and restarts from the
 /// newest checkpoint or, as after a damaged one, the one before.
 fn simulate(recs: &[(i64, String)], seed: u64, c: &ArchiveConfig) {
-    let mut rng = Rng(seed | 1);
+    let mut rng = Rng::new(seed);
     let root = c.path.clone();
     // (epoch, records consumed, state)
     let mut checkpoints: Vec<(u64, usize, Vec<u8>)> = Vec::new();
