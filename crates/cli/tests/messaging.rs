@@ -9,52 +9,9 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use async_nats::jetstream::{self, stream};
 use common::root;
 
-/// A stream of this test's own, deleted when dropped.
-struct TestStream {
-    js: jetstream::Context,
-    name: String,
-    subject: String,
-}
-
-impl TestStream {
-    fn new(what: &str) -> TestStream {
-        let id = std::process::id();
-        let name = format!("WEIRCLI_{}_{id}", what.to_uppercase());
-        let subject = format!("weircli.{id}.{what}");
-        let js = weir_core::io::runtime().block_on(async {
-            let client = async_nats::connect("127.0.0.1:4222")
-                .await
-                .expect("the NATS server on 127.0.0.1:4222");
-            let js = jetstream::new(client);
-            let _ = js.delete_stream(&name).await;
-            js.create_stream(stream::Config {
-                name: name.clone(),
-                subjects: vec![subject.clone()],
-                ..Default::default()
-            })
-            .await
-            .unwrap();
-            js
-        });
-        TestStream { js, name, subject }
-    }
-
-    fn messages(&self) -> u64 {
-        weir_core::io::runtime().block_on(async {
-            let mut s = self.js.get_stream(&self.name).await.unwrap();
-            s.info().await.unwrap().state.messages
-        })
-    }
-}
-
-impl Drop for TestStream {
-    fn drop(&mut self) {
-        let _ = weir_core::io::runtime().block_on(self.js.delete_stream(&self.name));
-    }
-}
+use weir_testkit::nats::TestStream;
 
 fn weir(dir: &Path, pipeline: &str, args: &[&str]) -> std::process::Child {
     let file = dir.join(format!("p{}.toml", args.len()));

@@ -1,10 +1,9 @@
 //! Against the NATS server with JetStream on 127.0.0.1:4222 (every machine of this project
 //! runs one). Each test makes its own stream and deletes it after.
 
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use async_nats::jetstream::{self, consumer::pull, stream};
+use async_nats::jetstream::consumer::pull;
 use weir_core::{ReadOutcome, Sink, Source};
 
 use crate::sink::{NatsSink, NatsSinkConfig};
@@ -13,87 +12,18 @@ use crate::DEFAULT_URL;
 use weir_core::Framing;
 
 /// A stream of this test's own, deleted when dropped.
-struct TestStream {
-    js: jetstream::Context,
-    name: String,
-    subject: String,
+struct TestStream(weir_testkit::nats::TestStream);
+
+impl std::ops::Deref for TestStream {
+    type Target = weir_testkit::nats::TestStream;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
 }
 
 impl TestStream {
     fn new(what: &str) -> TestStream {
-        static N: AtomicU32 = AtomicU32::new(0);
-        let n = N.fetch_add(1, Ordering::Relaxed);
-        let name = format!(
-            "WEIRTEST_{}_{}_{n}",
-            what.to_uppercase(),
-            std::process::id()
-        );
-        let subject = format!("weirtest.{}.{n}.{what}", std::process::id());
-        let js = rt().block_on(async {
-            let client = async_nats::connect(DEFAULT_URL)
-                .await
-                .expect("the NATS server on 127.0.0.1:4222 (see README: services)");
-            let js = jetstream::new(client);
-            js.create_stream(stream::Config {
-                name: name.clone(),
-                subjects: vec![format!("{subject}.>"), subject.clone()],
-                ..Default::default()
-            })
-            .await
-            .expect("creating a test stream");
-            js
-        });
-        TestStream { js, name, subject }
-    }
-
-    fn publish(&self, payloads: impl IntoIterator<Item = String>) {
-        rt().block_on(async {
-            let mut acks = Vec::new();
-            for p in payloads {
-                acks.push(
-                    self.js
-                        .publish(self.subject.clone(), p.into())
-                        .await
-                        .unwrap(),
-                );
-            }
-            for a in acks {
-                a.await.unwrap();
-            }
-        });
-    }
-
-    /// Every payload in the stream, in order.
-    fn contents(&self) -> Vec<String> {
-        rt().block_on(async {
-            let stream = self.js.get_stream(&self.name).await.unwrap();
-            let c = stream
-                .create_consumer(pull::Config::default())
-                .await
-                .unwrap();
-            let mut out = Vec::new();
-            let total = stream.clone().info().await.unwrap().state.messages as usize;
-            let mut batch = c
-                .batch()
-                .max_messages(total.max(1))
-                .messages()
-                .await
-                .unwrap();
-            while out.len() < total {
-                use futures_util::StreamExt;
-                let m = batch.next().await.unwrap().unwrap();
-                out.push(String::from_utf8(m.payload.to_vec()).unwrap());
-            }
-            out
-        })
-    }
-
-    fn ack_floor(&self, consumer: &str) -> u64 {
-        rt().block_on(async {
-            let stream = self.js.get_stream(&self.name).await.unwrap();
-            let info = stream.consumer_info(consumer).await.unwrap();
-            info.ack_floor.stream_sequence
-        })
+        TestStream(weir_testkit::nats::TestStream::new(what))
     }
 
     fn source(&self, consumer: &str) -> NatsSourceConfig {
@@ -109,12 +39,6 @@ impl TestStream {
             subject_field: None,
             stop_when_caught_up: true,
         }
-    }
-}
-
-impl Drop for TestStream {
-    fn drop(&mut self) {
-        let _ = rt().block_on(self.js.delete_stream(&self.name));
     }
 }
 

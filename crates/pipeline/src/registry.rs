@@ -31,8 +31,21 @@ use crate::config::de;
 /// A constructor from the rest of a `[source|stage|sink.NAME]` table and its key path.
 pub type Ctor<T> = fn(toml::Value, &str) -> Result<T, Error>;
 
+/// The config behind a registry entry, for callers that need its concrete type (tests).
+/// Call it on the trait object (`kind.as_ref().as_any()`): on the `Box` it would give the box.
+pub trait AsAny {
+    /// The config itself.
+    fn as_any(&self) -> &dyn Any;
+}
+
+impl<T: Any> AsAny for T {
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
 /// A source connector type: its config, its checks, and how it opens.
-pub trait SourceType: Send + Sync + 'static {
+pub trait SourceType: AsAny + Send + Sync + 'static {
     /// Fills defaults that depend on the node's key path (`source.events`), such as the name
     /// of a broker-side consumer.
     fn named(&mut self, _key_path: &str) {}
@@ -59,9 +72,6 @@ pub trait SourceType: Send + Sync + 'static {
 
     /// Opens the source.
     fn open(&self) -> Result<Box<dyn Source>, Error>;
-
-    /// The config itself, for callers that need its concrete type (tests).
-    fn as_any(&self) -> &dyn Any;
 }
 
 /// A configured source connector.
@@ -108,9 +118,6 @@ impl SourceType for FileConfig {
     fn open(&self) -> Result<Box<dyn Source>, Error> {
         Ok(Box::new(FileSource::open(self)?))
     }
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
 }
 
 /// A followed file may appear later (as with `tail -F`): no preflight.
@@ -126,9 +133,6 @@ impl SourceType for TailConfig {
     fn open(&self) -> Result<Box<dyn Source>, Error> {
         Ok(Box::new(TailSource::new(self)))
     }
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
 }
 
 impl SourceType for StdinConfig {
@@ -140,9 +144,6 @@ impl SourceType for StdinConfig {
     fn open(&self) -> Result<Box<dyn Source>, Error> {
         Ok(Box::new(StdinSource::new(self)))
     }
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
 }
 
 impl SourceType for GenConfig {
@@ -153,9 +154,6 @@ impl SourceType for GenConfig {
 
     fn open(&self) -> Result<Box<dyn Source>, Error> {
         Ok(Box::new(GenSource::new(self)?))
-    }
-    fn as_any(&self) -> &dyn Any {
-        self
     }
 }
 
@@ -173,9 +171,6 @@ impl SourceType for weir_nats::source::NatsSourceConfig {
     fn open(&self) -> Result<Box<dyn Source>, Error> {
         Ok(Box::new(weir_nats::source::NatsSource::new(self)))
     }
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
 }
 
 #[cfg(feature = "mqtt")]
@@ -192,13 +187,10 @@ impl SourceType for weir_mqtt::source::MqttSourceConfig {
     fn open(&self) -> Result<Box<dyn Source>, Error> {
         Ok(Box::new(weir_mqtt::source::MqttSource::new(self)))
     }
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
 }
 
 /// A stage type: its config, its checks, the fields it reads, and how it builds.
-pub trait StageType: Send + Sync + 'static {
+pub trait StageType: AsAny + Send + Sync + 'static {
     /// Checks the config alone (required, as for sources).
     fn validate(&self, path: &str) -> Vec<Error>;
 
@@ -213,9 +205,6 @@ pub trait StageType: Send + Sync + 'static {
 
     /// Builds the operator for its input schema.
     fn build_op(&self, input: SchemaRef, path: &str) -> Result<Box<dyn Operator>, Vec<Error>>;
-
-    /// The config itself, for callers that need its concrete type (tests).
-    fn as_any(&self) -> &dyn Any;
 }
 
 /// A configured stage.
@@ -274,9 +263,6 @@ impl StageType for AggregateConfig {
     fn build_op(&self, input: SchemaRef, path: &str) -> Result<Box<dyn Operator>, Vec<Error>> {
         boxed(Aggregate::new(self, input, path))
     }
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
 }
 
 impl StageType for FilterConfig {
@@ -295,9 +281,6 @@ impl StageType for FilterConfig {
     fn build_op(&self, input: SchemaRef, path: &str) -> Result<Box<dyn Operator>, Vec<Error>> {
         boxed(Filter::new(self, input, path))
     }
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
 }
 
 impl StageType for AlertConfig {
@@ -310,9 +293,6 @@ impl StageType for AlertConfig {
     fn build_op(&self, input: SchemaRef, path: &str) -> Result<Box<dyn Operator>, Vec<Error>> {
         boxed(Alert::new(self, input, path))
     }
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
 }
 
 impl StageType for ConditionConfig {
@@ -324,9 +304,6 @@ impl StageType for ConditionConfig {
     }
     fn build_op(&self, input: SchemaRef, path: &str) -> Result<Box<dyn Operator>, Vec<Error>> {
         boxed(Condition::new(self, input, path))
-    }
-    fn as_any(&self) -> &dyn Any {
-        self
     }
 }
 
@@ -344,9 +321,6 @@ impl StageType for UnionConfig {
     }
     fn build_op(&self, input: SchemaRef, _path: &str) -> Result<Box<dyn Operator>, Vec<Error>> {
         Ok(Box::new(weir_runtime::union::Union::new(input)))
-    }
-    fn as_any(&self) -> &dyn Any {
-        self
     }
 }
 
@@ -377,7 +351,7 @@ fn out<'a>(
 }
 
 /// A sink type: its config, its checks, the paths it writes, and how it is created.
-pub trait SinkType: Send + Sync + 'static {
+pub trait SinkType: AsAny + Send + Sync + 'static {
     /// Fills defaults that depend on the node's key path (`sink.alerts`), such as a client id.
     fn named(&mut self, _key_path: &str) {}
 
@@ -408,9 +382,6 @@ pub trait SinkType: Send + Sync + 'static {
 
     /// Creates the sink.
     fn create(&self) -> Result<Box<dyn Sink>, Error>;
-
-    /// The config itself, for callers that need its concrete type (tests).
-    fn as_any(&self) -> &dyn Any;
 }
 
 /// A configured sink.
@@ -449,9 +420,6 @@ impl SinkType for StdoutConfig {
     fn create(&self) -> Result<Box<dyn Sink>, Error> {
         Ok(Box::new(StdoutSink::new(self)))
     }
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
 }
 
 impl SinkType for JsonlConfig {
@@ -466,9 +434,6 @@ impl SinkType for JsonlConfig {
     fn create(&self) -> Result<Box<dyn Sink>, Error> {
         Ok(Box::new(JsonlSink::create(self)?))
     }
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
 }
 
 impl SinkType for CsvSinkConfig {
@@ -482,9 +447,6 @@ impl SinkType for CsvSinkConfig {
     }
     fn create(&self) -> Result<Box<dyn Sink>, Error> {
         Ok(Box::new(CsvSink::create(self)?))
-    }
-    fn as_any(&self) -> &dyn Any {
-        self
     }
 }
 
@@ -503,9 +465,6 @@ impl SinkType for ParquetConfig {
     fn create(&self) -> Result<Box<dyn Sink>, Error> {
         Ok(Box::new(ParquetSink::create(self)?))
     }
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
 }
 
 impl SinkType for PostgresConfig {
@@ -517,9 +476,6 @@ impl SinkType for PostgresConfig {
     }
     fn create(&self) -> Result<Box<dyn Sink>, Error> {
         Ok(Box::new(PostgresSink::new(self)))
-    }
-    fn as_any(&self) -> &dyn Any {
-        self
     }
 }
 
@@ -535,9 +491,6 @@ impl SinkType for WebhookConfig {
     }
     fn create(&self) -> Result<Box<dyn Sink>, Error> {
         Ok(Box::new(WebhookSink::new(self)?))
-    }
-    fn as_any(&self) -> &dyn Any {
-        self
     }
 }
 
@@ -559,9 +512,6 @@ impl SinkType for ArchiveConfig {
     fn create(&self) -> Result<Box<dyn Sink>, Error> {
         weir_sink::archive::create(self)
     }
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
 }
 
 #[cfg(feature = "nats")]
@@ -571,9 +521,6 @@ impl SinkType for weir_nats::sink::NatsSinkConfig {
     }
     fn create(&self) -> Result<Box<dyn Sink>, Error> {
         Ok(Box::new(weir_nats::sink::NatsSink::new(self)))
-    }
-    fn as_any(&self) -> &dyn Any {
-        self
     }
 }
 
@@ -587,8 +534,5 @@ impl SinkType for weir_mqtt::sink::MqttSinkConfig {
     }
     fn create(&self) -> Result<Box<dyn Sink>, Error> {
         Ok(Box::new(weir_mqtt::sink::MqttSink::new(self)))
-    }
-    fn as_any(&self) -> &dyn Any {
-        self
     }
 }

@@ -3,7 +3,11 @@
 //! [`Rng`] is a small seeded generator for tests that pick cut points, kill times and
 //! crashes, so a failure can be replayed from its seed. [`TcpProxy`] stands between a client under test and a real server on loopback, so a test
 //! can cut the connection and refuse new ones (a server outage) and then let them through
-//! again, without touching the machine's server.
+//! again, without touching the machine's server. With the `nats` feature, [`nats::TestStream`]
+//! is a JetStream stream of a test's own on the local server.
+
+#[cfg(feature = "nats")]
+pub mod nats;
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};

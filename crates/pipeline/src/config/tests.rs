@@ -121,13 +121,18 @@ fn set_overrides_values_and_reads_plain_strings() {
         r#"stage.counts.window.size="1m""#.to_string(),
     ];
     let file = parse(GOOD, &sets).unwrap();
-    let source = file.sources[0].kind.as_any().downcast_ref::<FileConfig>();
+    let source = file.sources[0]
+        .kind
+        .as_ref()
+        .as_any()
+        .downcast_ref::<FileConfig>();
     assert_eq!(
         source.expect("a file source").path,
         Path::new("/var/log/x.log")
     );
     let stage = file.stages[0]
         .kind
+        .as_ref()
         .as_any()
         .downcast_ref::<AggregateConfig>();
     assert_eq!(
@@ -375,7 +380,11 @@ flush_interval = "2s"
 "#;
     let file = parse(archive, &[]).unwrap();
     assert_eq!(file.sinks[0].flush_interval.ms, 2_000);
-    let archive = file.sinks[0].kind.as_any().downcast_ref::<ArchiveConfig>();
+    let archive = file.sinks[0]
+        .kind
+        .as_ref()
+        .as_any()
+        .downcast_ref::<ArchiveConfig>();
     assert_eq!(archive.expect("an archive").flush_interval.ms, 2_000);
 }
 
