@@ -171,27 +171,32 @@ impl Framing {
     }
 }
 
-/// Appends `payload` to `out` with `"name":"value"` as the first member when the payload is a
-/// JSON object (after any leading whitespace); otherwise appends it unchanged, and the parser
-/// reports it as usual. How a message source carries a message's topic or subject into its
-/// records.
-pub fn with_json_field(payload: &[u8], name: &str, value: &str, out: &mut Vec<u8>) {
+/// Appends `payload` to `out` with the `"name":"value"` members of `fields` first when the
+/// payload is a JSON object (after any leading whitespace); otherwise appends it unchanged,
+/// and the parser reports it as usual. How a message source carries a message's topic,
+/// subject or broker time into its records.
+pub fn with_json_fields(payload: &[u8], fields: &[(&str, &str)], out: &mut Vec<u8>) {
     let start = payload
         .iter()
         .position(|b| !b.is_ascii_whitespace())
         .unwrap_or(payload.len());
-    if payload.get(start) != Some(&b'{') {
+    if fields.is_empty() || payload.get(start) != Some(&b'{') {
         out.extend_from_slice(payload);
         return;
     }
-    let mut member = String::with_capacity(name.len() + value.len() + 8);
-    crate::value::write_json_str(name, &mut member);
-    member.push(':');
-    crate::value::write_json_str(value, &mut member);
+    let mut members = String::new();
+    for (i, (name, value)) in fields.iter().enumerate() {
+        if i > 0 {
+            members.push(',');
+        }
+        crate::value::write_json_str(name, &mut members);
+        members.push(':');
+        crate::value::write_json_str(value, &mut members);
+    }
     let rest = &payload[start + 1..];
     let empty = rest.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'}');
     out.extend_from_slice(&payload[..=start]);
-    out.extend_from_slice(member.as_bytes());
+    out.extend_from_slice(members.as_bytes());
     if !empty {
         out.push(b',');
     }
@@ -206,13 +211,16 @@ mod tests {
     fn a_json_field_goes_first_into_objects_only() {
         let with = |p: &str| {
             let mut out = Vec::new();
-            with_json_field(p.as_bytes(), "topic", "a/\"b\"", &mut out);
+            with_json_fields(p.as_bytes(), &[("topic", "a/\"b\"")], &mut out);
             String::from_utf8(out).unwrap()
         };
         assert_eq!(with("{\"x\":1}"), "{\"topic\":\"a/\\\"b\\\"\",\"x\":1}");
         assert_eq!(with("  { }"), "  {\"topic\":\"a/\\\"b\\\"\" }");
         assert_eq!(with("[1]"), "[1]");
         assert_eq!(with(""), "");
+        let mut two = Vec::new();
+        with_json_fields(b"{\"x\":1}", &[("a", "1"), ("b", "2")], &mut two);
+        assert_eq!(two, b"{\"a\":\"1\",\"b\":\"2\",\"x\":1}");
     }
 
     #[test]

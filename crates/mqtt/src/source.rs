@@ -262,7 +262,11 @@ impl MqttSource {
                 match &self.cfg.topic_field {
                     Some(name) => {
                         let mut with = Vec::with_capacity(p.payload.len() + p.topic.len() + 16);
-                        weir_core::source::with_json_field(&p.payload, name, &p.topic, &mut with);
+                        weir_core::source::with_json_fields(
+                            &p.payload,
+                            &[(name, &p.topic)],
+                            &mut with,
+                        );
                         self.cfg.framing.append(&with, buf);
                     }
                     None => self.cfg.framing.append(&p.payload, buf),

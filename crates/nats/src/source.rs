@@ -67,6 +67,11 @@ pub struct NatsSourceConfig {
     /// field goes first into the object; declare it in the format's fields as a string).
     #[serde(default)]
     pub subject_field: Option<String>,
+    /// Put the time the server stored each message into its record under this name, as an
+    /// RFC 3339 string with milliseconds (JSON objects only; declare it as a timestamp). An
+    /// event time for payloads that carry none.
+    #[serde(default)]
+    pub published_field: Option<String>,
     /// End the input once every message the stream held for the consumer has been read
     /// (default false: wait for more, as a stream does). For replaying a stream as a batch
     /// job, and for tests.
@@ -109,10 +114,15 @@ impl NatsSourceConfig {
 
     /// The fields this source adds to each record, with their config keys.
     pub fn metadata_fields(&self) -> Vec<(&'static str, &str)> {
-        self.subject_field
+        let subject = self
+            .subject_field
             .iter()
-            .map(|f| ("subject_field", f.as_str()))
-            .collect()
+            .map(|f| ("subject_field", f.as_str()));
+        let published = self
+            .published_field
+            .iter()
+            .map(|f| ("published_field", f.as_str()));
+        subject.chain(published).collect()
     }
 
     /// Checks the config alone.
@@ -450,14 +460,25 @@ impl Source for NatsSource {
                 self.skipped += 1;
                 continue;
             }
-            match &self.cfg.subject_field {
-                Some(name) => {
-                    let (payload, subject) = (&m.message.payload, m.message.subject.as_str());
-                    let mut with = Vec::with_capacity(payload.len() + subject.len() + 16);
-                    weir_core::source::with_json_field(payload, name, subject, &mut with);
-                    self.cfg.framing.append(&with, buf);
+            if self.cfg.subject_field.is_none() && self.cfg.published_field.is_none() {
+                self.cfg.framing.append(&m.message.payload, buf);
+            } else {
+                let published = self.cfg.published_field.as_ref().map(|_| {
+                    let ms = m.info().map_or(0, |i| {
+                        (i.published.unix_timestamp_nanos() / 1_000_000) as i64
+                    });
+                    weir_core::time::format_rfc3339_ms(ms)
+                });
+                let mut fields: Vec<(&str, &str)> = Vec::with_capacity(2);
+                if let Some(name) = &self.cfg.subject_field {
+                    fields.push((name, m.message.subject.as_str()));
                 }
-                None => self.cfg.framing.append(&m.message.payload, buf),
+                if let (Some(name), Some(p)) = (&self.cfg.published_field, &published) {
+                    fields.push((name, p));
+                }
+                let mut with = Vec::with_capacity(m.message.payload.len() + 64);
+                weir_core::source::with_json_fields(&m.message.payload, &fields, &mut with);
+                self.cfg.framing.append(&with, buf);
             }
             self.last_seq = seq;
             self.ends

@@ -37,6 +37,7 @@ impl TestStream {
             batch: 7,
             ack_wait: weir_core::config::Duration::from_ms(60_000),
             subject_field: None,
+            published_field: None,
             stop_when_caught_up: true,
         }
     }
@@ -92,6 +93,22 @@ fn the_subject_can_be_a_field_of_each_record() {
     let (lines, _) = read_lines(&mut src, 2);
     let want = [0, 1].map(|n| format!("{{\"subject\":\"{}\",\"n\":{n}}}", s.subject));
     assert_eq!(lines, want);
+
+    // And the time the server stored it, as an event time for payloads without one.
+    let before = std::time::SystemTime::now();
+    s.publish(["{}".to_string()]);
+    cfg.published_field = Some("published".into());
+    cfg.consumer = Some("subj2".into());
+    let mut src = NatsSource::new(&cfg);
+    let (lines, _) = read_lines(&mut src, 3);
+    let last: serde_json::Value = serde_json::from_str(&lines[2]).unwrap();
+    let at = last["published"].as_str().unwrap();
+    let ms = weir_core::time::parse_rfc3339_ms(at).unwrap();
+    let since = before
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    assert!((ms - since).abs() < 5_000, "{at}");
 }
 
 #[test]
