@@ -6,7 +6,6 @@
 //! checkpoint are published again: at-least-once, as MQTT has no deduplication.
 
 use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use arrow_array::RecordBatch;
@@ -139,7 +138,7 @@ impl MqttSink {
             let (client, mut events) = AsyncClient::new(opts, 64);
             let (tx, rx) = watch::channel(Progress::default());
             let task = rt.spawn(async move {
-                let in_flight = Arc::new(Mutex::new(HashSet::<u16>::new()));
+                let mut in_flight = HashSet::<u16>::new();
                 let mut backoff = weir_core::io::Backoff::new();
                 loop {
                     match events.poll().await {
@@ -147,10 +146,10 @@ impl MqttSink {
                             tx.send_modify(|p| p.done += 1);
                         }
                         Ok(Event::Outgoing(Outgoing::Publish(pkid))) => {
-                            in_flight.lock().expect("not poisoned").insert(pkid);
+                            in_flight.insert(pkid);
                         }
                         Ok(Event::Incoming(Packet::PubAck(ack))) => {
-                            if in_flight.lock().expect("not poisoned").remove(&ack.pkid) {
+                            if in_flight.remove(&ack.pkid) {
                                 tx.send_modify(|p| p.done += 1);
                             }
                         }
@@ -178,14 +177,10 @@ impl MqttSink {
     /// Waits until the broker has every row handed to the client, warning while it is
     /// unreachable.
     fn settle(&mut self) -> Result<()> {
+        let (what, want) = (self.what(), self.requested);
         let Some((_, rx, _)) = self.client.as_mut() else {
             return Ok(());
         };
-        let want = self.requested;
-        let what = format!(
-            "MQTT {}:{} topic {}",
-            self.cfg.host, self.cfg.port, self.cfg.topic
-        );
         let mut warned = Instant::now();
         let rt = weir_core::io::runtime();
         loop {

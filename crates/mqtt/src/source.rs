@@ -227,7 +227,7 @@ impl MqttSource {
             loop {
                 let sent = match events.poll().await {
                     Ok(Event::Incoming(Packet::Publish(p))) => tx.send(Incoming::Message(p)).await,
-                    Ok(Event::Incoming(Packet::ConnAck(ack))) => {
+                    Ok(Event::Incoming(Packet::ConnAck(_))) => {
                         backoff.reset();
                         // A stored session keeps its subscriptions; subscribing again is
                         // harmless and covers topics added to the config.
@@ -237,7 +237,6 @@ impl MqttSource {
                         if let Err(e) = sub.try_subscribe_many(filters) {
                             let _ = tx.send(Incoming::Trouble(e.to_string())).await;
                         }
-                        let _ = ack;
                         tx.send(Incoming::Connected).await
                     }
                     Ok(_) => Ok(()),

@@ -499,15 +499,7 @@ impl Source for NatsSource {
     }
 
     fn position(&self) -> SourcePosition {
-        SourcePosition {
-            path: None,
-            file_id: None,
-            offset: self.offset,
-            splits: vec![SplitPosition {
-                split: self.split_name(),
-                position: self.last_seq,
-            }],
-        }
+        self.position_before(0)
     }
 
     fn position_before(&self, unread: u64) -> SourcePosition {
@@ -571,10 +563,6 @@ impl Source for NatsSource {
             tracing::warn!(source = %self.what(), error = %e, "could not acknowledge; the next checkpoint will");
         }
         Ok(())
-    }
-
-    fn failure(&mut self) -> Option<Error> {
-        None
     }
 }
 
