@@ -79,6 +79,13 @@ fn golden_nasa_aug95_error_classes() {
     run_case("nasa-aug95-error-classes");
 }
 
+/// SQL functions (upper, LIKE, regexp_like, CASE, coalesce) in a filter, a key and a field;
+/// `oracle.py` beside the case computes the same rows in plain Python.
+#[test]
+fn golden_nasa_aug95_content_kinds() {
+    run_case("nasa-aug95-content-kinds");
+}
+
 #[test]
 fn golden_nasa_jul95_error_spikes() {
     run_case("nasa-jul95-error-spikes");

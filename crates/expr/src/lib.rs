@@ -1,25 +1,31 @@
 //! weir-expr owns SQL expressions over record batches: `status >= 500`,
-//! `type = 'DDOS' AND target_ip IS NOT NULL`, `src_bytes + dst_bytes`, `status / 100`.
+//! `type = 'DDOS' AND target_ip IS NOT NULL`, `path LIKE '/images/%'`,
+//! `CASE WHEN status >= 500 THEN 1 ELSE 0 END`, `coalesce(bytes, 0)`, `lower(method) = 'get'`.
 //!
-//! An expression is parsed once ([`Expr::parse`], with the SQL parser DataFusion uses),
-//! bound to a schema ([`Expr::bind`]: columns resolved, types checked and coerced, the result
-//! type known before any data arrives) and evaluated a whole batch at a time with Arrow's
-//! compute kernels ([`Bound::eval`]). Filters, computed keys and alert conditions use it.
+//! An expression is parsed once ([`Expr::parse`]), bound to a schema ([`Expr::bind`]) and
+//! evaluated a whole batch at a time ([`Bound::eval`]). Filters, computed keys and fields,
+//! and alert conditions use it.
 //!
-//! Supported: column names, integer / float / string / boolean / NULL literals, `+ - * / %`,
-//! unary `-`, comparisons `= != <> < <= > >=`, `AND OR NOT` (SQL three-valued logic),
-//! `IS [NOT] NULL`, `[NOT] IN (…)`, `[NOT] BETWEEN … AND …`, parentheses. Signed integers of
-//! any width combine as `Int64`, unsigned ones as `UInt64`, signed with unsigned (literals
-//! are signed) as `Int64` in arithmetic; comparisons are exact for every value of both (a
-//! non-negative literal compared with an unsigned column is unsigned); with floats as 64-bit floats; a string literal compared with a timestamp is
-//! read as an RFC 3339 time.
+//! Binding is DataFusion's, the engine behind `weir query`, so pipelines and queries speak
+//! one SQL: its planner turns the text into a logical expression, its type coercion brings
+//! operands to a common type (signed with unsigned 64-bit integers as exact decimals, a
+//! string literal next to a timestamp as that time), its simplifier folds constants, and its
+//! physical expressions evaluate with Arrow's kernels. Every scalar function of DataFusion's
+//! library is there: strings (`lower`, `upper`, `concat`, `substr`, `split_part`, `trim`,
+//! `starts_with`, …), regular expressions (`regexp_like`, `regexp_replace`, `regexp_match`),
+//! date and time (`date_trunc`, `date_part`, `extract`, `to_timestamp`, …), math (`abs`,
+//! `round`, `ln`, …) and `coalesce`, `nullif`, `CASE`, `LIKE`/`ILIKE`, `IN`, `BETWEEN`,
+//! `CAST`. Aggregates (`count`, `sum`) belong to an aggregate stage and are refused here.
+//! Column names are case-sensitive, as the pipeline file spells them; function names are not.
 //!
-//! Integer arithmetic is checked: an overflow, a division by zero or a value that does not fit
-//! its cast fails that row only ([`Bound::eval_rows`] makes its value null and names the row
-//! and the reason; the operators send it to their `.errors` output). A literal zero divisor is
-//! refused when the expression is bound. Float division follows IEEE 754 (`x / 0.0` is
-//! infinite, `0.0 / 0.0` is NaN), and sinks print those as `"Infinity"`, `"-Infinity"` and
-//! `"NaN"`.
+//! weir adds what a stream needs on top:
+//! - Integer arithmetic is checked: an overflow, a division by zero or a value that does not
+//!   fit its cast fails that row only ([`Bound::eval_rows`] makes its value null and names the
+//!   row and the reason; the operators send it to their `.errors` output).
+//! - A divisor that is the literal zero, a literal that does not fit its cast, and an unknown
+//!   column are refused when the expression is bound, before any data arrives (`weir check`).
+//! - Float division follows IEEE 754 (`x / 0.0` is infinite, `0.0 / 0.0` is NaN), and sinks
+//!   print those as `"Infinity"`, `"-Infinity"` and `"NaN"`.
 //!
 //! ```
 //! use std::sync::Arc;
@@ -32,27 +38,41 @@
 //! assert_eq!(mask.as_boolean().iter().collect::<Vec<_>>(), vec![Some(false), Some(true)]);
 //! ```
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::ops::ControlFlow;
+use std::sync::{Arc, OnceLock};
 
 use arrow_array::cast::AsArray;
-use arrow_array::{
-    new_null_array, Array, ArrayRef, BooleanArray, Datum, Float64Array, Int64Array, RecordBatch,
-    Scalar, StringArray, TimestampMillisecondArray,
+use arrow_array::{new_null_array, Array, ArrayRef, BooleanArray, RecordBatch};
+use arrow_schema::{DataType, Schema};
+use datafusion_common::config::ConfigOptions;
+use datafusion_common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
+use datafusion_common::{DFSchema, DataFusionError, ScalarValue, TableReference};
+use datafusion_expr::execution_props::ExecutionProps;
+use datafusion_expr::physical_planning_context::PhysicalPlanningContext;
+use datafusion_expr::planner::{ContextProvider, ExprPlanner};
+use datafusion_expr::simplify::SimplifyContext;
+use datafusion_expr::{
+    AggregateUDF, Cast, Expr as Logical, ExprSchemable, HigherOrderUDF, Operator, ScalarUDF,
+    TableSource, WindowUDF,
 };
-use arrow_schema::{DataType, Schema, TimeUnit};
-use sqlparser::ast::{self, BinaryOperator, UnaryOperator};
-use sqlparser::dialect::GenericDialect;
-use sqlparser::parser::Parser;
-use sqlparser::tokenizer::Token;
+use datafusion_optimizer::simplify_expressions::ExprSimplifier;
+use datafusion_physical_expr::expressions::BinaryExpr as PhysicalBinary;
+use datafusion_physical_expr::{create_physical_expr, PhysicalExpr};
+use datafusion_sql::planner::{ParserOptions, PlannerContext, SqlToRel};
+use datafusion_sql::sqlparser::ast;
+use datafusion_sql::sqlparser::dialect::GenericDialect;
+use datafusion_sql::sqlparser::parser::Parser;
+use datafusion_sql::sqlparser::tokenizer::Token;
 
 /// Errors of parsing, binding and evaluating expressions.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ExprError {
-    /// The text is not a supported SQL expression.
+    /// The text is not a SQL expression.
     #[error("{0}")]
     Syntax(String),
-    /// The expression does not fit the schema (unknown column, wrong types).
+    /// The expression does not fit the schema (unknown column or function, wrong types).
     #[error("{0}")]
     Type(String),
     /// Evaluation failed on data (e.g. division by zero).
@@ -63,153 +83,33 @@ pub enum ExprError {
 /// A parsed expression, not yet bound to a schema.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Expr {
-    node: Node,
+    ast: ast::Expr,
+    /// The column, when the expression is just a (possibly dotted) column name.
+    column: Option<String>,
     text: String,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-enum Lit {
-    Null,
-    Bool(bool),
-    Int(i64),
-    Float(f64),
-    Str(String),
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Op {
-    Add,
-    Sub,
-    Mul,
-    Div,
-    Rem,
-    Eq,
-    NotEq,
-    Lt,
-    LtEq,
-    Gt,
-    GtEq,
-    And,
-    Or,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-enum Node {
-    Col(String),
-    Lit(Lit),
-    Binary(Op, Box<Node>, Box<Node>),
-    Not(Box<Node>),
-    Neg(Box<Node>),
-    IsNull(Box<Node>, bool),
 }
 
 fn syntax(msg: impl Into<String>) -> ExprError {
     ExprError::Syntax(msg.into())
 }
 
-fn convert(e: &ast::Expr) -> Result<Node, ExprError> {
-    use ast::Expr as E;
-    Ok(match e {
-        E::Identifier(id) => Node::Col(id.value.clone()),
-        E::CompoundIdentifier(ids) => Node::Col(
-            ids.iter()
-                .map(|i| i.value.as_str())
-                .collect::<Vec<_>>()
-                .join("."),
-        ),
-        E::Nested(inner) => convert(inner)?,
-        E::Value(v) => Node::Lit(match &v.value {
-            ast::Value::Null => Lit::Null,
-            ast::Value::Boolean(b) => Lit::Bool(*b),
-            ast::Value::Number(n, _) => match n.parse::<i64>() {
-                Ok(i) => Lit::Int(i),
-                Err(_) => Lit::Float(n.parse().map_err(|_| syntax(format!("bad number {n}")))?),
-            },
-            ast::Value::SingleQuotedString(s) => Lit::Str(s.clone()),
-            other => return Err(syntax(format!("unsupported literal {other}"))),
-        }),
-        E::UnaryOp { op, expr } => match op {
-            UnaryOperator::Not => Node::Not(Box::new(convert(expr)?)),
-            UnaryOperator::Minus => Node::Neg(Box::new(convert(expr)?)),
-            UnaryOperator::Plus => convert(expr)?,
-            other => return Err(syntax(format!("unsupported operator {other}"))),
-        },
-        E::BinaryOp { left, op, right } => {
-            let op = match op {
-                BinaryOperator::Plus => Op::Add,
-                BinaryOperator::Minus => Op::Sub,
-                BinaryOperator::Multiply => Op::Mul,
-                BinaryOperator::Divide => Op::Div,
-                BinaryOperator::Modulo => Op::Rem,
-                BinaryOperator::Eq => Op::Eq,
-                BinaryOperator::NotEq => Op::NotEq,
-                BinaryOperator::Lt => Op::Lt,
-                BinaryOperator::LtEq => Op::LtEq,
-                BinaryOperator::Gt => Op::Gt,
-                BinaryOperator::GtEq => Op::GtEq,
-                BinaryOperator::And => Op::And,
-                BinaryOperator::Or => Op::Or,
-                other => return Err(syntax(format!("unsupported operator {other}"))),
-            };
-            Node::Binary(op, Box::new(convert(left)?), Box::new(convert(right)?))
-        }
-        E::IsNull(inner) => Node::IsNull(Box::new(convert(inner)?), false),
-        E::IsNotNull(inner) => Node::IsNull(Box::new(convert(inner)?), true),
-        E::InList {
-            expr,
-            list,
-            negated,
-        } => {
-            let target = convert(expr)?;
-            let mut any: Option<Node> = None;
-            for item in list {
-                let eq = Node::Binary(Op::Eq, Box::new(target.clone()), Box::new(convert(item)?));
-                any = Some(match any {
-                    None => eq,
-                    Some(prev) => Node::Binary(Op::Or, Box::new(prev), Box::new(eq)),
-                });
-            }
-            let any = any.ok_or_else(|| syntax("IN needs at least one value"))?;
-            if *negated {
-                Node::Not(Box::new(any))
-            } else {
-                any
-            }
-        }
-        E::Between {
-            expr,
-            negated,
-            low,
-            high,
-        } => {
-            let x = convert(expr)?;
-            let both = Node::Binary(
-                Op::And,
-                Box::new(Node::Binary(
-                    Op::GtEq,
-                    Box::new(x.clone()),
-                    Box::new(convert(low)?),
-                )),
-                Box::new(Node::Binary(
-                    Op::LtEq,
-                    Box::new(x),
-                    Box::new(convert(high)?),
-                )),
-            );
-            if *negated {
-                Node::Not(Box::new(both))
-            } else {
-                both
-            }
-        }
-        other => return Err(syntax(format!("unsupported expression `{other}`"))),
-    })
+/// DataFusion's message without its category prefix where the category adds nothing for a
+/// pipeline author ("Arrow error: Divide by zero error" reads "Divide by zero error").
+fn message(e: &DataFusionError) -> String {
+    match e.find_root() {
+        DataFusionError::ArrowError(a, _) => a.to_string(),
+        DataFusionError::Plan(m)
+        | DataFusionError::Execution(m)
+        | DataFusionError::NotImplemented(m) => m.clone(),
+        DataFusionError::SchemaError(s, _) => s.to_string(),
+        other => other.strip_backtrace(),
+    }
 }
 
 /// Runs `f` on a parser of `text` and requires that it consumed all of it.
 fn parse_whole<T>(
     text: &str,
-    f: impl FnOnce(&mut Parser<'_>) -> Result<T, sqlparser::parser::ParserError>,
+    f: impl FnOnce(&mut Parser<'_>) -> Result<T, datafusion_sql::sqlparser::parser::ParserError>,
 ) -> Result<T, ExprError> {
     let dialect = GenericDialect {};
     let mut p = Parser::new(&dialect)
@@ -226,34 +126,89 @@ fn parse_whole<T>(
     Ok(out)
 }
 
+/// The column an identifier names: `a.b` is the column "a.b" (weir's schemas are flat), also
+/// where the parser reads `user.id` as a field of the function `USER`.
+fn column_name(e: &ast::Expr) -> Option<String> {
+    let part = |e: &ast::Expr| match e {
+        ast::Expr::Identifier(id) => Some(id.value.clone()),
+        ast::Expr::Function(f) if matches!(f.args, ast::FunctionArguments::None) => {
+            match f.name.0.as_slice() {
+                [ast::ObjectNamePart::Identifier(id)] => Some(id.value.clone()),
+                _ => None,
+            }
+        }
+        _ => None,
+    };
+    match e {
+        ast::Expr::Identifier(id) => Some(id.value.clone()),
+        ast::Expr::CompoundIdentifier(ids) => Some(
+            ids.iter()
+                .map(|i| i.value.as_str())
+                .collect::<Vec<_>>()
+                .join("."),
+        ),
+        ast::Expr::CompoundFieldAccess { root, access_chain } => {
+            let mut name = column_name(root).or_else(|| part(root))?;
+            for a in access_chain {
+                match a {
+                    ast::AccessExpr::Dot(e) => {
+                        name.push('.');
+                        name.push_str(&part(e)?);
+                    }
+                    ast::AccessExpr::Subscript(_) => return None,
+                }
+            }
+            Some(name)
+        }
+        _ => None,
+    }
+}
+
+/// Every dotted column name becomes one quoted identifier, so DataFusion's planner reads the
+/// column "user.id" instead of a column of a table `user`.
+fn flatten_names(mut ast: ast::Expr) -> ast::Expr {
+    let _ = ast::visit_expressions_mut(&mut ast, |e| {
+        if matches!(
+            e,
+            ast::Expr::CompoundIdentifier(_) | ast::Expr::CompoundFieldAccess { .. }
+        ) {
+            if let Some(name) = column_name(e) {
+                *e = ast::Expr::Identifier(ast::Ident::with_quote('"', name));
+            }
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    ast
+}
+
 impl Expr {
+    fn new(ast: ast::Expr, text: String) -> Expr {
+        let ast = match flatten_names(ast) {
+            ast::Expr::Nested(inner) if column_name(&inner).is_some() => *inner,
+            other => other,
+        };
+        Expr {
+            column: column_name(&ast),
+            ast,
+            text,
+        }
+    }
+
     /// Parses SQL expression text.
     pub fn parse(text: &str) -> Result<Expr, ExprError> {
         let ast = parse_whole(text, |p| p.parse_expr())?;
-        Ok(Expr {
-            node: convert(&ast)?,
-            text: text.trim().to_string(),
-        })
+        Ok(Expr::new(ast, text.trim().to_string()))
     }
 
     /// Parses `expression` or `expression AS name`; returns the name too when one is given.
     pub fn parse_aliased(text: &str) -> Result<(Expr, Option<String>), ExprError> {
         let item = parse_whole(text, |p| p.parse_select_item())?;
         match item {
-            ast::SelectItem::UnnamedExpr(e) => Ok((
-                Expr {
-                    node: convert(&e)?,
-                    text: text.trim().to_string(),
-                },
-                None,
-            )),
-            ast::SelectItem::ExprWithAlias { expr, alias } => Ok((
-                Expr {
-                    node: convert(&expr)?,
-                    text: expr.to_string(),
-                },
-                Some(alias.value),
-            )),
+            ast::SelectItem::UnnamedExpr(e) => Ok((Expr::new(e, text.trim().to_string()), None)),
+            ast::SelectItem::ExprWithAlias { expr, alias } => {
+                let text = expr.to_string();
+                Ok((Expr::new(expr, text), Some(alias.value)))
+            }
             other => Err(syntax(format!(
                 "in `{text}`: expected an expression, got `{other}`"
             ))),
@@ -267,395 +222,334 @@ impl Expr {
 
     /// Whether the expression is just a column name (then it is that column).
     pub fn as_column(&self) -> Option<&str> {
-        match &self.node {
-            Node::Col(c) => Some(c),
-            _ => None,
-        }
+        self.column.as_deref()
     }
 
     /// Columns the expression reads.
     pub fn columns(&self) -> Vec<String> {
-        fn walk(n: &Node, out: &mut Vec<String>) {
-            match n {
-                Node::Col(c) => out.push(c.clone()),
-                Node::Lit(_) => {}
-                Node::Binary(_, a, b) => {
-                    walk(a, out);
-                    walk(b, out);
-                }
-                Node::Not(a) | Node::Neg(a) | Node::IsNull(a, _) => walk(a, out),
-            }
-        }
         let mut out = Vec::new();
-        walk(&self.node, &mut out);
+        let _ = ast::visit_expressions(&self.ast, |e| {
+            if let Some(c) = column_name(e) {
+                out.push(c);
+            }
+            ControlFlow::<()>::Continue(())
+        });
         out.sort();
         out.dedup();
         out
     }
 
-    /// Resolves columns against `schema` and checks types.
+    /// Resolves columns and functions against `schema`, checks and coerces types, and plans
+    /// the evaluation.
     pub fn bind(&self, schema: &Schema) -> Result<Bound, ExprError> {
-        let node = bind(&self.node, schema)?;
+        for c in self.columns() {
+            if schema.index_of(&c).is_err() {
+                let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+                return Err(ExprError::Type(format!(
+                    "no column {c:?}; the input has {}",
+                    names.join(", ")
+                )));
+            }
+        }
+        let type_err = |e: DataFusionError| ExprError::Type(message(&e));
+        let df_schema = Arc::new(DFSchema::try_from(schema.clone()).map_err(type_err)?);
+        let library = Library::get();
+        let planner = SqlToRel::new_with_options(library, library.parser_options());
+        let logical = planner
+            .sql_to_expr(self.ast.clone(), &df_schema, &mut PlannerContext::new())
+            .map_err(type_err)?;
+        refuse_aggregates(&logical)?;
+        let logical = integral_arithmetic(logical, &df_schema).map_err(type_err)?;
+        let simplifier = ExprSimplifier::new(
+            SimplifyContext::builder()
+                .with_schema(Arc::clone(&df_schema))
+                .with_config_options(Arc::clone(&library.options))
+                .build(),
+        );
+        let logical = simplifier
+            .coerce(logical, &df_schema)
+            .and_then(|e| simplifier.simplify(e))
+            .map_err(type_err)?;
+        check_literals(&logical, &df_schema)?;
+        let physical = plan(&logical, &df_schema).map_err(type_err)?;
+        let physical = checked_arithmetic(physical).map_err(type_err)?;
+        let data_type = physical.data_type(schema).map_err(type_err)?;
         Ok(Bound {
-            data_type: node.data_type(),
-            node,
+            physical,
+            data_type,
             text: self.text.clone(),
         })
+    }
+}
+
+/// DataFusion computes a 64-bit unsigned integer with a signed one as a decimal, so
+/// `bytes / 1024` would have four decimal places and `coalesce(bytes, 0)` would be a
+/// `Decimal128(20, 0)`. weir keeps integer arithmetic integral, as SQL does: where operands
+/// (of `+ - * / %`) or alternatives (of `coalesce`, `nullif`, `greatest`, `least`, `CASE`)
+/// mix a `UInt64` with a signed integer, the unsigned ones are cast to `Int64` (a value above
+/// `i64::MAX` fails its row). Comparisons, which DataFusion keeps exact for every value of
+/// both, are left alone.
+fn integral_arithmetic(e: Logical, schema: &DFSchema) -> Result<Logical, DataFusionError> {
+    /// Casts the `UInt64` members of `items` to `Int64` if others are signed integers.
+    fn unify(items: &mut [&mut Logical], schema: &DFSchema) -> Result<bool, DataFusionError> {
+        let types = items
+            .iter()
+            .map(|e| e.get_type(schema))
+            .collect::<Result<Vec<_>, _>>()?;
+        let signed = types
+            .iter()
+            .any(|t| t.is_integer() && !t.is_unsigned_integer());
+        let mut changed = false;
+        for (e, t) in items.iter_mut().zip(&types) {
+            if signed && *t == DataType::UInt64 {
+                let inner = std::mem::replace(&mut **e, Logical::Literal(ScalarValue::Null, None));
+                **e = Logical::Cast(Cast::new(Box::new(inner), DataType::Int64));
+                changed = true;
+            }
+        }
+        Ok(changed)
+    }
+    e.transform_up(|mut n| {
+        let changed = match &mut n {
+            Logical::BinaryExpr(b)
+                if matches!(
+                    b.op,
+                    Operator::Plus
+                        | Operator::Minus
+                        | Operator::Multiply
+                        | Operator::Divide
+                        | Operator::Modulo
+                ) =>
+            {
+                unify(&mut [&mut *b.left, &mut *b.right], schema)?
+            }
+            Logical::ScalarFunction(f)
+                if matches!(f.name(), "coalesce" | "nullif" | "greatest" | "least") =>
+            {
+                unify(&mut f.args.iter_mut().collect::<Vec<_>>(), schema)?
+            }
+            Logical::Case(c) => {
+                let mut items: Vec<&mut Logical> =
+                    c.when_then_expr.iter_mut().map(|(_, t)| &mut **t).collect();
+                items.extend(c.else_expr.as_deref_mut());
+                unify(&mut items, schema)?
+            }
+            _ => false,
+        };
+        Ok(if changed {
+            Transformed::yes(n)
+        } else {
+            Transformed::no(n)
+        })
+    })
+    .map(|t| t.data)
+}
+
+fn plan(logical: &Logical, schema: &DFSchema) -> Result<Arc<dyn PhysicalExpr>, DataFusionError> {
+    create_physical_expr(
+        logical,
+        schema,
+        &ExecutionProps::new(),
+        &PhysicalPlanningContext::default(),
+    )
+}
+
+/// An aggregate inside a row expression is a planning mistake: say where aggregates go.
+fn refuse_aggregates(e: &Logical) -> Result<(), ExprError> {
+    let mut found = None;
+    e.apply(|n| {
+        Ok(match n {
+            Logical::AggregateFunction(f) => {
+                found = Some(f.func.name().to_string());
+                TreeNodeRecursion::Stop
+            }
+            Logical::WindowFunction(_) => {
+                found = Some("a window function".into());
+                TreeNodeRecursion::Stop
+            }
+            _ => TreeNodeRecursion::Continue,
+        })
+    })
+    .map_err(|e| ExprError::Type(message(&e)))?;
+    match found {
+        Some(f) => Err(ExprError::Type(format!(
+            "`{f}` is an aggregate: a row expression cannot use it (an aggregate stage's \
+             `aggregates` computes it per window)"
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// Refuses, before any data arrives, what would fail on every row: a divisor that is the
+/// literal zero, and a literal that does not fit its cast (`ts > 'yesterday'`).
+fn check_literals(e: &Logical, schema: &DFSchema) -> Result<(), ExprError> {
+    let mut err = None;
+    e.apply(|n| {
+        match n {
+            Logical::BinaryExpr(b)
+                if matches!(b.op, Operator::Divide | Operator::Modulo)
+                    && is_literal_zero(&b.right) =>
+            {
+                err = Some(ExprError::Type(
+                    "division by zero (the divisor is the literal 0)".into(),
+                ));
+            }
+            Logical::Cast(c) if matches!(*c.expr, Logical::Literal(..)) => {
+                let out = plan(n, schema).and_then(|p| {
+                    let one = RecordBatch::try_new_with_options(
+                        Arc::new(Schema::empty()),
+                        vec![],
+                        &arrow_array::RecordBatchOptions::new().with_row_count(Some(1)),
+                    )?;
+                    p.evaluate(&one)
+                });
+                if let Err(e) = out {
+                    err = Some(ExprError::Type(format!("`{n}`: {}", message(&e))));
+                }
+            }
+            _ => {}
+        }
+        Ok(if err.is_some() {
+            TreeNodeRecursion::Stop
+        } else {
+            TreeNodeRecursion::Continue
+        })
+    })
+    .map_err(|e| ExprError::Type(message(&e)))?;
+    err.map_or(Ok(()), Err)
+}
+
+fn is_literal_zero(e: &Logical) -> bool {
+    match e {
+        Logical::Literal(v, _) => {
+            !v.is_null() && ScalarValue::new_zero(&v.data_type()).is_ok_and(|zero| zero == *v)
+        }
+        Logical::Cast(c) => is_literal_zero(&c.expr),
+        Logical::TryCast(c) => is_literal_zero(&c.expr),
+        _ => false,
+    }
+}
+
+/// DataFusion's `+ - *` wrap around on integer overflow unless asked not to; a wrapped sum
+/// is a wrong answer, so every one is checked (and fails only its row, see `eval_rows`).
+fn checked_arithmetic(p: Arc<dyn PhysicalExpr>) -> Result<Arc<dyn PhysicalExpr>, DataFusionError> {
+    p.transform_up(|n| {
+        let Some(b) = n.downcast_ref::<PhysicalBinary>() else {
+            return Ok(Transformed::no(n));
+        };
+        if !matches!(
+            b.op(),
+            Operator::Plus | Operator::Minus | Operator::Multiply
+        ) {
+            return Ok(Transformed::no(n));
+        }
+        let checked = PhysicalBinary::new(Arc::clone(b.left()), *b.op(), Arc::clone(b.right()))
+            .with_fail_on_overflow(true);
+        Ok(Transformed::yes(Arc::new(checked) as Arc<dyn PhysicalExpr>))
+    })
+    .map(|t| t.data)
+}
+
+/// DataFusion's scalar functions and SQL planners, built once for the process.
+struct Library {
+    functions: HashMap<String, Arc<ScalarUDF>>,
+    planners: Vec<Arc<dyn ExprPlanner>>,
+    options: Arc<ConfigOptions>,
+}
+
+impl Library {
+    fn get() -> &'static Library {
+        static LIBRARY: OnceLock<Library> = OnceLock::new();
+        LIBRARY.get_or_init(|| {
+            let mut functions = HashMap::new();
+            for f in datafusion_functions::all_default_functions() {
+                for name in std::iter::once(f.name()).chain(f.aliases().iter().map(|a| a.as_str()))
+                {
+                    functions.insert(name.to_ascii_lowercase(), Arc::clone(&f));
+                }
+            }
+            Library {
+                functions,
+                planners: vec![
+                    Arc::new(datafusion_functions::core::planner::CoreFunctionPlanner::default()),
+                    Arc::new(datafusion_functions::datetime::planner::DatetimeFunctionPlanner),
+                    Arc::new(datafusion_functions::unicode::planner::UnicodeFunctionPlanner),
+                ],
+                options: Arc::new(ConfigOptions::default()),
+            }
+        })
+    }
+
+    /// Column names as written (no lower-casing: `Status` is not `status`), and strings stay
+    /// `Utf8`, the type weir's parsers and sinks use.
+    fn parser_options(&self) -> ParserOptions {
+        ParserOptions::new()
+            .with_enable_ident_normalization(false)
+            .with_map_string_types_to_utf8view(false)
+    }
+}
+
+impl ContextProvider for Library {
+    fn get_table_source(
+        &self,
+        name: TableReference,
+    ) -> datafusion_common::Result<Arc<dyn TableSource>> {
+        Err(DataFusionError::Plan(format!(
+            "`{name}`: an expression reads the columns of its own input, not a table"
+        )))
+    }
+
+    fn get_expr_planners(&self) -> &[Arc<dyn ExprPlanner>] {
+        &self.planners
+    }
+
+    fn get_function_meta(&self, name: &str) -> Option<Arc<ScalarUDF>> {
+        self.functions.get(&name.to_ascii_lowercase()).cloned()
+    }
+
+    fn get_higher_order_meta(&self, _name: &str) -> Option<Arc<HigherOrderUDF>> {
+        None
+    }
+
+    fn get_aggregate_meta(&self, _name: &str) -> Option<Arc<AggregateUDF>> {
+        None
+    }
+
+    fn get_window_meta(&self, _name: &str) -> Option<Arc<WindowUDF>> {
+        None
+    }
+
+    fn get_variable_type(&self, _variable_names: &[String]) -> Option<DataType> {
+        None
+    }
+
+    fn options(&self) -> &ConfigOptions {
+        &self.options
+    }
+
+    fn udf_names(&self) -> Vec<String> {
+        self.functions.keys().cloned().collect()
+    }
+
+    fn higher_order_function_names(&self) -> Vec<String> {
+        Vec::new()
+    }
+
+    fn udaf_names(&self) -> Vec<String> {
+        Vec::new()
+    }
+
+    fn udwf_names(&self) -> Vec<String> {
+        Vec::new()
     }
 }
 
 /// An expression bound to a schema, ready to evaluate on its batches.
 #[derive(Debug, Clone)]
 pub struct Bound {
-    node: BNode,
+    physical: Arc<dyn PhysicalExpr>,
     data_type: DataType,
     text: String,
-}
-
-#[derive(Debug, Clone)]
-enum BNode {
-    Col(usize, DataType),
-    Lit(Lit, DataType),
-    /// Arithmetic or comparison on operands coerced to `operand` type.
-    Binary {
-        op: Op,
-        left: Box<BNode>,
-        right: Box<BNode>,
-        operand: DataType,
-        out: DataType,
-    },
-    Not(Box<BNode>),
-    Neg(Box<BNode>),
-    IsNull(Box<BNode>, bool),
-}
-
-impl BNode {
-    fn data_type(&self) -> DataType {
-        match self {
-            BNode::Col(_, t) | BNode::Lit(_, t) => t.clone(),
-            BNode::Binary { out, .. } => out.clone(),
-            BNode::Not(_) | BNode::IsNull(..) => DataType::Boolean,
-            // `-bytes` of an unsigned column is signed (and fails for values above i64::MAX).
-            BNode::Neg(a) if a.data_type().is_unsigned_integer() => DataType::Int64,
-            BNode::Neg(a) => a.data_type(),
-        }
-    }
-}
-
-fn ts_type() -> DataType {
-    DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into()))
-}
-
-fn lit_type(l: &Lit) -> DataType {
-    match l {
-        Lit::Null => DataType::Null,
-        Lit::Bool(_) => DataType::Boolean,
-        Lit::Int(_) => DataType::Int64,
-        Lit::Float(_) => DataType::Float64,
-        Lit::Str(_) => DataType::Utf8,
-    }
-}
-
-/// The type both operands are brought to, or `None` when they cannot be compared/combined.
-/// Unsigned integers stay unsigned (`UInt64`); signed with unsigned is `Int64`, whose cast
-/// fails, row by row, for an unsigned value above `i64::MAX` (see [`exact_compare`] for
-/// comparisons, which never fail).
-fn common(a: &DataType, b: &DataType) -> Option<DataType> {
-    use DataType as T;
-    Some(match (a, b) {
-        (T::Null, x) | (x, T::Null) => x.clone(),
-        (x, y) if x.is_unsigned_integer() && y.is_unsigned_integer() => T::UInt64,
-        (x, y) if x.is_integer() && y.is_integer() => T::Int64,
-        (x, y) if x.is_numeric() && y.is_numeric() => T::Float64,
-        (T::Timestamp(..), T::Timestamp(..))
-        | (T::Timestamp(..), T::Utf8)
-        | (T::Utf8, T::Timestamp(..)) => ts_type(),
-        (T::Utf8, T::Utf8) => T::Utf8,
-        (T::Boolean, T::Boolean) => T::Boolean,
-        _ => return None,
-    })
-}
-
-/// The type two operands are compared in: [`common`], except that a signed and an unsigned
-/// integer compare as 128-bit decimals, exact for every value of both.
-fn exact_compare(a: &DataType, b: &DataType) -> Option<DataType> {
-    let mixed =
-        a.is_integer() && b.is_integer() && a.is_unsigned_integer() != b.is_unsigned_integer();
-    if mixed {
-        Some(DataType::Decimal128(38, 0))
-    } else {
-        common(a, b)
-    }
-}
-
-/// The operand's type in a comparison, except that a non-negative integer literal next to an
-/// unsigned operand is unsigned too (`bytes > 0` compares in `UInt64`). Arithmetic keeps
-/// literals signed: `status - 300` is negative for a 200, as in SQL.
-fn with_literal(n: &BNode, other: &DataType) -> DataType {
-    match n {
-        BNode::Lit(Lit::Int(i), _) if *i >= 0 && other.is_unsigned_integer() => DataType::UInt64,
-        _ => n.data_type(),
-    }
-}
-
-/// A literal zero divisor is refused before any data arrives.
-fn zero_divisor(op: Op, right: &BNode) -> Option<ExprError> {
-    let zero = match right {
-        BNode::Lit(Lit::Int(0), _) => true,
-        BNode::Lit(Lit::Float(f), _) => *f == 0.0,
-        _ => false,
-    };
-    (zero && matches!(op, Op::Div | Op::Rem))
-        .then(|| ExprError::Type("division by zero (the divisor is the literal 0)".into()))
-}
-
-fn bind(n: &Node, schema: &Schema) -> Result<BNode, ExprError> {
-    Ok(match n {
-        Node::Col(name) => {
-            let i = schema.index_of(name).map_err(|_| {
-                let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
-                ExprError::Type(format!(
-                    "no column {name:?}; the input has {}",
-                    names.join(", ")
-                ))
-            })?;
-            BNode::Col(i, schema.field(i).data_type().clone())
-        }
-        Node::Lit(l) => BNode::Lit(l.clone(), lit_type(l)),
-        Node::Not(a) => {
-            let a = bind(a, schema)?;
-            expect_bool(&a, "NOT")?;
-            BNode::Not(Box::new(a))
-        }
-        Node::Neg(a) => {
-            let a = bind(a, schema)?;
-            if !a.data_type().is_numeric() {
-                return Err(ExprError::Type(format!(
-                    "cannot negate a {}",
-                    a.data_type()
-                )));
-            }
-            BNode::Neg(Box::new(a))
-        }
-        Node::IsNull(a, neg) => BNode::IsNull(Box::new(bind(a, schema)?), *neg),
-        Node::Binary(op, l, r) => {
-            let (l, r) = (bind(l, schema)?, bind(r, schema)?);
-            let (lt, rt) = (l.data_type(), r.data_type());
-            if let Some(e) = zero_divisor(*op, &r) {
-                return Err(e);
-            }
-            match op {
-                Op::And | Op::Or => {
-                    expect_bool(&l, "AND/OR")?;
-                    expect_bool(&r, "AND/OR")?;
-                    BNode::Binary {
-                        op: *op,
-                        left: Box::new(l),
-                        right: Box::new(r),
-                        operand: DataType::Boolean,
-                        out: DataType::Boolean,
-                    }
-                }
-                Op::Eq | Op::NotEq | Op::Lt | Op::LtEq | Op::Gt | Op::GtEq => {
-                    let (lt, rt) = (with_literal(&l, &rt), with_literal(&r, &lt));
-                    let operand = exact_compare(&lt, &rt)
-                        .ok_or_else(|| ExprError::Type(format!("cannot compare {lt} with {rt}")))?;
-                    BNode::Binary {
-                        op: *op,
-                        left: Box::new(l),
-                        right: Box::new(r),
-                        operand,
-                        out: DataType::Boolean,
-                    }
-                }
-                Op::Add | Op::Sub | Op::Mul | Op::Div | Op::Rem => {
-                    let operand =
-                        common(&lt, &rt)
-                            .filter(DataType::is_numeric)
-                            .ok_or_else(|| {
-                                ExprError::Type(format!("cannot do arithmetic on {lt} and {rt}"))
-                            })?;
-                    BNode::Binary {
-                        op: *op,
-                        left: Box::new(l),
-                        right: Box::new(r),
-                        out: operand.clone(),
-                        operand,
-                    }
-                }
-            }
-        }
-    })
-}
-
-fn expect_bool(n: &BNode, what: &str) -> Result<(), ExprError> {
-    match n.data_type() {
-        DataType::Boolean | DataType::Null => Ok(()),
-        t => Err(ExprError::Type(format!("{what} needs booleans, got {t}"))),
-    }
-}
-
-fn eval_err(e: impl std::fmt::Display) -> ExprError {
-    ExprError::Eval(e.to_string())
-}
-
-/// A value during evaluation: a column, or one value for every row.
-enum Val {
-    Array(ArrayRef),
-    Scalar(ArrayRef),
-}
-
-impl Val {
-    fn array(&self) -> &ArrayRef {
-        match self {
-            Val::Array(a) | Val::Scalar(a) => a,
-        }
-    }
-
-    fn map(
-        self,
-        f: impl FnOnce(&ArrayRef) -> Result<ArrayRef, ExprError>,
-    ) -> Result<Val, ExprError> {
-        Ok(match self {
-            Val::Array(a) => Val::Array(f(&a)?),
-            Val::Scalar(a) => Val::Scalar(f(&a)?),
-        })
-    }
-
-    fn datum(&self) -> Box<dyn Datum + '_> {
-        match self {
-            Val::Array(a) => Box::new(a),
-            Val::Scalar(a) => Box::new(Scalar::new(a)),
-        }
-    }
-
-    fn into_array(self, rows: usize) -> Result<ArrayRef, ExprError> {
-        match self {
-            Val::Array(a) => Ok(a),
-            Val::Scalar(a) => repeat(&a, rows),
-        }
-    }
-}
-
-/// One value repeated for `rows` rows.
-fn repeat(a: &ArrayRef, rows: usize) -> Result<ArrayRef, ExprError> {
-    let idx = arrow_array::UInt32Array::from(vec![0u32; rows]);
-    arrow_select::take::take(a.as_ref(), &idx, None).map_err(eval_err)
-}
-
-fn lit_array(l: &Lit, to: &DataType) -> Result<ArrayRef, ExprError> {
-    let one: ArrayRef = match l {
-        Lit::Null => return Ok(new_null_array(to, 1)),
-        Lit::Bool(b) => Arc::new(BooleanArray::from(vec![*b])),
-        Lit::Int(i) => Arc::new(Int64Array::from(vec![*i])),
-        Lit::Float(f) => Arc::new(Float64Array::from(vec![*f])),
-        Lit::Str(s) if matches!(to, DataType::Timestamp(..)) => {
-            let ms = weir_core::time::parse_rfc3339_ms(s)
-                .ok_or_else(|| ExprError::Type(format!("{s:?} is not an RFC 3339 time")))?;
-            Arc::new(TimestampMillisecondArray::from(vec![ms]).with_timezone("UTC"))
-        }
-        Lit::Str(s) => Arc::new(StringArray::from(vec![s.as_str()])),
-    };
-    coerce(one, to)
-}
-
-/// Brings a value to the operand type. A value that does not fit (an unsigned value above
-/// `i64::MAX` made signed, text that is not a time) is an error, never a silent null.
-fn coerce(a: ArrayRef, to: &DataType) -> Result<ArrayRef, ExprError> {
-    if a.data_type() == to || matches!(to, DataType::Null) {
-        return Ok(a);
-    }
-    let strict = arrow_cast::CastOptions {
-        safe: false,
-        ..Default::default()
-    };
-    arrow_cast::cast_with_options(&a, to, &strict).map_err(eval_err)
-}
-
-fn eval(n: &BNode, batch: &RecordBatch, want: &DataType) -> Result<Val, ExprError> {
-    use arrow_arith::numeric;
-    use arrow_ord::cmp;
-    Ok(match n {
-        BNode::Col(i, _) => Val::Array(coerce(batch.column(*i).clone(), want)?),
-        BNode::Lit(l, _) => Val::Scalar(lit_array(l, want)?),
-        BNode::Not(a) => eval(a, batch, &DataType::Boolean)?.map(|x| {
-            Ok(Arc::new(arrow_arith::boolean::not(x.as_boolean()).map_err(eval_err)?) as ArrayRef)
-        })?,
-        BNode::Neg(a) => {
-            let inner = if a.data_type().is_unsigned_integer() {
-                DataType::Int64
-            } else {
-                want.clone()
-            };
-            eval(a, batch, &inner)?.map(|x| numeric::neg(x).map_err(eval_err))?
-        }
-        BNode::IsNull(a, negated) => {
-            let inner_type = a.data_type();
-            let v = eval(a, batch, &inner_type)?;
-            let negated = *negated;
-            v.map(|x| {
-                let r = if negated {
-                    arrow_arith::boolean::is_not_null(x)
-                } else {
-                    arrow_arith::boolean::is_null(x)
-                };
-                Ok(Arc::new(r.map_err(eval_err)?) as ArrayRef)
-            })?
-        }
-        BNode::Binary {
-            op,
-            left,
-            right,
-            operand,
-            ..
-        } => {
-            let l = eval(left, batch, operand)?;
-            let r = eval(right, batch, operand)?;
-            let both_scalar = matches!((&l, &r), (Val::Scalar(_), Val::Scalar(_)));
-            let (ld, rd) = (l.datum(), r.datum());
-            let (ld, rd): (&dyn Datum, &dyn Datum) = (ld.as_ref(), rd.as_ref());
-            let out: ArrayRef = match op {
-                Op::Add => numeric::add(ld, rd).map_err(eval_err)?,
-                Op::Sub => numeric::sub(ld, rd).map_err(eval_err)?,
-                Op::Mul => numeric::mul(ld, rd).map_err(eval_err)?,
-                Op::Div => numeric::div(ld, rd).map_err(eval_err)?,
-                Op::Rem => numeric::rem(ld, rd).map_err(eval_err)?,
-                Op::Eq => Arc::new(cmp::eq(ld, rd).map_err(eval_err)?),
-                Op::NotEq => Arc::new(cmp::neq(ld, rd).map_err(eval_err)?),
-                Op::Lt => Arc::new(cmp::lt(ld, rd).map_err(eval_err)?),
-                Op::LtEq => Arc::new(cmp::lt_eq(ld, rd).map_err(eval_err)?),
-                Op::Gt => Arc::new(cmp::gt(ld, rd).map_err(eval_err)?),
-                Op::GtEq => Arc::new(cmp::gt_eq(ld, rd).map_err(eval_err)?),
-                Op::And | Op::Or => {
-                    let rows = batch.num_rows();
-                    let la = l.array().clone();
-                    let ra = r.array().clone();
-                    let la = if matches!(l, Val::Scalar(_)) {
-                        Val::Scalar(la).into_array(rows)?
-                    } else {
-                        la
-                    };
-                    let ra = if matches!(r, Val::Scalar(_)) {
-                        Val::Scalar(ra).into_array(rows)?
-                    } else {
-                        ra
-                    };
-                    let (lb, rb) = (la.as_boolean(), ra.as_boolean());
-                    let res = if *op == Op::And {
-                        arrow_arith::boolean::and_kleene(lb, rb)
-                    } else {
-                        arrow_arith::boolean::or_kleene(lb, rb)
-                    };
-                    return Ok(Val::Array(Arc::new(res.map_err(eval_err)?)));
-                }
-            };
-            if both_scalar {
-                Val::Scalar(out)
-            } else {
-                Val::Array(out)
-            }
-        }
-    })
 }
 
 impl Bound {
@@ -671,8 +565,10 @@ impl Bound {
 
     /// Evaluates on every row of `batch` (which must have the bound schema).
     pub fn eval(&self, batch: &RecordBatch) -> Result<ArrayRef, ExprError> {
-        let want = self.node.data_type();
-        eval(&self.node, batch, &want)?.into_array(batch.num_rows())
+        self.physical
+            .evaluate(batch)
+            .and_then(|v| v.into_array(batch.num_rows()))
+            .map_err(|e| ExprError::Eval(message(&e)))
     }
 
     /// Evaluates a boolean expression into a filter mask: NULL counts as false.
@@ -701,7 +597,8 @@ impl Bound {
                     }
                 }
                 let refs: Vec<&dyn Array> = parts.iter().map(|a| a.as_ref()).collect();
-                let all = arrow_select::concat::concat(&refs).map_err(eval_err)?;
+                let all = arrow_select::concat::concat(&refs)
+                    .map_err(|e| ExprError::Eval(e.to_string()))?;
                 Ok((all, errors))
             }
             Err(e) => Err(e),

@@ -130,26 +130,27 @@ fn errors_say_what_is_wrong() {
             .err()
             .map(|e| e.to_string())
     };
+    let starts = |t: &str, want: &str| {
+        let got = bind(t);
+        assert!(
+            got.as_deref().is_some_and(|g| g.starts_with(want)),
+            "{t}: {got:?}"
+        );
+    };
     assert_eq!(
         bind("stauts > 1").unwrap(),
         "no column \"stauts\"; the input has status, bytes, type, ratio, ts"
     );
-    assert_eq!(bind("type > 1").unwrap(), "cannot compare Utf8 with Int64");
     assert_eq!(
-        bind("type + 1").unwrap(),
-        "cannot do arithmetic on Utf8 and Int64"
+        bind("upper(stauts) = 'X'").unwrap(),
+        "no column \"stauts\"; the input has status, bytes, type, ratio, ts"
     );
-    assert_eq!(
-        bind("status AND true").unwrap(),
-        "AND/OR needs booleans, got UInt16"
+    starts(
+        "type + 1",
+        "Cannot coerce arithmetic expression Utf8 + Int64",
     );
-    assert!(
-        bind("status >")
-            .unwrap()
-            .starts_with("in `status >`: sql parser error"),
-        "{:?}",
-        bind("status >")
-    );
+    starts("status AND true", "Cannot infer common argument type");
+    starts("status >", "in `status >`: sql parser error");
     assert!(
         bind("status > 1 garbage")
             .unwrap()
@@ -157,18 +158,23 @@ fn errors_say_what_is_wrong() {
         "{:?}",
         bind("status > 1 garbage")
     );
-    assert!(bind("upper(type) = 'X'")
-        .unwrap()
-        .starts_with("unsupported expression"));
+    starts(
+        "uper(type) = 'X'",
+        "Invalid function 'uper'.\nDid you mean 'upper'?",
+    );
+    starts("count(status) > 1", "Invalid function 'count'");
+    starts(
+        "ts > 'yesterday'",
+        "Parser error: Error parsing timestamp from 'yesterday'",
+    );
     // Issue 10: `weir check` passed a literal `/ 0`, which then failed at run time.
-    assert_eq!(
-        bind("bytes / 0").unwrap(),
-        "division by zero (the divisor is the literal 0)"
-    );
-    assert_eq!(
-        bind("ratio % 0.0").unwrap(),
-        "division by zero (the divisor is the literal 0)"
-    );
+    for t in ["bytes / 0", "ratio % 0.0", "bytes / (2 - 2)"] {
+        assert_eq!(
+            bind(t).unwrap(),
+            "division by zero (the divisor is the literal 0)",
+            "{t}"
+        );
+    }
     let e = Expr::parse("bytes / (status - status)")
         .unwrap()
         .bind(&schema)
@@ -177,6 +183,154 @@ fn errors_say_what_is_wrong() {
         e.eval(&batch()).unwrap_err().to_string(),
         "Divide by zero error"
     );
+    // A condition that is not boolean is refused when used as a mask.
+    let e = Expr::parse("status + 1").unwrap().bind(&schema).unwrap();
+    assert_eq!(
+        e.eval_mask(&batch()).unwrap_err().to_string(),
+        "`status + 1` is not a condition"
+    );
+}
+
+/// Issue 12: the first things a user types, refused by the hand-written evaluator, are
+/// DataFusion's function library now.
+#[test]
+fn the_function_library_answers() {
+    let b = RecordBatch::try_from_iter([
+        (
+            "path",
+            Arc::new(StringArray::from(vec![
+                Some("/images/ksclogo.gif"),
+                Some("/shuttle/countdown/"),
+                None,
+                Some("/IMAGES/x.GIF"),
+            ])) as ArrayRef,
+        ),
+        (
+            "method",
+            Arc::new(StringArray::from(vec!["GET", "get", "POST", "Head"])) as _,
+        ),
+        (
+            "status",
+            Arc::new(UInt16Array::from(vec![
+                Some(200),
+                Some(503),
+                None,
+                Some(404),
+            ])) as _,
+        ),
+        (
+            "bytes",
+            Arc::new(UInt64Array::from(vec![Some(10), None, Some(7), None])) as _,
+        ),
+        (
+            "ts",
+            Arc::new(
+                TimestampMillisecondArray::from(vec![
+                    804_571_201_000, // 1995-07-01T04:00:01Z
+                    804_574_800_000,
+                    804_578_399_999,
+                    0,
+                ])
+                .with_timezone("UTC"),
+            ) as _,
+        ),
+    ])
+    .unwrap();
+    let eval = |t: &str| {
+        let e = Expr::parse(t).unwrap().bind(&b.schema()).unwrap();
+        e.eval(&b).unwrap()
+    };
+    let bools = |t: &str| eval(t).as_boolean().iter().collect::<Vec<_>>();
+    let strings = |t: &str| {
+        let a = eval(t);
+        let a = arrow_cast::cast(&a, &DataType::Utf8).unwrap();
+        a.as_string::<i32>()
+            .iter()
+            .map(|s| s.map(str::to_string))
+            .collect::<Vec<_>>()
+    };
+    let ints = |t: &str| {
+        let a = arrow_cast::cast(&eval(t), &DataType::Int64).unwrap();
+        a.as_primitive::<Int64Type>().iter().collect::<Vec<_>>()
+    };
+    let s = |v: &str| Some(v.to_string());
+    assert_eq!(
+        bools("path LIKE '/images/%'"),
+        [Some(true), Some(false), None, Some(false)]
+    );
+    assert_eq!(
+        bools("path ILIKE '/images/%'"),
+        [Some(true), Some(false), None, Some(true)]
+    );
+    assert_eq!(
+        bools("lower(method) = 'get'"),
+        [Some(true), Some(true), Some(false), Some(false)]
+    );
+    assert_eq!(
+        bools("regexp_like(path, 'gif$', 'i')"),
+        [Some(true), Some(false), None, Some(true)]
+    );
+    assert_eq!(
+        ints("CASE WHEN status >= 500 THEN 1 ELSE 0 END"),
+        [Some(0), Some(1), Some(0), Some(0)]
+    );
+    // Integral, not DataFusion's Decimal128(20, 0) for a UInt64 beside an Int64.
+    assert_eq!(eval("coalesce(bytes, 0)").data_type(), &DataType::Int64);
+    assert_eq!(
+        eval("CASE WHEN status > 300 THEN bytes ELSE -1 END").data_type(),
+        &DataType::Int64
+    );
+    assert_eq!(
+        ints("coalesce(bytes, 0)"),
+        [Some(10), Some(0), Some(7), Some(0)]
+    );
+    assert_eq!(
+        ints("nullif(status, 404)"),
+        [Some(200), Some(503), None, None]
+    );
+    assert_eq!(
+        strings("substr(path, 1, 7)"),
+        [s("/images"), s("/shuttl"), None, s("/IMAGES")]
+    );
+    assert_eq!(
+        strings("split_part(path, '/', 2)"),
+        [s("images"), s("shuttle"), None, s("IMAGES")]
+    );
+    assert_eq!(
+        ints("extract(hour FROM ts)"),
+        [Some(4), Some(5), Some(5), Some(0)]
+    );
+    assert_eq!(
+        ints("CAST(date_trunc('hour', ts) AS BIGINT) / 1000"),
+        [
+            Some(804_571_200),
+            Some(804_574_800),
+            Some(804_574_800),
+            Some(0)
+        ]
+    );
+    // `Status` is not `status`: column names are case-sensitive; function names are not.
+    assert!(Expr::parse("Status > 1")
+        .unwrap()
+        .bind(&b.schema())
+        .is_err());
+    assert_eq!(
+        bools("LOWER(method) = 'get'"),
+        bools("lower(method) = 'get'")
+    );
+}
+
+#[test]
+fn dotted_names_are_columns() {
+    let b = RecordBatch::try_from_iter([(
+        "user.id",
+        Arc::new(Int64Array::from(vec![1, 7])) as ArrayRef,
+    )])
+    .unwrap();
+    let e = Expr::parse("user.id > 5").unwrap();
+    assert_eq!(e.columns(), ["user.id"]);
+    let m = e.bind(&b.schema()).unwrap().eval_mask(&b).unwrap();
+    assert_eq!(m.iter().collect::<Vec<_>>(), [Some(false), Some(true)]);
 }
 
 /// Issue 10: one row whose expression fails (`bytes / (status - 304)` on NASA's log) ended
@@ -284,15 +438,33 @@ fn integers_are_checked_and_unsigned_stays_unsigned() {
             "{cond}"
         );
     }
-    // Signed arithmetic with an unsigned value that does not fit: an error row, not a null.
+    // Signed arithmetic with an unsigned value that does not fit: an error row, not a null
+    // (and not a decimal: integer arithmetic stays integral).
     let (a, errors) = rows("u - 1");
     assert_eq!(
         a.as_primitive::<Int64Type>().iter().collect::<Vec<_>>(),
         [None, None, Some(2)]
     );
     assert_eq!(errors.len(), 2, "{errors:?}");
-    let (a, _) = rows("-u");
-    assert_eq!(a.data_type(), &DataType::Int64);
+    // Negating an unsigned column is refused before any data arrives (DataFusion's rule);
+    // `-CAST(u AS BIGINT)` says what is meant.
+    let neg = Expr::parse("-u").unwrap().bind(&b.schema()).unwrap_err();
+    assert!(
+        neg.to_string().contains("only supports signed numeric"),
+        "{neg}"
+    );
+    let (a, errors) = rows("-CAST(u AS BIGINT)");
+    assert_eq!(
+        a.as_primitive::<Int64Type>().iter().collect::<Vec<_>>(),
+        [None, None, Some(-3)]
+    );
+    assert_eq!(errors.len(), 2, "{errors:?}");
+    let (a, errors) = rows("i * 2");
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(
+        a.as_primitive::<Int64Type>().iter().collect::<Vec<_>>(),
+        [None, Some(2), Some(-10)]
+    );
 }
 
 #[test]

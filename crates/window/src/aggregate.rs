@@ -534,7 +534,7 @@ impl Aggregate {
             let (col, dt) = match a.field.as_deref().map(Expr::parse) {
                 None | Some(Err(_)) => (None, None), // a syntax error is reported by validate
                 Some(Ok(e)) => match e.as_column() {
-                    Some(name) => match find(name, at, &mut errors) {
+                    Some(name) => match find(name, at.clone(), &mut errors) {
                         Some(c) => (
                             Some(ColumnSource::Column(c)),
                             Some(schema.field(c).data_type().clone()),
@@ -547,7 +547,7 @@ impl Aggregate {
                             (Some(ColumnSource::Expr(b)), Some(dt))
                         }
                         Err(err) => {
-                            errors.push(Error::config(at, err.to_string()));
+                            errors.push(Error::config(at.clone(), err.to_string()));
                             (None, None)
                         }
                     },
@@ -558,6 +558,17 @@ impl Aggregate {
                 Some(d) if d.is_unsigned_integer() => NumKind::UInt,
                 _ => NumKind::Int,
             };
+            // Windows keep integers and floats; an explicit DECIMAL says which it should be.
+            if let Some(d @ (DataType::Decimal128(..) | DataType::Decimal256(..))) = &dt {
+                errors.push(Error::config(
+                    at.clone(),
+                    format!(
+                        "{:?} is {d}: CAST it to BIGINT or DOUBLE",
+                        a.field.as_deref().unwrap_or("")
+                    ),
+                ));
+                continue;
+            }
             // Booleans sum and average as 0/1: `sum(status >= 500)` counts errors.
             let numeric = matches!(&dt, Some(d) if d.is_numeric()
                 || matches!(d, DataType::Timestamp(..))

@@ -641,7 +641,7 @@ fn bad_key_expressions_are_config_errors() {
     );
     assert_eq!(
         errs[1],
-        "stage.t.group_by[1]: cannot do arithmetic on Utf8 and Int64"
+        "stage.t.group_by[1]: Cannot coerce arithmetic expression Utf8 * Int64 to valid types"
     );
 }
 
@@ -690,6 +690,18 @@ fn aggregate_inputs_can_be_expressions() {
     assert_eq!(
         errs[0].to_string(),
         "stage.t.aggregates[0].as: name the result of `v > 0` with `as`"
+    );
+    // A decimal (here an explicit one) is refused with the cast that fixes it, not a panic.
+    cfg.aggregates = vec![AggSpec {
+        func: AggFn::Sum,
+        field: Some("CAST(v AS DECIMAL(10, 2))".into()),
+        name: Some("d".into()),
+    }];
+    let errs = Aggregate::new(&cfg, in_schema(), "stage.t").err().unwrap();
+    assert_eq!(
+        errs[0].to_string(),
+        "stage.t.aggregates[0].field: \"CAST(v AS DECIMAL(10, 2))\" is Decimal128(10, 2): \
+         CAST it to BIGINT or DOUBLE"
     );
 }
 
