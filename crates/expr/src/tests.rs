@@ -5,45 +5,22 @@ use std::sync::Arc;
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Float64Type, Int64Type};
-use arrow_array::{
-    Array, Float64Array, Int64Array, RecordBatch, StringArray, TimestampMillisecondArray,
-    UInt16Array, UInt64Array,
-};
+use arrow_array::{Array, Int64Array, RecordBatch};
 use proptest::prelude::*;
+use weir_testkit::from_pretty;
 
 use super::*;
 
 fn batch() -> RecordBatch {
-    RecordBatch::try_from_iter([
-        (
-            "status",
-            Arc::new(UInt16Array::from(vec![
-                Some(200),
-                Some(503),
-                None,
-                Some(404),
-            ])) as ArrayRef,
-        ),
-        (
-            "bytes",
-            Arc::new(UInt64Array::from(vec![Some(10), None, Some(7), Some(0)])) as _,
-        ),
-        (
-            "type",
-            Arc::new(StringArray::from(vec!["DDOS", "SCAN", "DDOS", "x"])) as _,
-        ),
-        (
-            "ratio",
-            Arc::new(Float64Array::from(vec![0.5, 1.5, 2.0, -1.0])) as _,
-        ),
-        (
-            "ts",
-            Arc::new(
-                TimestampMillisecondArray::from(vec![0, 1000, 2000, 3000]).with_timezone("UTC"),
-            ) as _,
-        ),
-    ])
-    .unwrap()
+    from_pretty(
+        "
+        status:u16 | bytes:u64 | type:str | ratio:f64 | ts:ts
+        200        | 10        | DDOS     | 0.5       | 0
+        503        | .         | SCAN     | 1.5       | 1000
+        .          | 7         | DDOS     | 2.0       | 2000
+        404        | 0         | x        | -1.0      | 3000
+        ",
+    )
 }
 
 fn eval(text: &str) -> ArrayRef {
@@ -195,47 +172,16 @@ fn errors_say_what_is_wrong() {
 /// DataFusion's function library now.
 #[test]
 fn the_function_library_answers() {
-    let b = RecordBatch::try_from_iter([
-        (
-            "path",
-            Arc::new(StringArray::from(vec![
-                Some("/images/ksclogo.gif"),
-                Some("/shuttle/countdown/"),
-                None,
-                Some("/IMAGES/x.GIF"),
-            ])) as ArrayRef,
-        ),
-        (
-            "method",
-            Arc::new(StringArray::from(vec!["GET", "get", "POST", "Head"])) as _,
-        ),
-        (
-            "status",
-            Arc::new(UInt16Array::from(vec![
-                Some(200),
-                Some(503),
-                None,
-                Some(404),
-            ])) as _,
-        ),
-        (
-            "bytes",
-            Arc::new(UInt64Array::from(vec![Some(10), None, Some(7), None])) as _,
-        ),
-        (
-            "ts",
-            Arc::new(
-                TimestampMillisecondArray::from(vec![
-                    804_571_201_000, // 1995-07-01T04:00:01Z
-                    804_574_800_000,
-                    804_578_399_999,
-                    0,
-                ])
-                .with_timezone("UTC"),
-            ) as _,
-        ),
-    ])
-    .unwrap();
+    // 804_571_201_000 ms is 1995-07-01T04:00:01Z.
+    let b = from_pretty(
+        "
+        path:str              | method:str | status:u16 | bytes:u64 | ts:ts
+        /images/ksclogo.gif   | GET        | 200        | 10        | 804571201000
+        /shuttle/countdown/   | get        | 503        | .         | 804574800000
+        .                     | POST       | .          | 7         | 804578399999
+        /IMAGES/x.GIF         | Head       | 404        | .         | 0
+        ",
+    );
     let eval = |t: &str| {
         let e = Expr::parse(t).unwrap().bind(&b.schema()).unwrap();
         e.eval(&b).unwrap()
@@ -322,11 +268,7 @@ fn the_function_library_answers() {
 
 #[test]
 fn dotted_names_are_columns() {
-    let b = RecordBatch::try_from_iter([(
-        "user.id",
-        Arc::new(Int64Array::from(vec![1, 7])) as ArrayRef,
-    )])
-    .unwrap();
+    let b = from_pretty("user.id:i64\n1\n7");
     let e = Expr::parse("user.id > 5").unwrap();
     assert_eq!(e.columns(), ["user.id"]);
     let m = e.bind(&b.schema()).unwrap().eval_mask(&b).unwrap();
@@ -338,17 +280,15 @@ fn dotted_names_are_columns() {
 /// others are computed.
 #[test]
 fn a_failing_row_is_null_and_reported_alone() {
-    let b = RecordBatch::try_from_iter([
-        (
-            "status",
-            Arc::new(UInt16Array::from(vec![200, 304, 404, 304])) as ArrayRef,
-        ),
-        (
-            "bytes",
-            Arc::new(UInt64Array::from(vec![Some(10), Some(5), None, Some(1)])) as _,
-        ),
-    ])
-    .unwrap();
+    let b = from_pretty(
+        "
+        status:u16! | bytes:u64
+        200         | 10
+        304         | 5
+        404         | .
+        304         | 1
+        ",
+    );
     let e = Expr::parse("bytes / (status - 304)")
         .unwrap()
         .bind(&b.schema())
@@ -388,17 +328,14 @@ fn a_failing_row_is_null_and_reported_alone() {
 /// more was null in a filter, so `u > 0` and `u < 0` were both false.
 #[test]
 fn integers_are_checked_and_unsigned_stays_unsigned() {
-    let b = RecordBatch::try_from_iter([
-        (
-            "i",
-            Arc::new(Int64Array::from(vec![i64::MAX, 1, -5])) as ArrayRef,
-        ),
-        (
-            "u",
-            Arc::new(UInt64Array::from(vec![u64::MAX, 1u64 << 63, 3])) as _,
-        ),
-    ])
-    .unwrap();
+    let b = from_pretty(
+        "
+        i:i64!              | u:u64!
+        9223372036854775807 | 18446744073709551615
+        1                   | 9223372036854775808
+        -5                  | 3
+        ",
+    );
     let rows = |t: &str| {
         Expr::parse(t)
             .unwrap()

@@ -1,5 +1,7 @@
 //! Helpers for weir's tests.
 //!
+//! [`from_pretty`] builds a record batch from a table written as text, so a test's input and
+//! expected output read as rows instead of column builders.
 //! [`Rng`] is a small seeded generator for tests that pick cut points, kill times and
 //! crashes, so a failure can be replayed from its seed. [`TcpProxy`] stands between a client under test and a real server on loopback, so a test
 //! can cut the connection and refuse new ones (a server outage) and then let them through
@@ -8,6 +10,9 @@
 
 #[cfg(feature = "nats")]
 pub mod nats;
+mod pretty;
+
+pub use pretty::from_pretty;
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};

@@ -68,17 +68,13 @@ fn cfg(url: &str, retries: u32, dead: Option<PathBuf>) -> WebhookConfig {
 }
 
 fn alerts() -> RecordBatch {
-    RecordBatch::try_from_iter([
-        (
-            "alert_id",
-            Arc::new(StringArray::from(vec!["10.0.0.1@5", "10.0.0.2@9"])) as _,
-        ),
-        (
-            "target_ip",
-            Arc::new(StringArray::from(vec!["10.0.0.1", "10.0.0.2"])) as _,
-        ),
-    ])
-    .unwrap()
+    weir_testkit::from_pretty(
+        "
+        alert_id:str | target_ip:str
+        10.0.0.1@5   | 10.0.0.1
+        10.0.0.2@9   | 10.0.0.2
+        ",
+    )
 }
 
 #[test]

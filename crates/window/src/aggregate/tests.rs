@@ -714,26 +714,15 @@ fn aggregate_inputs_can_be_expressions() {
 fn sums_are_exact_unsigned_stays_unsigned_and_failing_rows_are_errors() {
     use arrow_array::cast::AsArray;
     use arrow_array::types::{Int64Type, UInt64Type};
-    let schema = Arc::new(Schema::new(vec![
-        Field::new(
-            "ts",
-            DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),
-            false,
-        ),
-        Field::new("i", DataType::Int64, true),
-        Field::new("u", DataType::UInt64, true),
-    ]));
-    let b = RecordBatch::try_new(
-        schema.clone(),
-        vec![
-            Arc::new(
-                arrow_array::TimestampMillisecondArray::from(vec![0, 1, 2]).with_timezone("UTC"),
-            ),
-            Arc::new(arrow_array::Int64Array::from(vec![i64::MAX, i64::MAX, 5])),
-            Arc::new(arrow_array::UInt64Array::from(vec![u64::MAX, 2, 1])),
-        ],
-    )
-    .unwrap();
+    let b = weir_testkit::from_pretty(
+        "
+        ts:ts! | i:i64                | u:u64
+        0      | 9223372036854775807  | 18446744073709551615
+        1      | 9223372036854775807  | 2
+        2      | 5                    | 1
+        ",
+    );
+    let schema = b.schema();
     let agg = |f: AggFn, field: &str, name: &str| AggSpec {
         func: f,
         field: Some(field.into()),
