@@ -24,6 +24,8 @@
 //!   row and the reason; the operators send it to their `.errors` output).
 //! - A divisor that is the literal zero, a literal that does not fit its cast, and an unknown
 //!   column are refused when the expression is bound, before any data arrives (`weir check`).
+//! - `now()` (`current_timestamp`), `current_date()` and `current_time()` read the clock at
+//!   every batch; DataFusion fixes them at the start of a query, and a pipeline runs for months.
 //! - Float division follows IEEE 754 (`x / 0.0` is infinite, `0.0 / 0.0` is NaN), and sinks
 //!   print those as `"Infinity"`, `"-Infinity"` and `"NaN"`.
 //!
@@ -44,17 +46,18 @@ use std::sync::{Arc, OnceLock};
 
 use arrow_array::cast::AsArray;
 use arrow_array::{new_null_array, Array, ArrayRef, BooleanArray, RecordBatch};
-use arrow_schema::{DataType, Schema};
+use arrow_schema::{DataType, FieldRef, Schema};
 use datafusion_common::config::ConfigOptions;
 use datafusion_common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
 use datafusion_common::{DFSchema, DataFusionError, ScalarValue, TableReference};
 use datafusion_expr::execution_props::ExecutionProps;
 use datafusion_expr::physical_planning_context::PhysicalPlanningContext;
 use datafusion_expr::planner::{ContextProvider, ExprPlanner};
-use datafusion_expr::simplify::SimplifyContext;
+use datafusion_expr::simplify::{ExprSimplifyResult, SimplifyContext};
 use datafusion_expr::{
-    AggregateUDF, Cast, Expr as Logical, ExprSchemable, HigherOrderUDF, Operator, ScalarUDF,
-    TableSource, WindowUDF,
+    AggregateUDF, Cast, ColumnarValue, Expr as Logical, ExprSchemable, HigherOrderUDF, Operator,
+    ReturnFieldArgs, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, TableSource,
+    Volatility, WindowUDF,
 };
 use datafusion_optimizer::simplify_expressions::ExprSimplifier;
 use datafusion_physical_expr::expressions::BinaryExpr as PhysicalBinary;
@@ -463,6 +466,7 @@ impl Library {
         LIBRARY.get_or_init(|| {
             let mut functions = HashMap::new();
             for f in datafusion_functions::all_default_functions() {
+                let f = WallClock::wrap(f);
                 for name in std::iter::once(f.name()).chain(f.aliases().iter().map(|a| a.as_str()))
                 {
                     functions.insert(name.to_ascii_lowercase(), Arc::clone(&f));
@@ -541,6 +545,67 @@ impl ContextProvider for Library {
 
     fn udwf_names(&self) -> Vec<String> {
         Vec::new()
+    }
+}
+
+/// `now()`, `current_date()` and `current_time()` are, in DataFusion, the start of a query,
+/// folded into a constant when it is planned. A pipeline runs for months: here they read the
+/// clock each time a batch is evaluated (one value for the whole batch).
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct WallClock {
+    inner: Arc<ScalarUDF>,
+    signature: Signature,
+}
+
+impl WallClock {
+    fn wrap(f: Arc<ScalarUDF>) -> Arc<ScalarUDF> {
+        if !matches!(f.name(), "now" | "current_date" | "current_time") {
+            return f;
+        }
+        let signature = Signature::new(f.signature().type_signature.clone(), Volatility::Volatile);
+        Arc::new(ScalarUDF::new_from_impl(WallClock {
+            inner: f,
+            signature,
+        }))
+    }
+}
+
+impl ScalarUDFImpl for WallClock {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+
+    fn aliases(&self) -> &[String] {
+        self.inner.aliases()
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, arg_types: &[DataType]) -> datafusion_common::Result<DataType> {
+        self.inner.return_type(arg_types)
+    }
+
+    fn return_field_from_args(&self, args: ReturnFieldArgs) -> datafusion_common::Result<FieldRef> {
+        self.inner.return_field_from_args(args)
+    }
+
+    fn invoke_with_args(
+        &self,
+        args: ScalarFunctionArgs,
+    ) -> datafusion_common::Result<ColumnarValue> {
+        let now = SimplifyContext::builder()
+            .with_config_options(args.config_options)
+            .with_current_time()
+            .build();
+        match self.inner.simplify(Vec::new(), &now)? {
+            ExprSimplifyResult::Simplified(Logical::Literal(v, _)) => Ok(ColumnarValue::Scalar(v)),
+            _ => Err(DataFusionError::Internal(format!(
+                "{}() did not give a time",
+                self.name()
+            ))),
+        }
     }
 }
 

@@ -444,3 +444,26 @@ proptest! {
         prop_assert_eq!(got, want);
     }
 }
+
+/// `now()` is the time a batch is evaluated, not the time the pipeline was planned (DataFusion
+/// folds it into the query's start, and its unfolded form refused to run).
+#[test]
+fn now_reads_the_clock_at_every_batch() {
+    let b = batch();
+    let e = Expr::parse("now() - INTERVAL '1 hour' > ts AND current_date() > DATE '2026-01-01'")
+        .unwrap()
+        .bind(&b.schema())
+        .unwrap();
+    assert_eq!(
+        e.eval_mask(&b).unwrap().iter().collect::<Vec<_>>(),
+        [Some(true); 4]
+    );
+    let e = Expr::parse("CAST(now() AS BIGINT)")
+        .unwrap()
+        .bind(&b.schema())
+        .unwrap();
+    let at = |e: &Bound| e.eval(&b).unwrap().as_primitive::<Int64Type>().value(0);
+    let first = at(&e);
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    assert!(at(&e) - first >= 20_000_000, "now() did not move");
+}
