@@ -393,6 +393,11 @@ fn kill_nasa_aug95_error_classes() {
 }
 
 #[test]
+fn kill_nasa_aug95_content_kinds() {
+    kill_case("nasa-aug95-content-kinds", 11);
+}
+
+#[test]
 fn kill_nasa_jul95_error_spikes() {
     kill_case("nasa-jul95-error-spikes", 4);
 }
