@@ -8,19 +8,14 @@ use std::sync::Arc;
 use arrow_array::{ArrayRef, RecordBatch, StringArray, UInt16Array, UInt64Array};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use weir_expr::Expr;
+use weir_testkit::Rng;
 
 const ROWS: usize = 8192;
 
 /// Deterministic rows: statuses mostly 200 with some 3xx-5xx, a few null byte counts, a
 /// quarter of the messages DDOS with a target, paths under a handful of folders.
 fn batch() -> RecordBatch {
-    let mut x = 0x9E37_79B9_7F4A_7C15u64;
-    let mut next = move || {
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    };
+    let mut rng = Rng::new(0x9E37_79B9_7F4A_7C15);
     let mut status = Vec::with_capacity(ROWS);
     let mut bytes = Vec::with_capacity(ROWS);
     let mut kind = Vec::with_capacity(ROWS);
@@ -28,13 +23,14 @@ fn batch() -> RecordBatch {
     let mut path = Vec::with_capacity(ROWS);
     let mut method = Vec::with_capacity(ROWS);
     for i in 0..ROWS {
-        let r = next();
+        let r = rng.next_u64();
         status.push([200u16, 200, 200, 200, 304, 404, 500, 503][(r % 8) as usize]);
-        bytes.push((r % 17 != 0).then_some((r >> 8) % 100_000));
-        let ddos = (r >> 20) % 4 == 0;
+        bytes.push((!r.is_multiple_of(17)).then_some((r >> 8) % 100_000));
+        let ddos = (r >> 20).is_multiple_of(4);
         kind.push(if ddos { "DDOS" } else { "SCAN" });
         target.push(
-            (ddos || (r >> 24) % 3 == 0).then(|| format!("10.0.{}.{}", (r >> 30) % 256, i % 256)),
+            (ddos || (r >> 24).is_multiple_of(3))
+                .then(|| format!("10.0.{}.{}", (r >> 30) % 256, i % 256)),
         );
         let dir = [
             "/images/",
