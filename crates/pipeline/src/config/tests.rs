@@ -285,11 +285,41 @@ fn raw_lines_reach_an_archive_and_are_checked() {
 
 /// The pipeline-file loader on mangled versions of every bundled example and golden case:
 /// it returns errors, never panics. A quick, stable companion of the cargo fuzz target
-/// `fuzz/fuzz_targets/loader.rs`, which CI runs for a minute under a sanitizer.
+/// `fuzz/fuzz_targets/loader.rs`, which CI runs under a sanitizer only with `FUZZ_LOADER=1`; every input of that target's
+/// corpus is replayed here too.
 mod fuzz {
     use proptest::prelude::*;
 
     use super::*;
+
+    /// Every input of the loader's fuzz corpus (`fuzz/corpus/loader`, seeds and what earlier
+    /// fuzz runs kept): a list of errors that each say something, or a plan, never a panic.
+    #[test]
+    fn the_loader_fuzz_corpus_loads_or_is_refused_with_errors() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/loader");
+        let mut replayed = 0;
+        for e in std::fs::read_dir(&dir).unwrap().flatten() {
+            let Ok(text) = std::fs::read_to_string(e.path()) else {
+                continue; // the target skips what is not UTF-8
+            };
+            let errors = match parse(&text, &[]).and_then(Plan::new) {
+                Ok(plan) => plan.preflight(),
+                Err(errors) => {
+                    assert!(!errors.is_empty(), "{:?}: refused with no error", e.path());
+                    errors
+                }
+            };
+            for err in errors {
+                assert!(
+                    !err.to_string().trim().is_empty(),
+                    "{:?}: an empty error",
+                    e.path()
+                );
+            }
+            replayed += 1;
+        }
+        assert!(replayed >= 100, "only {replayed} corpus inputs in {dir:?}");
+    }
 
     fn corpus() -> Vec<String> {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
