@@ -285,8 +285,8 @@ fn raw_lines_reach_an_archive_and_are_checked() {
 
 /// The pipeline-file loader on mangled versions of every bundled example and golden case:
 /// it returns errors, never panics. A quick, stable companion of the cargo fuzz target
-/// `fuzz/fuzz_targets/loader.rs`, which CI runs under a sanitizer only with `FUZZ_LOADER=1`; every input of that target's
-/// corpus is replayed here too.
+/// `fuzz/fuzz_targets/loader.rs`, which CI runs under a sanitizer only with `FUZZ_LOADER=1`;
+/// every input of that target's corpus is replayed here too.
 mod fuzz {
     use proptest::prelude::*;
 
