@@ -109,6 +109,14 @@ pub trait Operator: Send {
         Ok(())
     }
 
+    /// Whether the operator keeps no state and each output depends only on the batch it came
+    /// from (a filter). The runtime may then run copies of it beside a source's parser
+    /// threads, each applying it to the chunks its thread parsed, instead of a thread of its
+    /// own. Watermarks, barriers and the end still reach one copy, in order.
+    fn stateless(&self) -> bool {
+        false
+    }
+
     /// A keyed operator can run as several instances, each fed the records of the keys it
     /// owns through this partitioner. `None` (the default): one instance sees every record.
     fn partitioner(&self) -> Option<Arc<dyn Partitioner>> {

@@ -766,7 +766,8 @@ impl Plan {
 
     /// Opens sources and creates sinks. With `workers` above 1, a source whose parser takes
     /// chunks independently (and that is not paced by `rate`) parses on that many threads, and
-    /// a keyed stage (one whose operator has a partitioner) runs as that many instances.
+    /// a keyed stage (one whose operator has a partitioner) runs as that many instances, and a
+    /// stateless stage reading such a source runs beside its parser threads.
     pub fn build(self, workers: usize) -> Result<Pipeline, Error> {
         let mut p = Pipeline::default();
         for (decl, parser, proj) in self.sources {
@@ -795,21 +796,30 @@ impl Plan {
             });
         }
         for (decl, op, input) in self.stages {
-            // A keyed stage runs as `workers` instances, each owning a share of the keys.
-            let parallel = if workers > 1 && op.partitioner().is_some() {
-                let path = format!("stage.{}", decl.name);
-                (1..workers)
+            let path = format!("stage.{}", decl.name);
+            let copies = |n: usize| {
+                (0..n)
                     .map(|_| crate::registry::build_stage(decl.kind.as_ref(), input.clone(), &path))
                     .collect::<Result<Vec<_>, _>>()
-                    .map_err(|errs| Error::Internal(format!("building {path} again: {errs:?}")))?
-            } else {
-                Vec::new()
+                    .map_err(|errs| Error::Internal(format!("building {path} again: {errs:?}")))
+            };
+            // A keyed stage runs as `workers` instances, each owning a share of the keys; a
+            // stateless one gets a copy per parser thread, to run beside them when it reads a
+            // source that parses on `workers` threads (the runtime decides).
+            let parallel = match workers > 1 && op.partitioner().is_some() {
+                true => copies(workers - 1)?,
+                false => Vec::new(),
+            };
+            let beside = match workers > 1 && op.stateless() {
+                true => copies(workers)?,
+                false => Vec::new(),
             };
             p.stages.push(StageSpec {
                 name: decl.name,
                 op,
                 inputs: decl.inputs.into_iter().map(|i| (i.node, i.port)).collect(),
                 parallel,
+                beside,
             });
         }
         for decl in self.sinks {

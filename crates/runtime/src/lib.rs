@@ -16,6 +16,7 @@
 //! threads, timers and channels.
 
 mod align;
+mod chain;
 pub mod checkpoint;
 mod exchange;
 mod node;
@@ -71,6 +72,11 @@ pub struct StageSpec {
     /// More instances of a keyed `op` (one with a [`Operator::partitioner`]), each on its own
     /// thread and fed the keys it owns through a hash exchange; empty: `op` alone.
     pub parallel: Vec<Box<dyn Operator>>,
+    /// Copies of a stateless `op` ([`Operator::stateless`]), one per parser thread of the
+    /// source it reads: when the stage reads only that source's main output, each parser
+    /// thread applies its copy to the chunks it parsed and the stage has no thread of its own
+    /// (see `chain`). Empty, or not of the source's parser count: the stage runs on its own.
+    pub beside: Vec<Box<dyn Operator>>,
 }
 
 impl StageSpec {
@@ -85,6 +91,7 @@ impl StageSpec {
             op,
             inputs,
             parallel: Vec::new(),
+            beside: Vec::new(),
         }
     }
 
@@ -225,12 +232,31 @@ impl Pipeline {
             .filter(|s| s.instances() > 1)
             .filter_map(|s| Some((s.name.as_str(), s.op.output_order()?)))
             .collect();
+        // A stateless stage reading only a source that parses on several threads runs inside
+        // that source's node (one such stage per source): it gets no channel of its own.
+        let mut chained: std::collections::HashMap<String, String> = Default::default();
+        for s in &self.stages {
+            let [(from, Port::Main)] = s.inputs.as_slice() else {
+                continue;
+            };
+            let fits = self.sources.iter().any(|src| {
+                &src.name == from
+                    && src.rate == 0
+                    && !src.parallel.is_empty()
+                    && src.parallel.len() == s.beside.len()
+            });
+            if fits && s.instances() == 1 && s.op.stateless() && !chained.contains_key(from) {
+                chained.insert(from.clone(), s.name.clone());
+            }
+        }
+        let is_chained = |name: &str| chained.values().any(|n| n == name);
         let mut outputs: std::collections::HashMap<(String, usize), Vec<Output>> =
             Default::default();
         let mut receivers = Vec::new();
         let consumers = self
             .stages
             .iter()
+            .filter(|s| !is_chained(&s.name))
             .map(|s| {
                 let route = (s.instances() > 1).then(|| s.op.partitioner()).flatten();
                 (&s.name, &s.inputs, s.instances(), route)
@@ -319,6 +345,31 @@ impl Pipeline {
             ck.as_mut().map(|c| c.node(name, instance, commits))
         };
         let failed = |c: &Option<node::NodeCkpt>| c.as_ref().map(|c| c.ck.reports.clone());
+        let stage_metrics: Vec<Arc<NodeMetrics>> = self
+            .stages
+            .iter()
+            .map(|_| Arc::new(NodeMetrics::new()))
+            .collect();
+        let stage_order: Vec<String> = self.stages.iter().map(|s| s.name.clone()).collect();
+        let (mut fused, mut stages) = (Vec::new(), Vec::new());
+        for (s, m) in self.stages.into_iter().zip(&stage_metrics) {
+            if is_chained(&s.name) {
+                fused.push((s, m.clone()));
+            } else {
+                stages.push((s, m.clone()));
+            }
+        }
+        let mut chains: std::collections::HashMap<String, _> = Default::default();
+        for (s, m) in fused {
+            let source = chained
+                .iter()
+                .find_map(|(src, st)| (st == &s.name).then(|| src.clone()))
+                .expect("chained to a source");
+            let outs = outputs.remove(&(s.name.clone(), 0)).unwrap_or_default();
+            let c = node_ck(&s.name, 0, false);
+            let chain = chain::Chain::new(s.name, s.op, outs, m, c);
+            chains.insert(source, (chain, s.beside));
+        }
         for s in self.sources {
             let m = Arc::new(NodeMetrics::new());
             nodes.push(NodeInfo {
@@ -331,20 +382,22 @@ impl Pipeline {
             let stop = stop.clone();
             let c = node_ck(&s.name, 0, true);
             let f = failed(&c);
+            let chain = chains.remove(&s.name);
             spawn(
                 s.name.clone(),
-                Box::new(move || node::run_source(s, outs, &m, &stop, c)),
+                Box::new(move || node::run_source(s, outs, &m, &stop, c, chain)),
                 f,
             )?;
         }
-        for s in self.stages {
-            let m = Arc::new(NodeMetrics::new());
+        for (name, m) in stage_order.iter().zip(&stage_metrics) {
             nodes.push(NodeInfo {
-                name: s.name.clone(),
+                name: name.clone(),
                 kind: NodeKind::Stage,
                 metrics: m.clone(),
                 size_hint: None,
             });
+        }
+        for (s, m) in stages {
             let rxs = receivers.next().expect("receivers for every stage");
             let n = s.instances();
             let ops = std::iter::once(s.op).chain(s.parallel);

@@ -16,6 +16,7 @@ use weir_core::watermark::{WatermarkGen, WatermarkState};
 use weir_core::{Emitter, Error, Message, Port, ReadOutcome, Result, SourcePosition};
 
 use crate::align::{Aligner, Event};
+use crate::chain::{Chain, Emitted};
 use crate::checkpoint::{decode_instances, CheckpointStats, NodeCk};
 use crate::exchange::Receiving;
 use crate::parse_pool::{count_lines, ParsePool};
@@ -37,7 +38,7 @@ pub(crate) struct NodeCkpt {
 impl NodeCkpt {
     /// Runs `restore` and adds its time to the restore figures (nodes restore in parallel, so
     /// the slowest one is the pipeline's restore time).
-    fn timed(&self, restore: impl FnOnce() -> Result<()>) -> Result<()> {
+    pub(crate) fn timed(&self, restore: impl FnOnce() -> Result<()>) -> Result<()> {
         let t = Instant::now();
         restore()?;
         let us = t.elapsed().as_micros() as u64;
@@ -49,16 +50,30 @@ impl NodeCkpt {
 /// How often idle nodes wake up: watermark polling, processing-time ticks, sink flushes.
 const TICK: Duration = Duration::from_millis(100);
 
-fn send(outputs: &[Output], port: Port, msg: &Message) -> Result<()> {
-    for o in outputs
+/// The rows of one message already cut over the instances behind some outputs, as
+/// [`crate::exchange::split`] cuts them: (output index, (instance, its rows)).
+pub(crate) type Splits = Vec<(usize, Vec<(usize, RecordBatch)>)>;
+
+pub(crate) fn send(outputs: &[Output], port: Port, msg: &Message) -> Result<()> {
+    send_split(outputs, port, msg, Vec::new())
+}
+
+/// [`send`], taking the cut of the rows for the outputs in `pre` from it.
+fn send_split(outputs: &[Output], port: Port, msg: &Message, mut pre: Splits) -> Result<()> {
+    for (i, o) in outputs
         .iter()
-        .filter(|o| o.port == port || matches!(msg, Message::End | Message::Barrier(_)))
+        .enumerate()
+        .filter(|(_, o)| o.port == port || matches!(msg, Message::End | Message::Barrier(_)))
     {
         let stopped = |_| Error::Stopped(o.to.clone());
         match (msg, &o.route) {
             // Rows to the instance that owns their key; the rest to every instance.
             (Message::Data(b), Some(p)) => {
-                for (k, part) in crate::exchange::split(b, p.as_ref(), o.targets.len())? {
+                let parts = match pre.iter().position(|(out, _)| *out == i) {
+                    Some(at) => pre.swap_remove(at).1,
+                    None => crate::exchange::split(b, p.as_ref(), o.targets.len())?,
+                };
+                for (k, part) in parts {
                     let (idx, tx) = &o.targets[k];
                     tx.send((*idx, Message::Data(part))).map_err(stopped)?;
                 }
@@ -81,7 +96,23 @@ fn rows_of(msg: &Message) -> u64 {
 }
 
 /// Sends what an operator or source emitted and counts it.
-fn dispatch(outputs: &[Output], m: &NodeMetrics, port: Port, msg: Message) -> Result<()> {
+pub(crate) fn dispatch(
+    outputs: &[Output],
+    m: &NodeMetrics,
+    port: Port,
+    msg: Message,
+) -> Result<()> {
+    dispatch_split(outputs, m, port, msg, Vec::new())
+}
+
+/// [`dispatch`] of rows already cut for some outputs (see [`send_split`]).
+pub(crate) fn dispatch_split(
+    outputs: &[Output],
+    m: &NodeMetrics,
+    port: Port,
+    msg: Message,
+    pre: Splits,
+) -> Result<()> {
     let n = rows_of(&msg);
     match port {
         Port::Main => {
@@ -96,10 +127,10 @@ fn dispatch(outputs: &[Output], m: &NodeMetrics, port: Port, msg: Message) -> Re
     if let Message::Watermark(w) = msg {
         m.watermark.store(w, Ordering::Relaxed);
     }
-    send(outputs, port, &msg)
+    send_split(outputs, port, &msg, pre)
 }
 
-fn max_time(batch: &RecordBatch, col: usize) -> Option<Millis> {
+pub(crate) fn max_time(batch: &RecordBatch, col: usize) -> Option<Millis> {
     let a = batch
         .column(col)
         .as_primitive_opt::<TimestampMillisecondType>()?;
@@ -213,6 +244,8 @@ struct SourceNode<'a> {
     /// Positions in checkpoints not known durable yet, by epoch, to commit to the source
     /// (acknowledge to its broker) once they are.
     uncommitted: std::collections::VecDeque<(u64, SourcePosition)>,
+    /// A stateless stage that reads this source's main output, run here (see `chain`).
+    chain: Option<Chain>,
 }
 
 pub(crate) fn run_source(
@@ -221,6 +254,7 @@ pub(crate) fn run_source(
     m: &NodeMetrics,
     stop: &AtomicBool,
     ck: Option<NodeCkpt>,
+    chain: Option<(Chain, Vec<Box<dyn weir_core::Operator>>)>,
 ) -> Result<()> {
     let time_col = match &spec.event_time {
         Some(et) => Some(spec.parser.schema().index_of(&et.field).map_err(|_| {
@@ -233,10 +267,17 @@ pub(crate) fn run_source(
     };
     // A paced source releases a few lines at a time: nothing for parallel parsers to share.
     let parallel = std::mem::take(&mut spec.parallel);
+    let (chain, beside) = match chain {
+        Some((c, beside)) => (Some(c), beside),
+        None => (None, Vec::new()),
+    };
     let pool = if parallel.is_empty() || spec.rate > 0 {
         None
     } else {
-        Some(ParsePool::start(&spec.name, parallel)?)
+        let routes = chain.as_ref().map(|c| c.routes()).unwrap_or_default();
+        Some(ParsePool::start(
+            &spec.name, parallel, time_col, beside, routes,
+        )?)
     };
     let mut node = SourceNode {
         pool,
@@ -253,6 +294,7 @@ pub(crate) fn run_source(
         ck,
         rate_clock: (Instant::now(), 0),
         uncommitted: Default::default(),
+        chain,
     };
     node.restore()?;
     node.run(stop)
@@ -263,6 +305,9 @@ const READ_CHUNK: usize = 1 << 20;
 
 impl SourceNode<'_> {
     fn restore(&mut self) -> Result<()> {
+        if let Some(c) = self.chain.as_mut() {
+            c.restore()?;
+        }
         let Some(ck) = &self.ck else {
             return Ok(());
         };
@@ -315,6 +360,9 @@ impl SourceNode<'_> {
             .ck
             .report(Some(epoch), state, Some(position.clone()))?;
         send(&self.outs, Port::Main, &Message::Barrier(epoch))?;
+        if let Some(c) = self.chain.as_mut() {
+            c.barrier(epoch)?;
+        }
         self.injected = epoch;
         self.uncommitted.push_back((epoch, position));
         Ok(())
@@ -396,9 +444,18 @@ impl SourceNode<'_> {
         self.flush_dead()?;
         self.commit_durable(false)?;
         if let Some(w) = self.wm.as_mut().and_then(|g| g.poll(now_ms())) {
-            dispatch(&self.outs, self.m, Port::Main, Message::Watermark(w))?;
+            self.watermark(w)?;
         }
         Ok(())
+    }
+
+    /// Sends the watermark `w` on the main output, and through the chained stage.
+    fn watermark(&mut self, w: Millis) -> Result<()> {
+        dispatch(&self.outs, self.m, Port::Main, Message::Watermark(w))?;
+        match self.chain.as_mut() {
+            Some(c) => c.watermark(w),
+            None => Ok(()),
+        }
     }
 
     /// The input ended, or the pipeline is stopping. Stopped with checkpoints, the source
@@ -416,7 +473,7 @@ impl SourceNode<'_> {
         self.release(true)?;
         self.flush_dead()?;
         if !suspend {
-            dispatch(&self.outs, self.m, Port::Main, Message::Watermark(MAX_TIME))?;
+            self.watermark(MAX_TIME)?;
         }
         if let Some(ck) = &self.ck {
             let (state, position) = self.state()?;
@@ -425,6 +482,9 @@ impl SourceNode<'_> {
             self.uncommitted.push_back((self.injected + 1, position));
         }
         send(&self.outs, Port::Main, &Message::End)?;
+        if let Some(c) = self.chain.as_mut() {
+            c.end(suspend)?;
+        }
         self.commit_durable(true)
     }
 
@@ -513,7 +573,7 @@ impl SourceNode<'_> {
             self.line_no += lines;
             let counts = self.spec.parser.take_counts();
             let batch = self.spec.parser.finish();
-            return self.deliver(lines, counts, batch);
+            return self.deliver(lines, counts, batch, None, None);
         }
         if chunk.is_empty() {
             return Ok(());
@@ -553,33 +613,41 @@ impl SourceNode<'_> {
         // A chunk's own dead letters come before those of the rows it dates too far ahead, as
         // when the source node parses.
         send_dead(&self.outs, self.m, &mut dead)?;
-        self.deliver(p.lines, p.counts, p.batch)?;
+        self.deliver(p.lines, p.counts, p.batch, Some(p.newest), p.chained)?;
         self.flush_dead()?;
         self.pool.as_mut().expect("checked").recycle(p.bytes);
         Ok(true)
     }
 
-    /// Counts a parsed chunk, moves event time, and sends its rows.
+    /// Counts a parsed chunk, moves event time, and sends its rows. A parser thread gives the
+    /// batch's newest event time and what its copy of the chained stage emitted.
     fn deliver(
         &mut self,
         lines: u64,
         counts: weir_core::parse::ParseCounts,
         mut batch: RecordBatch,
+        newest: Option<Option<Millis>>,
+        mut chained: Option<Emitted>,
     ) -> Result<()> {
         NodeMetrics::add(&self.m.records_in, lines);
         NodeMetrics::add(&self.m.blank, counts.blank);
         NodeMetrics::add(&self.m.odd, counts.odd);
         if let (Some(c), Some(g)) = (self.time_col, self.wm.as_mut()) {
             let now = now_ms();
-            let mut newest = max_time(&batch, c);
+            let mut newest = newest.unwrap_or_else(|| max_time(&batch, c));
             if let Some(limit) = g
                 .future_limit(now)
                 .filter(|l| newest.is_some_and(|t| t > *l))
             {
                 batch = refuse_future(batch, c, limit, &mut self.dead)?;
                 newest = max_time(&batch, c);
+                // The parser thread's copy of the chained stage saw the refused rows too.
+                chained = None;
             }
             g.observe(newest, now);
+        }
+        if let Some(c) = self.chain.as_mut() {
+            c.data(&batch, chained)?;
         }
         dispatch(&self.outs, self.m, Port::Main, Message::Data(batch))
     }

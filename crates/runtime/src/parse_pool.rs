@@ -10,7 +10,9 @@
 //! chunk order. Everything that depends on order (watermarks, `max_future`, dead-letter order,
 //! checkpoint positions) stays on the source node, so N parsers produce exactly the batches one
 //! would. Only parsers whose chunks are independent ([`Parser::chunks_independent`]) are run
-//! this way.
+//! this way. A parser thread also finds its batch's newest event time, and runs its copy of a
+//! stateless stage chained to the source and cuts that stage's rows for the keyed stage after
+//! it (see `chain`), so the source node only passes them on.
 
 use std::collections::BTreeMap;
 use std::thread::JoinHandle;
@@ -19,7 +21,11 @@ use arrow_array::RecordBatch;
 use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
 use weir_core::deadletter::DeadLetters;
 use weir_core::parse::ParseCounts;
-use weir_core::{Error, Parser, Result};
+use weir_core::time::Millis;
+use weir_core::{Error, Operator, Parser, Result};
+
+use crate::chain::{apply, Emitted, Route};
+use crate::node::max_time;
 
 /// A chunk to parse.
 struct Job {
@@ -38,6 +44,10 @@ pub(crate) struct Parsed {
     pub counts: ParseCounts,
     /// The chunk's buffer, for [`ParsePool::recycle`].
     pub bytes: Vec<u8>,
+    /// The newest event time in `batch`, when the source has event time.
+    pub newest: Option<Millis>,
+    /// What the thread's copy of a chained stage emitted for `batch` (see `chain`).
+    pub chained: Option<Emitted>,
 }
 
 /// Parser threads and the chunks in flight.
@@ -58,13 +68,30 @@ pub(crate) struct ParsePool {
 }
 
 impl ParsePool {
-    /// Starts one thread per parser for the source `name`.
-    pub fn start(name: &str, parsers: Vec<Box<dyn Parser>>) -> Result<Self> {
+    /// Starts one thread per parser for the source `name`. Each thread also finds the newest
+    /// event time of its batches (in column `time_col`) and applies its copy of a chained
+    /// stage's operator, if `chained` has one per parser, cutting its rows for `routes`.
+    pub fn start(
+        name: &str,
+        parsers: Vec<Box<dyn Parser>>,
+        time_col: Option<usize>,
+        chained: Vec<Box<dyn Operator>>,
+        routes: Vec<Route>,
+    ) -> Result<Self> {
         let cap = 2 * parsers.len() as u64;
         let (jobs_tx, jobs_rx) = bounded::<Job>(cap as usize);
         let (results_tx, results_rx) = unbounded::<Parsed>();
         let mut threads = Vec::new();
+        let mut ops: Vec<Option<Box<dyn Operator>>> = if chained.len() == parsers.len() {
+            chained.into_iter().map(Some).collect()
+        } else {
+            std::iter::repeat_with(|| None)
+                .take(parsers.len())
+                .collect()
+        };
         for (i, mut parser) in parsers.into_iter().enumerate() {
+            let mut op = ops[i].take();
+            let routes = routes.clone();
             let (jobs, results) = (jobs_rx.clone(), results_tx.clone());
             let node = name.to_string();
             let h = std::thread::Builder::new()
@@ -74,11 +101,15 @@ impl ParsePool {
                     for job in jobs {
                         let mut dead = DeadLetters::new(&node);
                         let lines = parser.parse_chunk(&job.bytes, job.first_line, &mut dead);
+                        let counts = parser.take_counts();
+                        let batch = parser.finish();
                         let parsed = Parsed {
                             seq: job.seq,
                             lines,
-                            counts: parser.take_counts(),
-                            batch: parser.finish(),
+                            counts,
+                            newest: time_col.and_then(|c| max_time(&batch, c)),
+                            chained: op.as_deref_mut().and_then(|op| apply(op, &batch, &routes)),
+                            batch,
                             dead,
                             bytes: job.bytes,
                         };

@@ -9,6 +9,7 @@ use arrow_array::RecordBatch;
 use weir_core::config::Duration;
 use weir_core::watermark::EventTimeConfig;
 use weir_format::{build_parser, FormatConfig};
+use weir_operator::filter::{Filter, FilterConfig};
 use weir_source::stdin::StdinSource;
 use weir_window::{AggFn, AggSpec, Aggregate, AggregateConfig, WindowSpec};
 
@@ -437,10 +438,12 @@ fn mixed_log() -> String {
     text
 }
 
-/// Sources parsing on 1 and on 3 threads, and the keyed stage run as as many instances,
-/// produce the same rows, dead letters and windows, byte for byte, and the same counts; a run
-/// stopped (suspended) with one worker count resumes with another (the stage's keys then
-/// spread over another number of instances) and still equals one uninterrupted run.
+/// Sources parsing on 1 and on 3 threads, a filter run beside the parsers (or on its own
+/// thread), and the keyed stage run as as many instances, produce the same rows, dead letters
+/// and windows, byte for byte, and the same counts; a run stopped (suspended) with one worker
+/// count resumes with another (the stage's keys then spread over another number of instances,
+/// the filter moves between the parser threads and its own) and still equals one
+/// uninterrupted run.
 #[test]
 fn parallel_parsers_equal_one_and_resume_across_worker_counts() {
     use std::path::Path;
@@ -467,17 +470,23 @@ fn parallel_parsers_equal_one_and_resume_across_worker_counts() {
             .map(|_| build_parser(&fmt, Some(&proj)).unwrap())
             .collect();
         let schema = src.parser.schema();
+        // 304s are dropped; a 500 divides by zero: a dead letter of the filter.
+        let keep = FilterConfig {
+            condition: "status <> 304 AND 1000 / (status - 500) < 10".into(),
+        };
+        let filter = || Box::new(Filter::new(&keep, schema.clone(), "stage.keep").unwrap());
+        let mut keep = StageSpec::new("keep", filter(), vec![("a".into(), Port::Main)]);
+        keep.beside = (0..src.parallel.len()).map(|_| filter() as _).collect();
         let slow = Slow(
             jsonl(&out.join("rows.jsonl")),
             std::time::Duration::from_millis(15),
         );
         Pipeline {
             sources: vec![src],
-            stages: vec![status_counts_on(
-                vec![("a".into(), Port::Main)],
-                schema,
-                workers,
-            )],
+            stages: vec![
+                keep,
+                status_counts_on(vec![("keep".into(), Port::Main)], schema.clone(), workers),
+            ],
             sinks: vec![
                 SinkSpec::new("rows", Box::new(slow), vec![("a".into(), Port::Main)]),
                 SinkSpec::new(
@@ -490,12 +499,17 @@ fn parallel_parsers_equal_one_and_resume_across_worker_counts() {
                     Box::new(jsonl(&out.join("counts.jsonl"))),
                     vec![("counts".into(), Port::Main)],
                 ),
+                SinkSpec::new(
+                    "unkept",
+                    Box::new(jsonl(&out.join("unkept.jsonl"))),
+                    vec![("keep".into(), Port::Errors)],
+                ),
             ],
             checkpoint: ck,
         }
     };
     let read = |out: &Path| {
-        ["rows", "errors", "counts"].map(|s| {
+        ["rows", "errors", "counts", "unkept"].map(|s| {
             without_clock(&std::fs::read_to_string(out.join(format!("{s}.jsonl"))).unwrap())
         })
     };
@@ -506,7 +520,18 @@ fn parallel_parsers_equal_one_and_resume_across_worker_counts() {
     let one = dir.path().join("one");
     let nodes_one = pipeline(&one, 1, None).start().unwrap().join().unwrap();
     let three = dir.path().join("three");
-    let nodes_three = pipeline(&three, 3, None).start().unwrap().join().unwrap();
+    let running = pipeline(&three, 3, None).start().unwrap();
+    // With parser threads the filter has no thread of its own (the slow sink keeps the
+    // pipeline running while the threads are listed).
+    let threads: Vec<String> = std::fs::read_dir("/proc/self/task")
+        .unwrap()
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+        .map(|n| n.trim().to_string())
+        .collect();
+    assert!(threads.iter().any(|t| t == "weir-p0-a"), "{threads:?}");
+    assert!(threads.iter().any(|t| t == "weir-counts/2"), "{threads:?}");
+    assert!(!threads.iter().any(|t| t == "weir-keep"), "{threads:?}");
+    let nodes_three = running.join().unwrap();
     let reference = read(&one);
     assert_eq!(
         counts(&nodes_one)[0],
@@ -519,12 +544,31 @@ fn parallel_parsers_equal_one_and_resume_across_worker_counts() {
         .filter(|i| i % 997 == 5 || i % 1_009 == 7)
         .count();
     assert_eq!(reference[1].lines().count(), bad + 1);
+    let fives = (0..MIXED_LINES)
+        .filter(|i| i % 4 == 3 && i % 997 != 5 && i % 1_009 != 7 && *i != 45_000)
+        .count();
+    assert_eq!(reference[3].lines().count(), fives, "a dead letter per 500");
+    assert!(
+        reference[3].contains("Divide by zero"),
+        "{}",
+        &reference[3][..300]
+    );
     same_files(&read(&three), &reference, "3 parsers");
     assert_eq!(counts(&nodes_three), counts(&nodes_one));
     let stage = |nodes: &[NodeInfo]| {
         let m = &nodes.iter().find(|n| n.name == "counts").unwrap().metrics;
         [&m.records_in, &m.records_out, &m.windows].map(NodeMetrics::get)
     };
+    let filter = |nodes: &[NodeInfo]| {
+        let m = &nodes.iter().find(|n| n.name == "keep").unwrap().metrics;
+        [&m.records_in, &m.records_out, &m.malformed].map(NodeMetrics::get)
+    };
+    assert_eq!(
+        filter(&nodes_three),
+        filter(&nodes_one),
+        "the filter's counts"
+    );
+    assert_eq!(filter(&nodes_one)[2], fives as u64);
     assert!(stage(&nodes_one)[2] > 600, "{:?}", stage(&nodes_one));
     assert_eq!(
         stage(&nodes_three),
@@ -536,7 +580,7 @@ fn parallel_parsers_equal_one_and_resume_across_worker_counts() {
     let checkpointing = || checkpoint::Checkpointing {
         store: store.clone(),
         interval: std::time::Duration::from_millis(10),
-        fingerprints: ["a", "counts", "rows", "errors", "windows"]
+        fingerprints: ["a", "keep", "counts", "rows", "errors", "windows", "unkept"]
             .map(|n| (n.to_string(), "v1".to_string()))
             .into(),
         restore: store.latest().unwrap(),
@@ -579,8 +623,8 @@ fn without_clock(text: &str) -> String {
 }
 
 /// Asserts equal outputs, naming the first line that differs (the files are long).
-fn same_files(got: &[String; 3], want: &[String; 3], what: &str) {
-    for (i, name) in ["rows", "errors", "counts"].iter().enumerate() {
+fn same_files(got: &[String; 4], want: &[String; 4], what: &str) {
+    for (i, name) in ["rows", "errors", "counts", "unkept"].iter().enumerate() {
         if got[i] == want[i] {
             continue;
         }

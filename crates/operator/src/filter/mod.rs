@@ -81,6 +81,10 @@ impl Operator for Filter {
         self.dead.emit(out);
         Ok(())
     }
+
+    fn stateless(&self) -> bool {
+        true
+    }
 }
 
 #[cfg(test)]
