@@ -521,16 +521,25 @@ fn parallel_parsers_equal_one_and_resume_across_worker_counts() {
     let nodes_one = pipeline(&one, 1, None).start().unwrap().join().unwrap();
     let three = dir.path().join("three");
     let running = pipeline(&three, 3, None).start().unwrap();
-    // With parser threads the filter has no thread of its own (the slow sink keeps the
-    // pipeline running while the threads are listed).
-    let threads: Vec<String> = std::fs::read_dir("/proc/self/task")
-        .unwrap()
-        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
-        .map(|n| n.trim().to_string())
-        .collect();
-    assert!(threads.iter().any(|t| t == "weir-p0-a"), "{threads:?}");
-    assert!(threads.iter().any(|t| t == "weir-counts/2"), "{threads:?}");
-    assert!(!threads.iter().any(|t| t == "weir-keep"), "{threads:?}");
+    // With parser threads the filter has no thread of its own. Threads start in order,
+    // sinks last: once the last sink's is there, all are (the slow sink keeps the pipeline
+    // running while they are listed).
+    let threads = || -> Vec<String> {
+        std::fs::read_dir("/proc/self/task")
+            .unwrap()
+            .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+            .map(|n| n.trim().to_string())
+            .collect()
+    };
+    let since = std::time::Instant::now();
+    let mut names = threads();
+    while !names.iter().any(|t| t == "weir-unkept") && since.elapsed().as_secs() < 20 {
+        std::thread::sleep(std::time::Duration::from_millis(1));
+        names = threads();
+    }
+    assert!(names.iter().any(|t| t == "weir-p0-a"), "{names:?}");
+    assert!(names.iter().any(|t| t == "weir-counts/2"), "{names:?}");
+    assert!(!names.iter().any(|t| t == "weir-keep"), "{names:?}");
     let nodes_three = running.join().unwrap();
     let reference = read(&one);
     assert_eq!(
