@@ -721,6 +721,9 @@ impl Aggregate {
         self.late_rows.clear();
         // The open pane last written to: consecutive records usually share it.
         let mut cursor = usize::MAX;
+        // The previous row's pane: its times [lo, hi), its index and whether it closed
+        // already (the divisions that place a row are skipped for the rows after it).
+        let mut span = (0i64, 0i64, 0i64, false);
         // (cursor, slot) of the previous row's key, whose bytes are in `self.last_key`.
         let mut last: Option<(usize, usize)> = None;
         for row in 0..n {
@@ -736,8 +739,18 @@ impl Aggregate {
                 },
                 None => self.now,
             };
-            let idx = ts.div_euclid(self.pane);
-            if self.close_end(idx) <= self.state.closed_upto {
+            let (idx, late) = if ts >= span.0 && ts < span.1 {
+                (span.2, span.3)
+            } else {
+                let idx = ts.div_euclid(self.pane);
+                let late = self.close_end(idx) <= self.state.closed_upto;
+                // Saturated bounds still hold only this pane's times.
+                let lo = idx.saturating_mul(self.pane);
+                let hi = idx.saturating_add(1).saturating_mul(self.pane);
+                span = (lo, hi, idx, late);
+                (idx, late)
+            };
+            if late {
                 self.late_rows.push(row as u32);
                 continue;
             }
