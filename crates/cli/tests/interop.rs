@@ -136,6 +136,12 @@ fn duckdb_and_pyarrow_read_what_weir_query_reads() {
             ),
             "--set",
             "sink.warehouse.roll_size=\"200B\"",
+            // Paced: at most 1,000 lines a step, each step a watermark, so each hour's
+            // windows reach the table in several batches, hence several files to compact.
+            // Unpaced, the whole sample could be one chunk and one batch per hour (the
+            // compaction below then found nothing to merge in about one run of four).
+            "--set",
+            "source.logs.rate=20000",
         ],
         tmp.path(),
     );
