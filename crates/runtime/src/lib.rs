@@ -234,6 +234,7 @@ impl Pipeline {
             .collect();
         // A stateless stage reading only a source that parses on several threads runs inside
         // that source's node (one such stage per source): it gets no channel of its own.
+        // Stage name → source name.
         let mut chained: std::collections::HashMap<String, String> = Default::default();
         for s in &self.stages {
             let [(from, Port::Main)] = s.inputs.as_slice() else {
@@ -245,11 +246,12 @@ impl Pipeline {
                     && !src.parallel.is_empty()
                     && src.parallel.len() == s.beside.len()
             });
-            if fits && s.instances() == 1 && s.op.stateless() && !chained.contains_key(from) {
-                chained.insert(from.clone(), s.name.clone());
+            let taken = chained.values().any(|src| src == from);
+            if fits && !taken && s.instances() == 1 && s.op.stateless() {
+                chained.insert(s.name.clone(), from.clone());
             }
         }
-        let is_chained = |name: &str| chained.values().any(|n| n == name);
+        let is_chained = |name: &str| chained.contains_key(name);
         let mut outputs: std::collections::HashMap<(String, usize), Vec<Output>> =
             Default::default();
         let mut receivers = Vec::new();
@@ -361,10 +363,7 @@ impl Pipeline {
         }
         let mut chains: std::collections::HashMap<String, _> = Default::default();
         for (s, m) in fused {
-            let source = chained
-                .iter()
-                .find_map(|(src, st)| (st == &s.name).then(|| src.clone()))
-                .expect("chained to a source");
+            let source = chained[&s.name].clone();
             let outs = outputs.remove(&(s.name.clone(), 0)).unwrap_or_default();
             let c = node_ck(&s.name, 0, false);
             let chain = chain::Chain::new(s.name, s.op, outs, m, c);
