@@ -31,8 +31,8 @@ pub mod value;
 pub mod watermark;
 
 pub use error::{Error, ErrorClass, Result};
-pub use message::{Message, Port};
-pub use operator::{Emitter, Operator, Partitioner};
+pub use message::{Message, Partial, Port};
+pub use operator::{Combiner, Emitter, Operator, Partitioner};
 pub use parse::Parser;
 pub use sink::Sink;
 pub use source::{Framing, MessageEnds, ReadOutcome, Source, SourcePosition, SplitPosition};

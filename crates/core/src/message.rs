@@ -1,5 +1,8 @@
 //! What flows between stages: data, watermarks, checkpoint barriers and the end of a stream.
 
+use std::any::Any;
+use std::sync::Arc;
+
 use arrow_array::RecordBatch;
 
 use crate::time::Millis;
@@ -12,10 +15,29 @@ pub enum Message {
     Data(RecordBatch),
     /// No record with an event time at or below this will follow (except late ones).
     Watermark(Millis),
+    /// Records of a keyed operator already folded by its [`crate::operator::Combiner`] on the
+    /// producer's side of the exchange, for one instance.
+    Partial(Partial),
     /// Checkpoint barrier of an epoch: the state before it belongs to that epoch.
     Barrier(u64),
     /// The sender has finished; nothing follows.
     End,
+}
+
+/// Records folded for one instance of a keyed operator (see [`crate::operator::Combiner`]):
+/// opaque to the runtime, read only by the operator whose combiner made them.
+#[derive(Clone)]
+pub struct Partial {
+    /// What the combiner made; the operator downcasts it.
+    pub part: Arc<dyn Any + Send + Sync>,
+    /// The number of records folded into it (for the consumer's record count).
+    pub records: u64,
+}
+
+impl std::fmt::Debug for Partial {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Partial({} records)", self.records)
+    }
 }
 
 /// An output port of a node. Every node has a main output; side outputs carry what the node

@@ -3,10 +3,10 @@
 
 use std::sync::Arc;
 
-use arrow_array::RecordBatch;
+use arrow_array::{RecordBatch, UInt32Array};
 use arrow_schema::SchemaRef;
 
-use crate::message::{Message, Port};
+use crate::message::{Message, Partial, Port};
 use crate::time::Millis;
 use crate::Result;
 
@@ -74,6 +74,54 @@ impl Partitioner for ColumnKeys {
     }
 }
 
+/// Splits `batch` over `n` instances by the key hash of each row ([`crate::keys::owner`]):
+/// (instance, its rows), rows in their order. A batch whose rows all belong to one instance is
+/// passed on whole.
+pub fn split(
+    batch: &RecordBatch,
+    p: &dyn Partitioner,
+    n: usize,
+) -> Result<Vec<(usize, RecordBatch)>> {
+    let mut hashes = Vec::with_capacity(batch.num_rows());
+    p.hashes(batch, &mut hashes);
+    if hashes.len() != batch.num_rows() {
+        return Err(crate::Error::Internal(format!(
+            "a partitioner gave {} hashes for {} rows",
+            hashes.len(),
+            batch.num_rows()
+        )));
+    }
+    let mut rows: Vec<Vec<u32>> = vec![Vec::new(); n];
+    for (i, h) in hashes.iter().enumerate() {
+        rows[crate::keys::owner(*h, n)].push(i as u32);
+    }
+    if let Some(k) = rows.iter().position(|r| r.len() == batch.num_rows()) {
+        return Ok(vec![(k, batch.clone())]);
+    }
+    rows.into_iter()
+        .enumerate()
+        .filter(|(_, r)| !r.is_empty())
+        .map(|(k, r)| {
+            let part = arrow_select::take::take_record_batch(batch, &UInt32Array::from(r))?;
+            Ok((k, part))
+        })
+        .collect()
+}
+
+/// Folds the records of a keyed operator on the producer's side of the exchange, before they
+/// are sent to the operator's instances (what MapReduce calls a combiner and Flink local
+/// aggregation): a parser thread turns the thousands of rows of one hot key into one partial
+/// result, so the instance that owns the key is not the pipeline's bottleneck. It runs on the
+/// producer's threads, concurrently, so it only reads `&self`.
+pub trait Combiner: Send + Sync {
+    /// The messages that bring `batch`'s rows to `instances` instances, each with the
+    /// instance it goes to: [`Message::Partial`]s, which the operator merges with
+    /// [`Operator::on_partial`], and [`Message::Data`] for rows it left as they are. Every row
+    /// reaches the instance that owns its key, and the operator's output (late rows and dead
+    /// letters included) is what the rows themselves would have given.
+    fn combine(&self, batch: &RecordBatch, instances: usize) -> Result<Vec<(usize, Message)>>;
+}
+
 /// One processing step. Default methods pass watermarks through and keep no state.
 pub trait Operator: Send {
     /// Schema of the main output.
@@ -121,6 +169,19 @@ pub trait Operator: Send {
     /// owns through this partitioner. `None` (the default): one instance sees every record.
     fn partitioner(&self) -> Option<Arc<dyn Partitioner>> {
         None
+    }
+
+    /// Folds records before the exchange when the operator runs as several instances (see
+    /// [`Combiner`]). `None` (the default): records are sent as they are.
+    fn combiner(&self) -> Option<Arc<dyn Combiner>> {
+        None
+    }
+
+    /// Merges records its [`Operator::combiner`] folded.
+    fn on_partial(&mut self, _part: &Partial, _out: &mut Emitter) -> Result<()> {
+        Err(crate::Error::Internal(
+            "this operator has no combiner and cannot take folded records".into(),
+        ))
     }
 
     /// Columns of the main output by which the rows emitted up to a watermark are sorted (one

@@ -22,10 +22,10 @@ use std::sync::Arc;
 
 use arrow_array::RecordBatch;
 use weir_core::metrics::NodeMetrics;
+use weir_core::operator::split;
 use weir_core::time::{Millis, MIN_TIME};
-use weir_core::{Emitter, Error, Message, Operator, Partitioner, Port, Result};
+use weir_core::{Combiner, Emitter, Error, Message, Operator, Partitioner, Port, Result};
 
-use crate::exchange::split;
 use crate::node::{dispatch, dispatch_split, send, NodeCkpt, Splits};
 use crate::Output;
 
@@ -33,15 +33,57 @@ use crate::Output;
 /// rows already cut over the instances of the keyed stages it goes to.
 pub(crate) type Emitted = Vec<(Port, Message, Splits)>;
 
-/// An output of the stage that leads to the instances of a keyed stage: the parser threads
-/// cut the rows for it, so the source node only passes them on.
+/// An output of a source or chained stage that leads to the instances of a keyed stage: the
+/// parser threads cut the rows for it (and fold them, if the keyed stage has a combiner), so
+/// the source node only passes them on.
 #[derive(Clone)]
 pub(crate) struct Route {
-    /// Index among the stage's outputs.
+    /// Index among the node's outputs.
     output: usize,
     port: Port,
     by: Arc<dyn Partitioner>,
+    fold: Option<Arc<dyn Combiner>>,
     instances: usize,
+}
+
+/// The routes among `outs`.
+pub(crate) fn routes(outs: &[Output]) -> Vec<Route> {
+    outs.iter()
+        .enumerate()
+        .filter_map(|(output, o)| {
+            Some(Route {
+                output,
+                port: o.port,
+                by: o.route.clone()?,
+                fold: o.fold.clone(),
+                instances: o.targets.len(),
+            })
+        })
+        .collect()
+}
+
+/// What to send each instance behind `r` for `batch`: its rows, folded by the keyed stage's
+/// combiner when it has one. `None` if that failed (the source node then cuts the rows).
+fn cut(batch: &RecordBatch, r: &Route) -> Option<Vec<(usize, Message)>> {
+    match &r.fold {
+        Some(f) => f.combine(batch, r.instances).ok(),
+        None => Some(
+            split(batch, r.by.as_ref(), r.instances)
+                .ok()?
+                .into_iter()
+                .map(|(k, b)| (k, Message::Data(b)))
+                .collect(),
+        ),
+    }
+}
+
+/// Cuts `batch`, sent on `port`, for the routes of that port (see [`cut`]).
+pub(crate) fn cuts(batch: &RecordBatch, port: Port, routes: &[Route]) -> Option<Splits> {
+    routes
+        .iter()
+        .filter(|r| r.port == port)
+        .map(|r| Some((r.output, cut(batch, r)?)))
+        .collect()
 }
 
 /// Runs `op` on `batch` as a parser thread does and cuts the rows for `routes`: what it
@@ -57,12 +99,10 @@ pub(crate) fn apply(
     em.out
         .into_iter()
         .map(|(port, msg)| {
-            let mut cuts = Splits::new();
-            if let Message::Data(b) = &msg {
-                for r in routes.iter().filter(|r| r.port == port) {
-                    cuts.push((r.output, split(b, r.by.as_ref(), r.instances).ok()?));
-                }
-            }
+            let cuts = match &msg {
+                Message::Data(b) => cuts(b, port, routes)?,
+                _ => Splits::new(),
+            };
             Some((port, msg, cuts))
         })
         .collect()
@@ -101,18 +141,7 @@ impl Chain {
 
     /// The outputs whose rows the parser threads cut for a keyed stage's instances.
     pub(crate) fn routes(&self) -> Vec<Route> {
-        self.outs
-            .iter()
-            .enumerate()
-            .filter_map(|(output, o)| {
-                Some(Route {
-                    output,
-                    port: o.port,
-                    by: o.route.clone()?,
-                    instances: o.targets.len(),
-                })
-            })
-            .collect()
+        routes(&self.outs)
     }
 
     /// Restores the operator from the checkpoint being resumed from, as a stage of one

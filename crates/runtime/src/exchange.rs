@@ -24,47 +24,13 @@ use std::cmp::Ordering;
 use std::collections::VecDeque;
 use std::time::Duration;
 
-use arrow_array::{RecordBatch, UInt32Array};
+use arrow_array::RecordBatch;
 use arrow_ord::ord::{make_comparator, DynComparator};
 use arrow_schema::SortOptions;
-use weir_core::keys::owner;
 use weir_core::time::{Millis, MAX_TIME, MIN_TIME};
-use weir_core::{Error, Message, Partitioner, Result};
+use weir_core::{Error, Message, Result};
 
 use crate::align::{Aligner, Event};
-
-/// Splits `batch` over `n` instances by the key hash of each row: (instance, its rows), rows
-/// in their order. A batch whose rows all belong to one instance is passed on whole.
-pub(crate) fn split(
-    batch: &RecordBatch,
-    p: &dyn Partitioner,
-    n: usize,
-) -> Result<Vec<(usize, RecordBatch)>> {
-    let mut hashes = Vec::with_capacity(batch.num_rows());
-    p.hashes(batch, &mut hashes);
-    if hashes.len() != batch.num_rows() {
-        return Err(Error::Internal(format!(
-            "a partitioner gave {} hashes for {} rows",
-            hashes.len(),
-            batch.num_rows()
-        )));
-    }
-    let mut rows: Vec<Vec<u32>> = vec![Vec::new(); n];
-    for (i, h) in hashes.iter().enumerate() {
-        rows[owner(*h, n)].push(i as u32);
-    }
-    if let Some(k) = rows.iter().position(|r| r.len() == batch.num_rows()) {
-        return Ok(vec![(k, batch.clone())]);
-    }
-    rows.into_iter()
-        .enumerate()
-        .filter(|(_, r)| !r.is_empty())
-        .map(|(k, r)| {
-            let part = arrow_select::take::take_record_batch(batch, &UInt32Array::from(r))?;
-            Ok((k, part))
-        })
-        .collect()
-}
 
 /// The inputs of a consumer that are the instances of one ordered operator.
 #[derive(Debug, Clone)]
@@ -250,6 +216,11 @@ impl Receiving {
                         Message::Data(b) => {
                             grp.open[m].push(b);
                             continue;
+                        }
+                        Message::Partial(_) => {
+                            return Err(Error::Internal(
+                                "an ordered operator's instance sent folded records".into(),
+                            ))
                         }
                         Message::Watermark(w) => (w, Message::Watermark(w)),
                         Message::End => (MAX_TIME, Message::End),

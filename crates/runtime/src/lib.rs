@@ -30,7 +30,9 @@ use std::thread::JoinHandle;
 use crossbeam_channel::{bounded, unbounded, Sender};
 use weir_core::metrics::NodeMetrics;
 use weir_core::watermark::EventTimeConfig;
-use weir_core::{Error, Message, Operator, Parser, Partitioner, Port, Result, Sink, Source};
+use weir_core::{
+    Combiner, Error, Message, Operator, Parser, Partitioner, Port, Result, Sink, Source,
+};
 
 /// Messages a consumer channel holds before senders block.
 pub const CHANNEL_CAPACITY: usize = 16;
@@ -172,6 +174,9 @@ pub(crate) struct Output {
     /// With several targets: which one gets each row (watermarks, barriers and ends go to
     /// all of them).
     route: Option<Arc<dyn Partitioner>>,
+    /// With a route: the consumer's combiner, which parser threads use to fold its rows
+    /// before they are sent (see `chain::cut`).
+    fold: Option<Arc<dyn Combiner>>,
     to: String,
 }
 
@@ -261,10 +266,15 @@ impl Pipeline {
             .filter(|s| !is_chained(&s.name))
             .map(|s| {
                 let route = (s.instances() > 1).then(|| s.op.partitioner()).flatten();
-                (&s.name, &s.inputs, s.instances(), route)
+                let fold = route.as_ref().and_then(|_| s.op.combiner());
+                (&s.name, &s.inputs, s.instances(), route, fold)
             })
-            .chain(self.sinks.iter().map(|s| (&s.name, &s.inputs, 1, None)));
-        for (name, inputs, n, route) in consumers {
+            .chain(
+                self.sinks
+                    .iter()
+                    .map(|s| (&s.name, &s.inputs, 1, None, None)),
+            );
+        for (name, inputs, n, route, fold) in consumers {
             if n > 1 && route.is_none() {
                 return Err(Error::Internal(format!(
                     "stage {name} has {n} instances but no partitioner"
@@ -284,6 +294,7 @@ impl Pipeline {
                             .map(|(tx, _)| (first + k, tx.clone()))
                             .collect(),
                         route: route.clone(),
+                        fold: fold.clone(),
                         to: name.clone(),
                     });
                 }

@@ -50,9 +50,10 @@ impl NodeCkpt {
 /// How often idle nodes wake up: watermark polling, processing-time ticks, sink flushes.
 const TICK: Duration = Duration::from_millis(100);
 
-/// The rows of one message already cut over the instances behind some outputs, as
-/// [`crate::exchange::split`] cuts them: (output index, (instance, its rows)).
-pub(crate) type Splits = Vec<(usize, Vec<(usize, RecordBatch)>)>;
+/// The rows of one message already cut over the instances behind some outputs (see
+/// `chain::cuts`): (output index, (instance, a message of its rows)), an instance possibly
+/// more than once.
+pub(crate) type Splits = Vec<(usize, Vec<(usize, Message)>)>;
 
 pub(crate) fn send(outputs: &[Output], port: Port, msg: &Message) -> Result<()> {
     send_split(outputs, port, msg, Vec::new())
@@ -71,11 +72,14 @@ fn send_split(outputs: &[Output], port: Port, msg: &Message, mut pre: Splits) ->
             (Message::Data(b), Some(p)) => {
                 let parts = match pre.iter().position(|(out, _)| *out == i) {
                     Some(at) => pre.swap_remove(at).1,
-                    None => crate::exchange::split(b, p.as_ref(), o.targets.len())?,
+                    None => weir_core::operator::split(b, p.as_ref(), o.targets.len())?
+                        .into_iter()
+                        .map(|(k, part)| (k, Message::Data(part)))
+                        .collect(),
                 };
                 for (k, part) in parts {
                     let (idx, tx) = &o.targets[k];
-                    tx.send((*idx, Message::Data(part))).map_err(stopped)?;
+                    tx.send((*idx, part)).map_err(stopped)?;
                 }
             }
             _ => {
@@ -276,7 +280,12 @@ pub(crate) fn run_source(
     } else {
         let routes = chain.as_ref().map(|c| c.routes()).unwrap_or_default();
         Some(ParsePool::start(
-            &spec.name, parallel, time_col, beside, routes,
+            &spec.name,
+            parallel,
+            time_col,
+            crate::chain::routes(&outs),
+            beside,
+            routes,
         )?)
     };
     let mut node = SourceNode {
@@ -443,10 +452,15 @@ impl SourceNode<'_> {
         self.release(false)?;
         self.flush_dead()?;
         self.commit_durable(false)?;
-        if let Some(w) = self.wm.as_mut().and_then(|g| g.poll(now_ms())) {
-            self.watermark(w)?;
+        self.poll_watermark()
+    }
+
+    /// Sends the watermark if it advanced.
+    fn poll_watermark(&mut self) -> Result<()> {
+        match self.wm.as_mut().and_then(|g| g.poll(now_ms())) {
+            Some(w) => self.watermark(w),
+            None => Ok(()),
         }
-        Ok(())
     }
 
     /// Sends the watermark `w` on the main output, and through the chained stage.
@@ -573,7 +587,7 @@ impl SourceNode<'_> {
             self.line_no += lines;
             let counts = self.spec.parser.take_counts();
             let batch = self.spec.parser.finish();
-            return self.deliver(lines, counts, batch, None, None);
+            return self.deliver(lines, counts, batch, None, Splits::new(), None);
         }
         if chunk.is_empty() {
             return Ok(());
@@ -613,20 +627,33 @@ impl SourceNode<'_> {
         // A chunk's own dead letters come before those of the rows it dates too far ahead, as
         // when the source node parses.
         send_dead(&self.outs, self.m, &mut dead)?;
-        self.deliver(p.lines, p.counts, p.batch, Some(p.newest), p.chained)?;
+        self.deliver(
+            p.lines,
+            p.counts,
+            p.batch,
+            Some(p.newest),
+            p.cuts,
+            p.chained,
+        )?;
         self.flush_dead()?;
+        // A watermark after each chunk, as when the source node parses: released several at a
+        // time, the chunks would otherwise share one, and a record far out of order in a later
+        // one would not be late where one thread finds it late.
+        self.poll_watermark()?;
         self.pool.as_mut().expect("checked").recycle(p.bytes);
         Ok(true)
     }
 
     /// Counts a parsed chunk, moves event time, and sends its rows. A parser thread gives the
-    /// batch's newest event time and what its copy of the chained stage emitted.
+    /// batch's newest event time, its rows cut for the keyed stages that read the source, and
+    /// what its copy of the chained stage emitted.
     fn deliver(
         &mut self,
         lines: u64,
         counts: weir_core::parse::ParseCounts,
         mut batch: RecordBatch,
         newest: Option<Option<Millis>>,
+        mut cuts: Splits,
         mut chained: Option<Emitted>,
     ) -> Result<()> {
         NodeMetrics::add(&self.m.records_in, lines);
@@ -641,7 +668,9 @@ impl SourceNode<'_> {
             {
                 batch = refuse_future(batch, c, limit, &mut self.dead)?;
                 newest = max_time(&batch, c);
-                // The parser thread's copy of the chained stage saw the refused rows too.
+                // The parser thread cut, and its copy of the chained stage saw, the refused
+                // rows too.
+                cuts.clear();
                 chained = None;
             }
             g.observe(newest, now);
@@ -649,7 +678,7 @@ impl SourceNode<'_> {
         if let Some(c) = self.chain.as_mut() {
             c.data(&batch, chained)?;
         }
-        dispatch(&self.outs, self.m, Port::Main, Message::Data(batch))
+        dispatch_split(&self.outs, self.m, Port::Main, Message::Data(batch), cuts)
     }
 
     fn flush_dead(&mut self) -> Result<()> {
@@ -771,6 +800,10 @@ pub(crate) fn run_stage(
                 NodeMetrics::add(&m.records_in, b.num_rows() as u64);
                 op.on_batch(&b, &mut em)?;
             }
+            Event::Msg(_, Message::Partial(p)) => {
+                NodeMetrics::add(&m.records_in, p.records);
+                op.on_partial(&p, &mut em)?;
+            }
             Event::Msg(i, Message::Watermark(w)) => {
                 if let Some(w) = inputs.watermark(i, w) {
                     op.on_watermark(w, &mut em)?;
@@ -875,6 +908,9 @@ pub(crate) fn run_sink(
                     let suspend = ck.is_some() && stop.load(Ordering::SeqCst);
                     return finish_sink(s, ck, last_barrier + 1, suspend, m);
                 }
+            }
+            Event::Msg(_, Message::Partial(_)) => {
+                return Err(Error::Internal("a sink got folded records".into()))
             }
             Event::Msg(_, Message::Barrier(_)) => unreachable!("the aligner consumes barriers"),
             Event::Checkpoint(epoch) => {

@@ -22,10 +22,10 @@ use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
 use weir_core::deadletter::DeadLetters;
 use weir_core::parse::ParseCounts;
 use weir_core::time::Millis;
-use weir_core::{Error, Operator, Parser, Result};
+use weir_core::{Error, Operator, Parser, Port, Result};
 
-use crate::chain::{apply, Emitted, Route};
-use crate::node::max_time;
+use crate::chain::{apply, cuts, Emitted, Route};
+use crate::node::{max_time, Splits};
 
 /// A chunk to parse.
 struct Job {
@@ -46,6 +46,8 @@ pub(crate) struct Parsed {
     pub bytes: Vec<u8>,
     /// The newest event time in `batch`, when the source has event time.
     pub newest: Option<Millis>,
+    /// `batch` cut (and folded) for the keyed stages that read the source.
+    pub cuts: Splits,
     /// What the thread's copy of a chained stage emitted for `batch` (see `chain`).
     pub chained: Option<Emitted>,
 }
@@ -69,12 +71,14 @@ pub(crate) struct ParsePool {
 
 impl ParsePool {
     /// Starts one thread per parser for the source `name`. Each thread also finds the newest
-    /// event time of its batches (in column `time_col`) and applies its copy of a chained
-    /// stage's operator, if `chained` has one per parser, cutting its rows for `routes`.
+    /// event time of its batches (in column `time_col`), cuts them for the source's routes
+    /// `own`, and applies its copy of a chained stage's operator, if `chained` has one per
+    /// parser, cutting its rows for `routes`.
     pub fn start(
         name: &str,
         parsers: Vec<Box<dyn Parser>>,
         time_col: Option<usize>,
+        own: Vec<Route>,
         chained: Vec<Box<dyn Operator>>,
         routes: Vec<Route>,
     ) -> Result<Self> {
@@ -91,7 +95,7 @@ impl ParsePool {
         };
         for (i, mut parser) in parsers.into_iter().enumerate() {
             let mut op = ops[i].take();
-            let routes = routes.clone();
+            let (own, routes) = (own.clone(), routes.clone());
             let (jobs, results) = (jobs_rx.clone(), results_tx.clone());
             let node = name.to_string();
             let h = std::thread::Builder::new()
@@ -108,6 +112,8 @@ impl ParsePool {
                             lines,
                             counts,
                             newest: time_col.and_then(|c| max_time(&batch, c)),
+                            // Parsers fill the main output only.
+                            cuts: cuts(&batch, Port::Main, &own).unwrap_or_default(),
                             chained: op.as_deref_mut().and_then(|op| apply(op, &batch, &routes)),
                             batch,
                             dead,

@@ -417,7 +417,12 @@ const MIXED_LINES: u32 = 200_000;
 fn mixed_log() -> String {
     let mut text = String::new();
     for i in 0..MIXED_LINES {
-        let t = i;
+        // Every 1013th line is an hour behind: late at the windows.
+        let t = if i % 1_013 == 11 {
+            i.saturating_sub(3600)
+        } else {
+            i
+        };
         match i {
             _ if i % 997 == 5 => text.push_str("this is not a log line\n"),
             _ if i % 1_009 == 7 => text.push('\n'),
@@ -481,11 +486,15 @@ fn parallel_parsers_equal_one_and_resume_across_worker_counts() {
             jsonl(&out.join("rows.jsonl")),
             std::time::Duration::from_millis(15),
         );
+        // The same counts straight from the source: its parser threads fold the rows.
+        let mut direct = status_counts_on(vec![("a".into(), Port::Main)], schema.clone(), workers);
+        direct.name = "direct".into();
         Pipeline {
             sources: vec![src],
             stages: vec![
                 keep,
                 status_counts_on(vec![("keep".into(), Port::Main)], schema.clone(), workers),
+                direct,
             ],
             sinks: vec![
                 SinkSpec::new("rows", Box::new(slow), vec![("a".into(), Port::Main)]),
@@ -504,13 +513,31 @@ fn parallel_parsers_equal_one_and_resume_across_worker_counts() {
                     Box::new(jsonl(&out.join("unkept.jsonl"))),
                     vec![("keep".into(), Port::Errors)],
                 ),
+                SinkSpec::new(
+                    "direct_windows",
+                    Box::new(jsonl(&out.join("direct.jsonl"))),
+                    vec![("direct".into(), Port::Main)],
+                ),
+                SinkSpec::new(
+                    "late",
+                    Box::new(jsonl(&out.join("late.jsonl"))),
+                    vec![("counts".into(), Port::Late), ("direct".into(), Port::Late)],
+                ),
             ],
             checkpoint: ck,
         }
     };
     let read = |out: &Path| {
-        ["rows", "errors", "counts", "unkept"].map(|s| {
-            without_clock(&std::fs::read_to_string(out.join(format!("{s}.jsonl"))).unwrap())
+        OUTPUTS.map(|s| {
+            let text =
+                without_clock(&std::fs::read_to_string(out.join(format!("{s}.jsonl"))).unwrap());
+            if s != "late" {
+                return text;
+            }
+            // Instances send late rows as they find them: their order is not defined.
+            let mut lines: Vec<&str> = text.lines().collect();
+            lines.sort_unstable();
+            lines.iter().map(|l| format!("{l}\n")).collect()
         })
     };
     let counts = |nodes: &[NodeInfo]| {
@@ -521,9 +548,8 @@ fn parallel_parsers_equal_one_and_resume_across_worker_counts() {
     let nodes_one = pipeline(&one, 1, None).start().unwrap().join().unwrap();
     let three = dir.path().join("three");
     let running = pipeline(&three, 3, None).start().unwrap();
-    // With parser threads the filter has no thread of its own. Threads start in order,
-    // sinks last: once the last sink's is there, all are (the slow sink keeps the pipeline
-    // running while they are listed).
+    // With parser threads the filter has no thread of its own (the slow sink keeps the
+    // pipeline running while the threads are listed).
     let threads = || -> Vec<String> {
         std::fs::read_dir("/proc/self/task")
             .unwrap()
@@ -531,14 +557,24 @@ fn parallel_parsers_equal_one_and_resume_across_worker_counts() {
             .map(|n| n.trim().to_string())
             .collect()
     };
+    // A thread carries its parent's name until it has started: wait until every thread
+    // expected is named.
+    let expected = [
+        "weir-p0-a",
+        "weir-p2-a",
+        "weir-counts/2",
+        "weir-direct/2",
+        "weir-late",
+    ];
     let since = std::time::Instant::now();
     let mut names = threads();
-    while !names.iter().any(|t| t == "weir-unkept") && since.elapsed().as_secs() < 20 {
+    while !expected.iter().all(|e| names.iter().any(|t| t == e)) && since.elapsed().as_secs() < 20 {
         std::thread::sleep(std::time::Duration::from_millis(1));
         names = threads();
     }
-    assert!(names.iter().any(|t| t == "weir-p0-a"), "{names:?}");
-    assert!(names.iter().any(|t| t == "weir-counts/2"), "{names:?}");
+    for e in expected {
+        assert!(names.iter().any(|t| t == e), "{e}: {names:?}");
+    }
     assert!(!names.iter().any(|t| t == "weir-keep"), "{names:?}");
     let nodes_three = running.join().unwrap();
     let reference = read(&one);
@@ -564,9 +600,9 @@ fn parallel_parsers_equal_one_and_resume_across_worker_counts() {
     );
     same_files(&read(&three), &reference, "3 parsers");
     assert_eq!(counts(&nodes_three), counts(&nodes_one));
-    let stage = |nodes: &[NodeInfo]| {
-        let m = &nodes.iter().find(|n| n.name == "counts").unwrap().metrics;
-        [&m.records_in, &m.records_out, &m.windows].map(NodeMetrics::get)
+    let stage = |nodes: &[NodeInfo], name: &str| {
+        let m = &nodes.iter().find(|n| n.name == name).unwrap().metrics;
+        [&m.records_in, &m.records_out, &m.windows, &m.late].map(NodeMetrics::get)
     };
     let filter = |nodes: &[NodeInfo]| {
         let m = &nodes.iter().find(|n| n.name == "keep").unwrap().metrics;
@@ -578,20 +614,41 @@ fn parallel_parsers_equal_one_and_resume_across_worker_counts() {
         "the filter's counts"
     );
     assert_eq!(filter(&nodes_one)[2], fives as u64);
-    assert!(stage(&nodes_one)[2] > 600, "{:?}", stage(&nodes_one));
+    for name in ["counts", "direct"] {
+        let one = stage(&nodes_one, name);
+        assert!(one[2] > 600, "{one:?}");
+        assert!(one[3] > 10, "late rows: {one:?}");
+        assert_eq!(
+            stage(&nodes_three, name),
+            one,
+            "{name}: rows in and out, windows closed (each counted once over the instances), \
+             late rows"
+        );
+    }
+    let late = reference[5].lines().count() as u64;
     assert_eq!(
-        stage(&nodes_three),
-        stage(&nodes_one),
-        "rows in and out and windows closed (each counted once over the instances)"
+        late,
+        stage(&nodes_one, "counts")[3] + stage(&nodes_one, "direct")[3]
     );
 
     let store = checkpoint::Store::open(dir.path().join("state"), 3).unwrap();
     let checkpointing = || checkpoint::Checkpointing {
         store: store.clone(),
         interval: std::time::Duration::from_millis(10),
-        fingerprints: ["a", "keep", "counts", "rows", "errors", "windows", "unkept"]
-            .map(|n| (n.to_string(), "v1".to_string()))
-            .into(),
+        fingerprints: [
+            "a",
+            "keep",
+            "counts",
+            "direct",
+            "rows",
+            "errors",
+            "windows",
+            "unkept",
+            "direct_windows",
+            "late",
+        ]
+        .map(|n| (n.to_string(), "v1".to_string()))
+        .into(),
         restore: store.latest().unwrap(),
     };
     let out = dir.path().join("resumed");
@@ -631,9 +688,12 @@ fn without_clock(text: &str) -> String {
         .collect()
 }
 
+/// The files the parallel-parsers test compares.
+const OUTPUTS: [&str; 6] = ["rows", "errors", "counts", "unkept", "direct", "late"];
+
 /// Asserts equal outputs, naming the first line that differs (the files are long).
-fn same_files(got: &[String; 4], want: &[String; 4], what: &str) {
-    for (i, name) in ["rows", "errors", "counts", "unkept"].iter().enumerate() {
+fn same_files(got: &[String; 6], want: &[String; 6], what: &str) {
+    for (i, name) in OUTPUTS.iter().enumerate() {
         if got[i] == want[i] {
             continue;
         }

@@ -118,6 +118,36 @@ impl PaneAcc {
     }
 }
 
+impl PaneAcc {
+    /// Whether the partial aggregates of `f` over `kind` merge to exactly what one accumulator
+    /// fed every row would hold, in any order: counts, integer sums and integer extremes (not
+    /// float sums, whose rounding depends on the order, nor distinct sets, whose size is not
+    /// bounded by the keys).
+    pub fn mergeable(f: AggFn, kind: NumKind) -> bool {
+        match f {
+            AggFn::Count => true,
+            AggFn::Sum | AggFn::Min | AggFn::Max => kind != NumKind::Float,
+            AggFn::Avg | AggFn::CountDistinct => false,
+        }
+    }
+
+    /// Adds `other`, the accumulator of `f` over other rows (only for [`PaneAcc::mergeable`]
+    /// ones).
+    #[inline]
+    pub fn merge(&mut self, f: AggFn, other: &PaneAcc) {
+        match (self, other) {
+            (PaneAcc::Count(a), PaneAcc::Count(b)) => *a += b,
+            (PaneAcc::SumI(s, n), PaneAcc::SumI(s2, n2)) => {
+                *s += s2;
+                *n += n2;
+            }
+            (PaneAcc::ExtI(e), PaneAcc::ExtI(Some(x))) => *e = Some(ext(f, *e, *x)),
+            (PaneAcc::ExtI(_), PaneAcc::ExtI(None)) => {}
+            (a, b) => unreachable!("merging {b:?} into {a:?}: not a mergeable pair"),
+        }
+    }
+}
+
 /// Maps a u64 onto an i64 of the same order (the top bit flipped), so unsigned minima and
 /// maxima share the signed accumulators; [`unflip`] maps back.
 #[inline]

@@ -1,6 +1,7 @@
 //! Keyed aggregation over tumbling and sliding event-time (or processing-time) windows.
 
 use std::collections::VecDeque;
+use std::sync::atomic::AtomicU32;
 use std::sync::Arc;
 
 use arrow_array::builder::{
@@ -16,10 +17,11 @@ use weir_core::fields::{WINDOW_END, WINDOW_START};
 use weir_core::message::Port;
 use weir_core::time::{Millis, MAX_TIME, MIN_TIME};
 use weir_core::value::{find_field, is_supported, Scalar};
-use weir_core::{Emitter, Error, Operator, Partitioner, Result};
+use weir_core::{Combiner, Emitter, Error, Operator, Partial, Partitioner, Result};
 use weir_expr::{Bound, Expr};
 
 use crate::acc::{pane_result, run_result, AggFn, Input, NumKind, Out, PaneAcc, RunAcc};
+use crate::fold::{Fold, Folded, UNFOLDED};
 use weir_core::keys::{array_from_scalars, decode, hash_rows, key_hash, Encode};
 use weir_core::value::Col;
 
@@ -278,7 +280,7 @@ impl AggregateConfig {
 
 /// Where a group key or an aggregate's input comes from.
 #[derive(Clone)]
-enum ColumnSource {
+pub(crate) enum ColumnSource {
     /// An input column.
     Column(usize),
     /// A computed expression.
@@ -287,7 +289,7 @@ enum ColumnSource {
 
 /// Routes rows to the instances of an aggregate by their group key (computed as the
 /// aggregate computes it, so both agree on every key's hash).
-struct GroupKeys(Vec<ColumnSource>);
+pub(crate) struct GroupKeys(pub(crate) Vec<ColumnSource>);
 
 impl Partitioner for GroupKeys {
     fn hashes(&self, batch: &RecordBatch, out: &mut Vec<u64>) {
@@ -311,11 +313,79 @@ impl Partitioner for GroupKeys {
 }
 
 /// How one aggregate reads its input column.
-struct AggPlan {
-    func: AggFn,
-    col: Option<ColumnSource>,
-    kind: NumKind,
+#[derive(Clone)]
+pub(crate) struct AggPlan {
+    pub(crate) func: AggFn,
+    pub(crate) col: Option<ColumnSource>,
+    pub(crate) kind: NumKind,
     out_type: DataType,
+}
+
+/// The group-key columns and the aggregates' input columns of `batch`. A row whose key or
+/// input expression cannot be computed gets a null there and is reported to `failed` with
+/// the reason.
+pub(crate) fn eval_inputs(
+    key_cols: &[ColumnSource],
+    aggs: &[AggPlan],
+    batch: &RecordBatch,
+    mut failed: impl FnMut(usize, &str),
+) -> Result<(Vec<ArrayRef>, Vec<Option<ArrayRef>>)> {
+    let mut eval = |e: &Bound, what: &str| -> Result<ArrayRef> {
+        let (a, errors) = e.eval_rows(batch).map_err(|err| {
+            Error::Internal(format!("evaluating the {what} `{}`: {err}", e.text()))
+        })?;
+        for (row, why) in errors {
+            failed(row, &why);
+        }
+        Ok(a)
+    };
+    let keys = key_cols
+        .iter()
+        .map(|k| match k {
+            ColumnSource::Column(c) => Ok(batch.column(*c).clone()),
+            ColumnSource::Expr(e) => eval(e, "group key"),
+        })
+        .collect::<Result<_>>()?;
+    let vals = aggs
+        .iter()
+        .map(|a| match &a.col {
+            None => Ok(None),
+            Some(ColumnSource::Column(c)) => Ok(Some(batch.column(*c).clone())),
+            Some(ColumnSource::Expr(e)) => eval(e, "aggregate input").map(Some),
+        })
+        .collect::<Result<_>>()?;
+    Ok((keys, vals))
+}
+
+/// Adds row `row` of the input columns `vals` to `accs`, one accumulator per aggregate.
+#[inline]
+pub(crate) fn update_accs(
+    accs: &mut [PaneAcc],
+    aggs: &[AggPlan],
+    vals: &[Option<Col<'_>>],
+    row: usize,
+    val_buf: &mut Vec<u8>,
+) {
+    for ((acc, plan), col) in accs.iter_mut().zip(aggs).zip(vals) {
+        let input = match (col, plan.func) {
+            (None, _) => Input::Null,
+            (Some(c), AggFn::CountDistinct) => {
+                if c.is_null(row) {
+                    Input::Null
+                } else {
+                    val_buf.clear();
+                    c.encode(row, val_buf);
+                    Input::Bytes(val_buf)
+                }
+            }
+            (Some(c), _) => match plan.kind {
+                NumKind::Int => c.int(row).map_or(Input::Null, Input::Int),
+                NumKind::UInt => c.uint(row).map_or(Input::Null, Input::UInt),
+                NumKind::Float => c.float(row).map_or(Input::Null, Input::Float),
+            },
+        };
+        acc.update(plan.func, input, col.is_none());
+    }
 }
 
 /// Output rows of one `advance`, flat: row `r` has key `keys[r]` and results
@@ -668,51 +738,61 @@ impl Aggregate {
         self.state.keys.live()
     }
 
+    /// The index in `state.open` of the pane `idx`, opened if it is not.
+    fn open_pane(&mut self, idx: i64) -> usize {
+        match self.state.open.binary_search_by_key(&idx, |p| p.idx) {
+            Ok(i) => i,
+            Err(i) => {
+                self.state.open.insert(
+                    i,
+                    OpenPane {
+                        idx,
+                        slots: HashMap::new(),
+                        ids: Vec::new(),
+                        accs: Vec::new(),
+                    },
+                );
+                i
+            }
+        }
+    }
+
+    /// The slot of the encoded key `key` in the open pane at `cursor`, added if it has none.
+    fn slot(&mut self, cursor: usize, key: &[u8]) -> usize {
+        let pane = &mut self.state.open[cursor];
+        if let Some(&slot) = self
+            .state
+            .keys
+            .ids
+            .get(key)
+            .and_then(|id| pane.slots.get(id))
+        {
+            return slot as usize;
+        }
+        let id = self.state.keys.id(key);
+        let slot = pane.ids.len();
+        pane.slots.insert(id, slot as u32);
+        pane.ids.push(id);
+        pane.accs
+            .extend(self.aggs.iter().map(|a| PaneAcc::new(a.func, a.kind)));
+        self.state.keys.retain(id);
+        slot
+    }
+
     fn add_rows(&mut self, batch: &RecordBatch, out: &mut Emitter) -> Result<()> {
         let n = batch.num_rows();
         let times = self
             .time_col
             .map(|c| Col::new(batch.column(c)).expect("checked at build"));
-        let key_arrays: Vec<ArrayRef> = self
-            .key_cols
-            .iter()
-            .map(|k| match k {
-                ColumnSource::Column(c) => Ok(batch.column(*c).clone()),
-                ColumnSource::Expr(e) => {
-                    let (a, errors) = e.eval_rows(batch).map_err(|err| {
-                        Error::Internal(format!("evaluating the group key `{}`: {err}", e.text()))
-                    })?;
-                    for (row, why) in errors {
-                        self.dead.push_row(&why, batch, row);
-                    }
-                    Ok(a)
-                }
-            })
-            .collect::<Result<_>>()?;
+        let dead = &mut self.dead;
+        let (key_arrays, val_arrays) =
+            eval_inputs(&self.key_cols, &self.aggs, batch, |row, why| {
+                dead.push_row(why, batch, row)
+            })?;
         let keys: Vec<Col<'_>> = key_arrays
             .iter()
             .map(|a| Col::new(a).expect("key types are checked at build"))
             .collect();
-        let val_arrays: Vec<Option<ArrayRef>> = self
-            .aggs
-            .iter()
-            .map(|a| match &a.col {
-                None => Ok(None),
-                Some(ColumnSource::Column(c)) => Ok(Some(batch.column(*c).clone())),
-                Some(ColumnSource::Expr(e)) => {
-                    let (a, errors) = e.eval_rows(batch).map_err(|err| {
-                        Error::Internal(format!(
-                            "evaluating the aggregate input `{}`: {err}",
-                            e.text()
-                        ))
-                    })?;
-                    for (row, why) in errors {
-                        self.dead.push_row(&why, batch, row);
-                    }
-                    Ok(Some(a))
-                }
-            })
-            .collect::<Result<_>>()?;
         self.dead.emit(out);
         let vals: Vec<Option<Col<'_>>> = val_arrays
             .iter()
@@ -756,73 +836,29 @@ impl Aggregate {
             }
             if cursor >= self.state.open.len() || self.state.open[cursor].idx != idx {
                 last = None;
-                cursor = match self.state.open.binary_search_by_key(&idx, |p| p.idx) {
-                    Ok(i) => i,
-                    Err(i) => {
-                        self.state.open.insert(
-                            i,
-                            OpenPane {
-                                idx,
-                                slots: HashMap::new(),
-                                ids: Vec::new(),
-                                accs: Vec::new(),
-                            },
-                        );
-                        i
-                    }
-                };
+                cursor = self.open_pane(idx);
             }
             self.key_buf.clear();
             for k in &keys {
                 k.encode(row, &mut self.key_buf);
             }
-            let pane = &mut self.state.open[cursor];
-            let n_aggs = self.aggs.len();
             // Runs of equal keys are common (most requests are 200s): reuse the last slot.
             let cached = last
                 .filter(|&(c, _)| c == cursor)
                 .filter(|_| self.key_buf == self.last_key);
-            let slot = match cached.map(|(_, slot)| slot).or_else(|| {
-                let id = self.state.keys.ids.get(self.key_buf.as_slice())?;
-                pane.slots.get(id).map(|&s| s as usize)
-            }) {
-                Some(slot) => slot,
+            let slot = match cached {
+                Some((_, slot)) => slot,
                 None => {
-                    let id = self.state.keys.id(&self.key_buf);
-                    let slot = pane.ids.len();
-                    pane.slots.insert(id, slot as u32);
-                    pane.ids.push(id);
-                    pane.accs
-                        .extend(self.aggs.iter().map(|a| PaneAcc::new(a.func, a.kind)));
-                    self.state.keys.retain(id);
+                    let key = std::mem::take(&mut self.key_buf);
+                    let slot = self.slot(cursor, &key);
+                    last = Some((cursor, slot));
+                    self.key_buf = std::mem::replace(&mut self.last_key, key);
                     slot
                 }
             };
-            if cached.is_none() {
-                last = Some((cursor, slot));
-                std::mem::swap(&mut self.last_key, &mut self.key_buf);
-            }
-            let accs = &mut pane.accs[slot * n_aggs..(slot + 1) * n_aggs];
-            for ((acc, plan), col) in accs.iter_mut().zip(&self.aggs).zip(&vals) {
-                let input = match (col, plan.func) {
-                    (None, _) => Input::Null,
-                    (Some(c), AggFn::CountDistinct) => {
-                        if c.is_null(row) {
-                            Input::Null
-                        } else {
-                            self.val_buf.clear();
-                            c.encode(row, &mut self.val_buf);
-                            Input::Bytes(&self.val_buf)
-                        }
-                    }
-                    (Some(c), _) => match plan.kind {
-                        NumKind::Int => c.int(row).map_or(Input::Null, Input::Int),
-                        NumKind::UInt => c.uint(row).map_or(Input::Null, Input::UInt),
-                        NumKind::Float => c.float(row).map_or(Input::Null, Input::Float),
-                    },
-                };
-                acc.update(plan.func, input, col.is_none());
-            }
+            let n_aggs = self.aggs.len();
+            let accs = &mut self.state.open[cursor].accs[slot * n_aggs..(slot + 1) * n_aggs];
+            update_accs(accs, &self.aggs, &vals, row, &mut self.val_buf);
         }
         if !self.late_rows.is_empty() {
             let idx = UInt32Array::from(std::mem::take(&mut self.late_rows));
@@ -1129,6 +1165,65 @@ impl Operator for Aggregate {
         // Without a group key every row has the same (empty) key: one instance does it all.
         (!self.key_cols.is_empty())
             .then(|| Arc::new(GroupKeys(self.key_cols.clone())) as Arc<dyn Partitioner>)
+    }
+
+    fn combiner(&self) -> Option<Arc<dyn Combiner>> {
+        // In processing time a row's window is the instance's clock: only it can place rows.
+        let time_col = self.time_col?;
+        let exact = self.aggs.iter().all(|a| PaneAcc::mergeable(a.func, a.kind));
+        (exact && !self.key_cols.is_empty()).then(|| {
+            Arc::new(Fold {
+                time_col,
+                key_cols: self.key_cols.clone(),
+                aggs: self.aggs.clone(),
+                pane: self.pane,
+                skip: AtomicU32::new(0),
+            }) as Arc<dyn Combiner>
+        })
+    }
+
+    fn on_partial(&mut self, part: &Partial, out: &mut Emitter) -> Result<()> {
+        let Some(f) = part.part.downcast_ref::<Folded>() else {
+            return Err(Error::Internal(
+                "an aggregate got records folded by another operator".into(),
+            ));
+        };
+        let n_aggs = self.aggs.len();
+        let mut late: Vec<u32> = Vec::new();
+        let mut cursor = usize::MAX;
+        for (i, &idx) in f.panes.iter().enumerate() {
+            // A fold's rows are late together: lateness is decided per pane.
+            if self.close_end(idx) <= self.state.closed_upto {
+                late.push(f.ids[i]);
+                continue;
+            }
+            if cursor >= self.state.open.len() || self.state.open[cursor].idx != idx {
+                cursor = self.open_pane(idx);
+            }
+            let slot = self.slot(cursor, f.key(i));
+            let accs = &mut self.state.open[cursor].accs[slot * n_aggs..(slot + 1) * n_aggs];
+            for ((acc, a), other) in accs
+                .iter_mut()
+                .zip(&self.aggs)
+                .zip(&f.accs[i * n_aggs..(i + 1) * n_aggs])
+            {
+                acc.merge(a.func, other);
+            }
+        }
+        if !late.is_empty() {
+            // The late folds' rows, in their order in the batch.
+            late.sort_unstable();
+            let rows: Vec<u32> = f
+                .fold_of_row
+                .iter()
+                .enumerate()
+                .filter(|(_, fold)| **fold != UNFOLDED && late.binary_search(fold).is_ok())
+                .map(|(row, _)| row as u32)
+                .collect();
+            let rows = arrow_select::take::take_record_batch(&f.batch, &UInt32Array::from(rows))?;
+            out.side(Port::Late, rows);
+        }
+        Ok(())
     }
 
     fn output_order(&self) -> Option<Vec<usize>> {

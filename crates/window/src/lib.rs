@@ -18,9 +18,14 @@
 //! Lateness: a record is late when the window end at which its pane closes has already been
 //! passed by `watermark − allowed_lateness`. It then goes to the late port, counted, and never
 //! appears in some of its windows but not others.
+//!
+//! With several instances, an aggregate in event time whose aggregates are counts, integer
+//! sums, minima or maxima has its rows folded before the exchange, on the parser threads: one
+//! partial result per pane and key instead of the rows (see `fold`), with the same output.
 
 pub mod acc;
 pub mod aggregate;
+mod fold;
 
 pub use acc::AggFn;
 pub use aggregate::{AggSpec, Aggregate, AggregateConfig, WindowKind, WindowSpec};

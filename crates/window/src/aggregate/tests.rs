@@ -823,3 +823,211 @@ fn windows_too_long_or_of_too_many_panes_are_refused_at_check() {
         "a day by the second is fine"
     );
 }
+
+/// A row's event time in [`batch_with_gaps`] that stands for none.
+const NO_TIME: i64 = i64::MIN;
+
+/// [`batch`], with a null event time where a row's time is [`NO_TIME`].
+fn batch_with_gaps(rows: &[(i64, String, Option<i64>)]) -> RecordBatch {
+    let b = batch(rows);
+    let ts: arrow_array::TimestampMillisecondArray = rows
+        .iter()
+        .map(|(t, _, _)| (*t != NO_TIME).then_some(*t))
+        .collect();
+    let mut cols = b.columns().to_vec();
+    cols[0] = Arc::new(ts.with_timezone("UTC"));
+    RecordBatch::try_new(b.schema(), cols).unwrap()
+}
+
+/// Aggregates that fold (count, integer sum, min, max), grouped by the key `k`, by `k` and
+/// `100 / v`, or by `100 / v` alone (one integer key, which the combiner folds without
+/// encoding it). `100 / v` fails on v = 0 (a dead letter) and is null for null v.
+fn foldable_config(window: WindowSpec, lateness: i64, keys: u8) -> AggregateConfig {
+    let mut cfg = config(window, lateness);
+    cfg.aggregates.truncate(4);
+    cfg.aggregates.push(AggSpec {
+        func: AggFn::Count,
+        field: Some("v".into()),
+        name: Some("values".into()),
+    });
+    match keys {
+        0 => {}
+        1 => cfg.group_by.push("100 / v AS q".into()),
+        _ => cfg.group_by = vec!["100 / v AS q".into()],
+    }
+    cfg
+}
+
+/// What operators emitted, as text, sorted: window rows, late rows and dead letters.
+#[derive(Debug, Default, PartialEq)]
+struct Seen {
+    main: Vec<String>,
+    late: Vec<String>,
+    errors: Vec<String>,
+}
+
+impl Seen {
+    fn take(&mut self, out: &mut Emitter) {
+        for (port, msg) in out.drain() {
+            let Message::Data(b) = msg else { continue };
+            let to = match port {
+                Port::Main => &mut self.main,
+                Port::Late => &mut self.late,
+                Port::Errors => &mut self.errors,
+            };
+            for r in 0..b.num_rows() {
+                let row: Vec<String> = b
+                    .columns()
+                    .iter()
+                    .map(|c| Scalar::from_array(c.as_ref(), r).to_text())
+                    .collect();
+                to.push(row.join("|"));
+            }
+        }
+    }
+
+    fn sorted(mut self) -> Self {
+        self.main.sort();
+        self.late.sort();
+        self.errors.sort();
+        self
+    }
+}
+
+/// One instance fed every row.
+fn run_unfolded(cfg: &AggregateConfig, steps: &[Step]) -> Seen {
+    let mut op = Aggregate::new(cfg, in_schema(), "stage.t").unwrap();
+    let (mut out, mut seen) = (Emitter::default(), Seen::default());
+    for step in steps {
+        match step {
+            Step::Data(r) => op.on_batch(&batch_with_gaps(r), &mut out).unwrap(),
+            Step::Wm(w) => op.on_watermark(*w, &mut out).unwrap(),
+        }
+        seen.take(&mut out);
+    }
+    op.on_end(&mut out).unwrap();
+    seen.take(&mut out);
+    seen.sorted()
+}
+
+/// `n` instances fed what the combiner made of each batch; also the number of folded parts
+/// and of records in them.
+fn run_folded(cfg: &AggregateConfig, steps: &[Step], n: usize) -> (Seen, usize, u64) {
+    let mut ops: Vec<Aggregate> = (0..n)
+        .map(|_| Aggregate::new(cfg, in_schema(), "stage.t").unwrap())
+        .collect();
+    let fold = ops[0].combiner().expect("these aggregates fold");
+    let (mut out, mut seen) = (Emitter::default(), Seen::default());
+    let (mut parts, mut records) = (0, 0);
+    for step in steps {
+        match step {
+            Step::Data(r) => {
+                let b = batch_with_gaps(r);
+                let mut rows = 0;
+                for (k, msg) in fold.combine(&b, n).unwrap() {
+                    match msg {
+                        Message::Data(b) => {
+                            rows += b.num_rows() as u64;
+                            ops[k].on_batch(&b, &mut out).unwrap()
+                        }
+                        Message::Partial(p) => {
+                            parts += 1;
+                            records += p.records;
+                            rows += p.records;
+                            ops[k].on_partial(&p, &mut out).unwrap()
+                        }
+                        m => panic!("the combiner sent {m:?}"),
+                    }
+                    seen.take(&mut out);
+                }
+                assert_eq!(rows, b.num_rows() as u64, "every row is sent once");
+            }
+            Step::Wm(w) => {
+                for op in &mut ops {
+                    op.on_watermark(*w, &mut out).unwrap();
+                    seen.take(&mut out);
+                }
+            }
+        }
+    }
+    for op in &mut ops {
+        op.on_end(&mut out).unwrap();
+        seen.take(&mut out);
+    }
+    (seen.sorted(), parts, records)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+    /// Rows folded before the exchange give what the rows themselves give: the same windows,
+    /// late rows and dead letters, with one instance or several, rows without event time and
+    /// rows whose key fails included, keys of strings and of one integer.
+    #[test]
+    fn folded_rows_equal_the_rows_themselves(
+        (steps, size, slide, _bound, lateness, _r) in stream(),
+        instances in 1usize..4,
+        no_time_every in 0usize..12,
+        keys in 0u8..3,
+    ) {
+        let mut steps = steps;
+        let mut i = 0;
+        for step in &mut steps {
+            if let Step::Data(rows) = step {
+                for r in rows {
+                    i += 1;
+                    if no_time_every > 0 && i % no_time_every == 0 {
+                        r.0 = NO_TIME;
+                    }
+                }
+            }
+        }
+        let window = if size == slide { tumbling(size) } else { sliding(size, slide) };
+        let cfg = foldable_config(window, lateness, keys);
+        let (got, _, _) = run_folded(&cfg, &steps, instances);
+        prop_assert_eq!(got, run_unfolded(&cfg, &steps));
+    }
+}
+
+/// The rows of a hot key reach its instance as one fold per pane; a fold whose pane closed
+/// at the instance comes back as its rows, on the late output, and the aggregates that do not
+/// merge exactly in any order (float sums, averages, distinct counts) are not folded.
+#[test]
+fn hot_keys_fold_and_late_folds_come_back_as_rows() {
+    let cfg = foldable_config(tumbling(1000), 0, 0);
+    let hot: Vec<Row> = (0..1000).map(|i| (i % 2000, "a", Some(1))).collect();
+    let steps = vec![data(&hot), Step::Wm(1000), data(&hot)];
+    let (got, parts, records) = run_folded(&cfg, &steps, 2);
+    // One fold of 1000 rows, then one for [0, 1000) which closed: its rows are late.
+    assert_eq!((parts, records), (2, 2000));
+    assert_eq!(got.late.len(), 1000);
+    assert_eq!(got, run_unfolded(&cfg, &steps));
+    assert_eq!(
+        got.main,
+        ["1970-01-01T00:00:00Z|1970-01-01T00:00:01Z|a|1000|1000|1|1|1000"]
+    );
+
+    // Nearly one key per row: not worth folding; the next batches go as they are too.
+    let keys = ["a", "b", "c", "d"];
+    let spread: Vec<Row> = (0..40)
+        .map(|i| (i * 1000, keys[i as usize % 4], Some(1)))
+        .collect();
+    let (got, parts, _) = run_folded(&cfg, &[data(&spread), data(&hot)], 1);
+    assert_eq!(parts, 1, "the hot batch after a poor fold is not folded");
+    assert_eq!(got, run_unfolded(&cfg, &[data(&spread), data(&hot)]));
+
+    for (f, field) in [
+        (AggFn::Sum, "f"),
+        (AggFn::Avg, "v"),
+        (AggFn::CountDistinct, "v"),
+    ] {
+        let mut cfg = foldable_config(tumbling(1000), 0, 0);
+        cfg.aggregates.push(AggSpec {
+            func: f,
+            field: Some(field.into()),
+            name: Some("x".into()),
+        });
+        let op = Aggregate::new(&cfg, in_schema(), "stage.t").unwrap();
+        assert!(op.combiner().is_none(), "{f:?} of {field} folds");
+    }
+}
