@@ -1174,7 +1174,7 @@ impl Operator for Aggregate {
         (exact && !self.key_cols.is_empty()).then(|| {
             Arc::new(Fold {
                 time_col,
-                key_cols: self.key_cols.clone(),
+                keys: GroupKeys(self.key_cols.clone()),
                 aggs: self.aggs.clone(),
                 pane: self.pane,
                 skip: AtomicU32::new(0),

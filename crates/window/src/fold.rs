@@ -31,7 +31,7 @@ use weir_core::value::Col;
 use weir_core::{Combiner, Message, Partitioner, Result};
 
 use crate::acc::PaneAcc;
-use crate::aggregate::{eval_inputs, update_accs, AggPlan, ColumnSource, GroupKeys};
+use crate::aggregate::{eval_inputs, update_accs, AggPlan, GroupKeys};
 
 /// No fold: the row was sent as it is.
 pub(crate) const UNFOLDED: u32 = u32::MAX;
@@ -66,7 +66,8 @@ impl Folded {
 /// The combiner of an aggregate in event time whose aggregates all merge exactly.
 pub(crate) struct Fold {
     pub time_col: usize,
-    pub key_cols: Vec<ColumnSource>,
+    /// The group keys, which also route the rows sent as they are.
+    pub keys: GroupKeys,
     pub aggs: Vec<AggPlan>,
     pub pane: i64,
     /// Batches still to send unfolded after a poor fold (shared by the parser threads).
@@ -139,8 +140,7 @@ impl Fold {
                 &part
             }
         };
-        let keys = GroupKeys(self.key_cols.clone());
-        for (k, b) in split(batch, &keys as &dyn Partitioner, instances)? {
+        for (k, b) in split(batch, &self.keys as &dyn Partitioner, instances)? {
             out.push((k, Message::Data(b)));
         }
         Ok(())
@@ -162,9 +162,8 @@ impl Combiner for Fold {
         // Rows whose key or input cannot be computed go as they are: the instance reports them.
         let mut unfolded_rows: Vec<u32> = Vec::new();
         let mut failed = vec![false; n];
-        let (key_arrays, val_arrays) = eval_inputs(&self.key_cols, &self.aggs, batch, |row, _| {
-            failed[row] = true
-        })?;
+        let (key_arrays, val_arrays) =
+            eval_inputs(&self.keys.0, &self.aggs, batch, |row, _| failed[row] = true)?;
         let keys: Vec<Col<'_>> = key_arrays
             .iter()
             .map(|a| Col::new(a).expect("key types are checked at build"))
