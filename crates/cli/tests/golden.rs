@@ -86,6 +86,57 @@ fn golden_nasa_aug95_content_kinds() {
     run_case("nasa-aug95-content-kinds");
 }
 
+/// A top-K per group (status class) over a sliding window, ranked by a sum of a computed
+/// value, with ties; `oracle.py` beside the case ranks every window from scratch.
+#[test]
+fn golden_nasa_aug95_top_paths_by_class() {
+    run_case("nasa-aug95-top-paths-by-class");
+}
+
+/// The cases with an `oracle.py` beside them: the plain-Python recomputation over the raw
+/// input equals the expectation, so an expectation rewritten with `UPDATE_GOLDEN=1` is
+/// checked by something other than weir.
+#[test]
+fn golden_expectations_equal_their_oracles() {
+    if Command::new("python3").arg("--version").output().is_err() {
+        assert!(std::env::var_os("CI").is_none(), "CI must have python3");
+        eprintln!("skipping: python3 not installed");
+        return;
+    }
+    let (mut checked, mut skipped) = (0, 0);
+    for entry in std::fs::read_dir(root().join("tests/golden")).unwrap() {
+        let dir = entry.unwrap().path();
+        let oracle = dir.join("oracle.py");
+        if !oracle.exists() {
+            continue;
+        }
+        let c = Case::new(dir.file_name().unwrap().to_str().unwrap());
+        let Some(input) = c.input() else {
+            skipped += 1;
+            continue;
+        };
+        let out = Command::new("python3")
+            .arg(&oracle)
+            .arg(&input)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}: {}",
+            oracle.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let want = std::fs::read_to_string(c.expected_path("out")).unwrap();
+        assert!(
+            String::from_utf8_lossy(&out.stdout) == want,
+            "{}: the oracle's rows differ from expected/out.jsonl",
+            c.name
+        );
+        checked += 1;
+    }
+    assert!(checked + skipped >= 2, "only {checked} oracles found");
+}
+
 #[test]
 fn golden_nasa_jul95_error_spikes() {
     run_case("nasa-jul95-error-spikes");

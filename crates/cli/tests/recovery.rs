@@ -408,6 +408,11 @@ fn kill_nasa_random_sliding() {
 }
 
 #[test]
+fn kill_nasa_aug95_top_paths_by_class() {
+    kill_case("nasa-aug95-top-paths-by-class", 12);
+}
+
+#[test]
 fn kill_apache_combined_hourly() {
     kill_case("apache-combined-hourly", 6);
 }

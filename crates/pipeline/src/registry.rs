@@ -24,7 +24,7 @@ use weir_source::file::{FileConfig, FileSource};
 use weir_source::gen::{GenConfig, GenSource};
 use weir_source::stdin::{StdinConfig, StdinSource};
 use weir_source::tail::{TailConfig, TailSource};
-use weir_window::{Aggregate, AggregateConfig};
+use weir_window::{Aggregate, AggregateConfig, TopK, TopKConfig};
 
 use crate::config::de;
 
@@ -217,6 +217,7 @@ fn stage<C: StageType + DeserializeOwned>(v: toml::Value, path: &str) -> Result<
 /// Stage types by name.
 pub const STAGES: &[(&str, Ctor<StageKind>)] = &[
     ("aggregate", stage::<AggregateConfig>),
+    ("top_k", stage::<TopKConfig>),
     ("filter", stage::<FilterConfig>),
     ("alert", stage::<AlertConfig>),
     ("condition", stage::<ConditionConfig>),
@@ -262,6 +263,18 @@ impl StageType for AggregateConfig {
     }
     fn build_op(&self, input: SchemaRef, path: &str) -> Result<Box<dyn Operator>, Vec<Error>> {
         boxed(Aggregate::new(self, input, path))
+    }
+}
+
+impl StageType for TopKConfig {
+    fn validate(&self, path: &str) -> Vec<Error> {
+        TopKConfig::validate(self, path)
+    }
+    fn required_fields(&self) -> Option<Vec<String>> {
+        Some(TopKConfig::required_fields(self))
+    }
+    fn build_op(&self, input: SchemaRef, path: &str) -> Result<Box<dyn Operator>, Vec<Error>> {
+        boxed(TopK::new(self, input, path))
     }
 }
 

@@ -891,7 +891,7 @@ impl Aggregate {
             if end > t {
                 break;
             }
-            self.close_window(end, &mut rows, &mut released);
+            self.close_window(end, &mut rows, &mut released, None);
             out.windows_closed.push(end);
         }
         self.state.closed_upto = self.state.closed_upto.max(t);
@@ -911,11 +911,23 @@ impl Aggregate {
 
     /// Closes the window ending at `end`, appending its rows (sorted by key) to `rows`; ids
     /// whose state ended are added to `released`.
-    fn close_window(&mut self, end: Millis, rows: &mut OutRows, released: &mut Vec<u32>) {
+    ///
+    /// With `gone` (what a top-K keeps its ranking from), a sliding window's rows are only
+    /// those of the keys whose value changed since the previous window (a pane entered or
+    /// left), and the keys that left the window altogether are added to `gone`.
+    fn close_window(
+        &mut self,
+        end: Millis,
+        rows: &mut OutRows,
+        released: &mut Vec<u32>,
+        mut gone: Option<&mut Vec<u32>>,
+    ) {
         let start = end.saturating_sub(self.size);
         let n = self.aggs.len();
         let first_row = rows.keys.len();
         let tumbling = self.size == self.slide;
+        let changes = gone.is_some();
+        let mut entered: hashbrown::HashSet<u32> = hashbrown::HashSet::new();
         while self
             .state
             .open
@@ -956,6 +968,9 @@ impl Aggregate {
                 for (r, acc) in w.running.iter_mut().zip(accs) {
                     r.add(acc);
                 }
+                if changes {
+                    entered.insert(id);
+                }
                 w.panes.push_back(pane.idx);
                 w.accs.extend(accs.iter().cloned());
             }
@@ -964,16 +979,24 @@ impl Aggregate {
             let first_idx = start.div_euclid(self.pane);
             let aggs = &self.aggs;
             self.state.windows.retain(|&id, w| {
+                let mut left = false;
                 while w.panes.front().is_some_and(|idx| *idx < first_idx) {
                     w.panes.pop_front();
+                    left = true;
                     for r in w.running.iter_mut() {
                         let acc = w.accs.pop_front().expect("n accumulators per pane");
                         r.sub(&acc);
                     }
                 }
                 if w.panes.is_empty() {
+                    if let Some(g) = gone.as_deref_mut() {
+                        g.push(id);
+                    }
                     released.push(id);
                     return false;
+                }
+                if changes && !left && !entered.contains(&id) {
+                    return true;
                 }
                 rows.keys.push(id);
                 rows.res.extend(
@@ -1034,74 +1057,186 @@ impl Aggregate {
                 .collect();
             cols.push(array_from_scalars(dt, &vals));
         }
-        let result = |r: usize, i: usize| rows.res[r * n_aggs + i];
         for (i, a) in self.aggs.iter().enumerate() {
             // Aggregates follow window_start, window_end and the keys.
             let name = self.out_schema.field(2 + self.key_types.len() + i).name();
-            cols.push(match &a.out_type {
-                DataType::Float64 => {
-                    let mut b = Float64Builder::with_capacity(n);
-                    for r in 0..n {
-                        match result(r, i) {
-                            Out::Float(v) => b.append_value(v),
-                            Out::Int(v) => b.append_value(v as f64),
-                            Out::Sum(v) => b.append_value(v as f64),
-                            Out::Null => b.append_null(),
-                        }
-                    }
-                    Arc::new(b.finish())
-                }
-                DataType::Timestamp(..) => {
-                    let mut b = TimestampMillisecondBuilder::with_capacity(n).with_timezone("UTC");
-                    for r in 0..n {
-                        match result(r, i) {
-                            Out::Int(v) => b.append_value(v),
-                            _ => b.append_null(),
-                        }
-                    }
-                    Arc::new(b.finish())
-                }
-                DataType::UInt64 => {
-                    let mut b = UInt64Builder::with_capacity(n);
-                    for r in 0..n {
-                        match result(r, i) {
-                            Out::Int(v) => b.append_value(crate::acc::unflip(v)),
-                            Out::Sum(v) => match u64::try_from(v) {
-                                Ok(v) => b.append_value(v),
-                                Err(_) => {
-                                    b.append_null();
-                                    overflows.push((r, overflow(name, v, "uint64")));
-                                }
-                            },
-                            Out::Float(v) => b.append_value(v as u64),
-                            Out::Null => b.append_null(),
-                        }
-                    }
-                    Arc::new(b.finish())
-                }
-                _ => {
-                    let mut b = Int64Builder::with_capacity(n);
-                    for r in 0..n {
-                        match result(r, i) {
-                            Out::Int(v) => b.append_value(v),
-                            Out::Sum(v) => match i64::try_from(v) {
-                                Ok(v) => b.append_value(v),
-                                Err(_) => {
-                                    b.append_null();
-                                    overflows.push((r, overflow(name, v, "int64")));
-                                }
-                            },
-                            Out::Float(v) => b.append_value(v as i64),
-                            Out::Null => b.append_null(),
-                        }
-                    }
-                    Arc::new(b.finish())
-                }
-            });
+            let result = |r: usize| rows.res[r * n_aggs + i];
+            cols.push(result_column(&a.out_type, name, n, result, &mut overflows));
         }
         let batch = RecordBatch::try_new(self.out_schema.clone(), cols)
             .expect("output columns follow the output schema");
         (batch, overflows)
+    }
+}
+
+/// One window closed for a top-K: keys as the aggregate encodes them, with the value of its
+/// (first) aggregate.
+pub(crate) struct WindowChanges {
+    pub(crate) start: Millis,
+    pub(crate) end: Millis,
+    /// Tumbling: every key of the window. Sliding: the keys whose value changed since the
+    /// previous window (a pane of theirs entered or left).
+    pub(crate) set: Vec<(Vec<u8>, Out)>,
+    /// Sliding: the keys that left the window.
+    pub(crate) gone: Vec<Vec<u8>>,
+}
+
+/// What a top-K reads of the aggregate it ranks (`crate::topk`).
+impl Aggregate {
+    pub(crate) fn is_tumbling(&self) -> bool {
+        self.size == self.slide
+    }
+
+    pub(crate) fn in_event_time(&self) -> bool {
+        self.time_col.is_some()
+    }
+
+    pub(crate) fn lateness(&self) -> i64 {
+        self.lateness
+    }
+
+    /// Processing time: moves the clock to `now` (never back) and returns it.
+    pub(crate) fn clock(&mut self, now: Millis) -> Millis {
+        self.now = self.now.max(now);
+        self.now
+    }
+
+    pub(crate) fn closed_upto(&self) -> Millis {
+        self.state.closed_upto
+    }
+
+    pub(crate) fn key_sources(&self) -> &[ColumnSource] {
+        &self.key_cols
+    }
+
+    pub(crate) fn key_types(&self) -> &[DataType] {
+        &self.key_types
+    }
+
+    /// The output type of the first aggregate.
+    pub(crate) fn value_type(&self) -> &DataType {
+        &self.aggs[0].out_type
+    }
+
+    /// Closes every window whose end is at or before `t`, like `advance`, and returns each
+    /// window's changes instead of its rows; the ends go to `closed`.
+    pub(crate) fn advance_changes(
+        &mut self,
+        t: Millis,
+        closed: &mut Vec<Millis>,
+    ) -> Vec<WindowChanges> {
+        let mut windows = Vec::new();
+        while let Some(end) = self.next_end() {
+            if end > t {
+                break;
+            }
+            let (mut rows, mut released, mut gone) = (OutRows::default(), Vec::new(), Vec::new());
+            self.close_window(end, &mut rows, &mut released, Some(&mut gone));
+            let n = self.aggs.len();
+            let bytes = &self.state.keys.bytes;
+            windows.push(WindowChanges {
+                start: end.saturating_sub(self.size),
+                end,
+                set: rows
+                    .keys
+                    .iter()
+                    .enumerate()
+                    .map(|(r, &id)| (bytes[id as usize].clone(), rows.res[r * n]))
+                    .collect(),
+                gone: gone.iter().map(|&id| bytes[id as usize].clone()).collect(),
+            });
+            for id in released {
+                self.state.keys.release(id);
+            }
+            closed.push(end);
+        }
+        self.state.closed_upto = self.state.closed_upto.max(t);
+        windows
+    }
+
+    /// Sliding: every key in the current window with the value of the first aggregate, as of
+    /// the last window closed.
+    pub(crate) fn window_values(&self) -> Vec<(Vec<u8>, Out)> {
+        let f = self.aggs[0].func;
+        self.state
+            .windows
+            .iter()
+            .map(|(&id, w)| {
+                let key = self.state.keys.bytes[id as usize].clone();
+                (key, run_result(f, &w.running[0]))
+            })
+            .collect()
+    }
+}
+
+/// The output column of one aggregate from its `n` results (`result(row)`); a sum that does
+/// not fit `out_type` becomes null and its row is added to `overflows` with the reason.
+pub(crate) fn result_column(
+    out_type: &DataType,
+    name: &str,
+    n: usize,
+    result: impl Fn(usize) -> Out,
+    overflows: &mut Vec<(usize, String)>,
+) -> ArrayRef {
+    match out_type {
+        DataType::Float64 => {
+            let mut b = Float64Builder::with_capacity(n);
+            for r in 0..n {
+                match result(r) {
+                    Out::Float(v) => b.append_value(v),
+                    Out::Int(v) => b.append_value(v as f64),
+                    Out::Sum(v) => b.append_value(v as f64),
+                    Out::Null => b.append_null(),
+                }
+            }
+            Arc::new(b.finish())
+        }
+        DataType::Timestamp(..) => {
+            let mut b = TimestampMillisecondBuilder::with_capacity(n).with_timezone("UTC");
+            for r in 0..n {
+                match result(r) {
+                    Out::Int(v) => b.append_value(v),
+                    _ => b.append_null(),
+                }
+            }
+            Arc::new(b.finish())
+        }
+        DataType::UInt64 => {
+            let mut b = UInt64Builder::with_capacity(n);
+            for r in 0..n {
+                match result(r) {
+                    Out::Int(v) => b.append_value(crate::acc::unflip(v)),
+                    Out::Sum(v) => match u64::try_from(v) {
+                        Ok(v) => b.append_value(v),
+                        Err(_) => {
+                            b.append_null();
+                            overflows.push((r, overflow(name, v, "uint64")));
+                        }
+                    },
+                    Out::Float(v) => b.append_value(v as u64),
+                    Out::Null => b.append_null(),
+                }
+            }
+            Arc::new(b.finish())
+        }
+        _ => {
+            let mut b = Int64Builder::with_capacity(n);
+            for r in 0..n {
+                match result(r) {
+                    Out::Int(v) => b.append_value(v),
+                    Out::Sum(v) => match i64::try_from(v) {
+                        Ok(v) => b.append_value(v),
+                        Err(_) => {
+                            b.append_null();
+                            overflows.push((r, overflow(name, v, "int64")));
+                        }
+                    },
+                    Out::Float(v) => b.append_value(v as i64),
+                    Out::Null => b.append_null(),
+                }
+            }
+            Arc::new(b.finish())
+        }
     }
 }
 
@@ -1237,6 +1372,18 @@ impl Operator for Aggregate {
     }
 
     fn restore_keyed(&mut self, states: &[Vec<u8>], owns: &dyn Fn(u64) -> bool) -> Result<()> {
+        self.restore_keys(states, &|key| owns(key_hash(key)))
+    }
+}
+
+impl Aggregate {
+    /// Restores from the snapshots of every instance of an earlier run the keys (encoded)
+    /// that `owns` accepts.
+    pub(crate) fn restore_keys(
+        &mut self,
+        states: &[Vec<u8>],
+        owns: &dyn Fn(&[u8]) -> bool,
+    ) -> Result<()> {
         let n = self.aggs.len();
         let mut merged = State {
             keys: KeyTable::default(),
@@ -1252,7 +1399,7 @@ impl Operator for Aggregate {
             merged.last_end = merged.last_end.max(st.last_end);
             let own = |id: u32, keys: &mut KeyTable| {
                 let key = &st.keys.bytes[id as usize];
-                owns(key_hash(key)).then(|| {
+                owns(key).then(|| {
                     let new = keys.id(key);
                     keys.retain(new);
                     new

@@ -1,5 +1,6 @@
-//! weir-window owns event time inside operators: window assignment, lateness, and keyed
-//! aggregation over tumbling and sliding windows ([`Aggregate`]).
+//! weir-window owns event time inside operators: window assignment, lateness, keyed
+//! aggregation over tumbling and sliding windows ([`Aggregate`]) and the top K keys of an
+//! aggregate per window ([`TopK`], built on the aggregate's panes).
 //!
 //! It is fed batches and watermarks by the runtime and feeds one batch per closed window:
 //! `window_start, window_end, <group keys>, <aggregates>`, rows sorted by key.
@@ -26,6 +27,8 @@
 pub mod acc;
 pub mod aggregate;
 mod fold;
+pub mod topk;
 
 pub use acc::AggFn;
 pub use aggregate::{AggSpec, Aggregate, AggregateConfig, WindowKind, WindowSpec};
+pub use topk::{TopK, TopKConfig};

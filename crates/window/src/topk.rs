@@ -1,0 +1,516 @@
+//! Top-K: per window (and per group, if asked) the K keys with the highest value of an
+//! aggregate, ranked as the window's panes change rather than by sorting every key at every
+//! slide.
+//!
+//! A top-K is an [`Aggregate`] keyed by the group keys and then the ranked key, whose one
+//! aggregate is the ranking value, plus a ranking: per group an ordered set of (value, key).
+//! The aggregate places records in panes, decides lateness and keeps each key's running value
+//! over the sliding window exactly as the `aggregate` stage does; when a window closes it
+//! reports only the keys whose value changed (a pane of theirs entered or left the window)
+//! and those that left, and the ranking moves just those. Emitting a window reads the first K
+//! entries of each group. A tumbling window starts empty, so its ranking is built from its
+//! keys when it closes.
+//!
+//! Ties: rows are ranked by value, highest first, then by key ascending (keys compare as their
+//! columns do: NULL first, then by value, column by column), so ranks are 1..=K without gaps
+//! or repeats and the output is deterministic. A null value (a sum of nulls) ranks last.
+
+use std::cmp::Ordering;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use arrow_array::builder::{Int64Builder, TimestampMillisecondBuilder};
+use arrow_array::{ArrayRef, RecordBatch};
+use arrow_schema::{DataType, Field, Schema, SchemaRef};
+use hashbrown::HashMap;
+use serde::Deserialize;
+use weir_core::config::Duration;
+use weir_core::deadletter::DeadLetters;
+use weir_core::keys::{array_from_scalars, decode, key_hash};
+use weir_core::time::{Millis, MAX_TIME};
+use weir_core::value::Scalar;
+use weir_core::{Emitter, Error, Operator, Partitioner, Result};
+use weir_expr::Expr;
+
+use crate::acc::Out;
+use crate::aggregate::{result_column, GroupKeys, WindowChanges};
+use crate::{AggFn, AggSpec, Aggregate, AggregateConfig, WindowSpec};
+
+/// The name of the rank column.
+pub const RANK: &str = "rank";
+
+/// The most keys a top-K emits per window and group.
+const MAX_K: usize = 100_000;
+
+fn count() -> AggSpec {
+    AggSpec {
+        func: AggFn::Count,
+        field: None,
+        name: None,
+    }
+}
+
+const fn no_lateness() -> Duration {
+    Duration::from_ms(0)
+}
+
+/// Config of a `top_k` stage:
+///
+/// ```toml
+/// [stage.top_pages]
+/// type = "top_k"
+/// input = "logs"
+/// time_field = "time"
+/// window = { type = "sliding", size = "10m", slide = "1m" }
+/// key = ["path"]                 # what is ranked
+/// by = { fn = "count" }          # the ranking value (the default)
+/// k = 5
+/// group_by = []                  # top K per group, e.g. ["category"]
+/// ```
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TopKConfig {
+    /// The event-time field (a timestamp). Omit it to rank in processing time.
+    #[serde(default)]
+    pub time_field: Option<String>,
+    /// Tumbling or sliding window; a sliding window emits its top K at every slide.
+    pub window: WindowSpec,
+    /// How long after the watermark passes a window's end it stays open (default `"0s"`).
+    #[serde(default = "no_lateness")]
+    pub allowed_lateness: Duration,
+    /// The ranked key: fields or SQL expressions with an optional name (`"lower(path) AS
+    /// page"`).
+    pub key: Vec<String>,
+    /// Rank per group (none: one ranking per window).
+    #[serde(default)]
+    pub group_by: Vec<String>,
+    /// The value ranked, highest first: an aggregate as in the `aggregate` stage (default
+    /// `{ fn = "count" }`).
+    #[serde(default = "count")]
+    pub by: AggSpec,
+    /// How many keys per window (and group).
+    pub k: usize,
+}
+
+impl TopKConfig {
+    /// The aggregate the top-K ranks from: keyed by the group keys, then the ranked key.
+    fn aggregate(&self) -> AggregateConfig {
+        AggregateConfig {
+            time_field: self.time_field.clone(),
+            window: self.window,
+            allowed_lateness: self.allowed_lateness,
+            group_by: self.group_by.iter().chain(&self.key).cloned().collect(),
+            aggregates: vec![self.by.clone()],
+        }
+    }
+
+    /// Moves an error of the underlying aggregate's config to this config's keys.
+    fn remap(&self, e: Error, path: &str) -> Error {
+        let Error::Config { path: at, message } = e else {
+            return e;
+        };
+        let Some(rest) = at.strip_prefix(path) else {
+            return Error::Config { path: at, message };
+        };
+        let groups = self.group_by.len();
+        let at = if let Some(i) = rest
+            .strip_prefix(".group_by[")
+            .and_then(|r| r.strip_suffix(']'))
+            .and_then(|i| i.parse::<usize>().ok())
+        {
+            match i.checked_sub(groups) {
+                Some(k) => format!("{path}.key[{k}]"),
+                None => at,
+            }
+        } else if let Some(r) = rest.strip_prefix(".aggregates[0]") {
+            format!("{path}.by{r}")
+        } else {
+            at
+        };
+        Error::Config { path: at, message }
+    }
+
+    /// Checks the config alone; returns every problem with its key path below `path`.
+    pub fn validate(&self, path: &str) -> Vec<Error> {
+        let mut errors: Vec<Error> = self
+            .aggregate()
+            .validate(path)
+            .into_iter()
+            .map(|e| self.remap(e, path))
+            .collect();
+        if self.key.is_empty() {
+            errors.push(Error::config(
+                format!("{path}.key"),
+                "expected at least one field to rank, e.g. key = [\"path\"]",
+            ));
+        }
+        if self.k == 0 || self.k > MAX_K {
+            errors.push(Error::config(
+                format!("{path}.k"),
+                format!("expected 1 to {MAX_K}, got {}", self.k),
+            ));
+        }
+        let named = |list: &'static str, keys: &[String]| -> Vec<(String, String)> {
+            keys.iter()
+                .enumerate()
+                .filter_map(|(i, k)| {
+                    let (e, alias) = Expr::parse_aliased(k).ok()?;
+                    Some((
+                        format!("{path}.{list}[{i}]"),
+                        alias.unwrap_or_else(|| e.text().to_string()),
+                    ))
+                })
+                .collect()
+        };
+        let mut outputs = named("group_by", &self.group_by);
+        outputs.extend(named("key", &self.key));
+        outputs.push((format!("{path}.by.as"), self.by.output_name()));
+        for (at, name) in outputs {
+            if name == RANK {
+                errors.push(Error::config(
+                    at,
+                    format!("{RANK:?} is the rank column's name; name this one with AS / `as`"),
+                ));
+            }
+        }
+        errors
+    }
+
+    /// Input fields the stage reads.
+    pub fn required_fields(&self) -> Vec<String> {
+        self.aggregate().required_fields()
+    }
+}
+
+/// One ranked key of a group: its value (highest first) and the key's encoding (ascending).
+#[derive(Debug, Clone)]
+struct Entry {
+    value: Out,
+    item: Box<[u8]>,
+}
+
+/// Integers compare as integers, floats by total order; `Null` after everything.
+fn by_value(a: Out, b: Out) -> Ordering {
+    let int = |o: Out| match o {
+        Out::Int(v) => i128::from(v),
+        Out::Sum(v) => v,
+        Out::Float(f) => f as i128,
+        Out::Null => 0,
+    };
+    match (a, b) {
+        (Out::Null, Out::Null) => Ordering::Equal,
+        (Out::Null, _) => Ordering::Greater,
+        (_, Out::Null) => Ordering::Less,
+        (Out::Float(x), Out::Float(y)) => y.total_cmp(&x),
+        (x, y) => int(y).cmp(&int(x)),
+    }
+}
+
+impl Ord for Entry {
+    fn cmp(&self, other: &Self) -> Ordering {
+        by_value(self.value, other.value).then_with(|| self.item.cmp(&other.item))
+    }
+}
+
+impl PartialOrd for Entry {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl PartialEq for Entry {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+
+impl Eq for Entry {}
+
+/// The rows of the windows emitted by one call.
+#[derive(Default)]
+struct Rows {
+    start: Vec<Millis>,
+    end: Vec<Millis>,
+    group: Vec<Box<[u8]>>,
+    rank: Vec<i64>,
+    item: Vec<Box<[u8]>>,
+    value: Vec<Out>,
+}
+
+/// The top-K operator (see the module docs).
+pub struct TopK {
+    inner: Aggregate,
+    /// Number of group key columns (the first key columns of `inner`).
+    groups: usize,
+    k: usize,
+    out_schema: SchemaRef,
+    /// Per group (encoded group keys): its keys in rank order.
+    ranking: BTreeMap<Box<[u8]>, BTreeSet<Entry>>,
+    /// Sliding windows: each key's value in the ranking (encoded group and ranked keys).
+    values: HashMap<Box<[u8]>, Out>,
+    /// Values too large for the output type.
+    dead: DeadLetters,
+}
+
+impl TopK {
+    /// Builds the operator for input `schema`; returns every problem found, with paths below
+    /// `path`.
+    pub fn new(cfg: &TopKConfig, schema: SchemaRef, path: &str) -> Result<Self, Vec<Error>> {
+        let own = cfg.validate(path);
+        let inner = match Aggregate::new(&cfg.aggregate(), schema, path) {
+            Ok(inner) if own.is_empty() => inner,
+            Ok(_) => return Err(own),
+            Err(errs) => {
+                let mut all: Vec<Error> = errs.into_iter().map(|e| cfg.remap(e, path)).collect();
+                for e in own {
+                    if !all.iter().any(|a| a.to_string() == e.to_string()) {
+                        all.push(e);
+                    }
+                }
+                return Err(all);
+            }
+        };
+        let groups = cfg.group_by.len();
+        // The aggregate's output: window_start, window_end, its keys, the value.
+        let agg = inner.output_schema();
+        let fields = agg.fields();
+        let mut out: Vec<Field> = fields[..2 + groups]
+            .iter()
+            .map(|f| f.as_ref().clone())
+            .collect();
+        out.push(Field::new(RANK, DataType::Int64, false));
+        out.extend(fields[2 + groups..].iter().map(|f| f.as_ref().clone()));
+        Ok(TopK {
+            inner,
+            groups,
+            k: cfg.k,
+            out_schema: Arc::new(Schema::new(out)),
+            ranking: BTreeMap::new(),
+            values: HashMap::new(),
+            dead: DeadLetters::of_stage(path),
+        })
+    }
+
+    /// Where the ranked key starts in an encoded key (after the group keys).
+    fn split(&self, key: &[u8]) -> usize {
+        let mut pos = 0;
+        for dt in &self.inner.key_types()[..self.groups] {
+            decode(dt, key, &mut pos);
+        }
+        pos
+    }
+
+    fn insert(&mut self, key: &[u8], value: Out) {
+        let at = self.split(key);
+        let entry = Entry {
+            value,
+            item: key[at..].into(),
+        };
+        match self.ranking.get_mut(&key[..at]) {
+            Some(set) => {
+                set.insert(entry);
+            }
+            None => {
+                self.ranking
+                    .insert(key[..at].into(), BTreeSet::from([entry]));
+            }
+        }
+    }
+
+    fn remove(&mut self, key: &[u8], value: Out) {
+        let at = self.split(key);
+        let entry = Entry {
+            value,
+            item: key[at..].into(),
+        };
+        if let Some(set) = self.ranking.get_mut(&key[..at]) {
+            set.remove(&entry);
+            if set.is_empty() {
+                self.ranking.remove(&key[..at]);
+            }
+        }
+    }
+
+    /// Moves the ranking to the window `w` and appends its top K per group to `rows`.
+    fn apply(&mut self, w: WindowChanges, rows: &mut Rows) {
+        if self.inner.is_tumbling() {
+            self.ranking.clear();
+            for (key, value) in &w.set {
+                self.insert(key, *value);
+            }
+        } else {
+            for key in &w.gone {
+                if let Some(old) = self.values.remove(key.as_slice()) {
+                    self.remove(key, old);
+                }
+            }
+            for (key, value) in w.set {
+                if let Some(old) = self.values.insert(key.as_slice().into(), value) {
+                    self.remove(&key, old);
+                }
+                self.insert(&key, value);
+            }
+        }
+        for (group, set) in &self.ranking {
+            for (rank, e) in set.iter().take(self.k).enumerate() {
+                rows.start.push(w.start);
+                rows.end.push(w.end);
+                rows.group.push(group.clone());
+                rows.rank.push(rank as i64 + 1);
+                rows.item.push(e.item.clone());
+                rows.value.push(e.value);
+            }
+        }
+        if self.inner.is_tumbling() {
+            self.ranking.clear();
+        }
+    }
+
+    /// Closes the windows up to `t` and emits their top K.
+    fn advance(&mut self, t: Millis, out: &mut Emitter) {
+        let windows = self.inner.advance_changes(t, &mut out.windows_closed);
+        let mut rows = Rows::default();
+        for w in windows {
+            self.apply(w, &mut rows);
+        }
+        if rows.rank.is_empty() {
+            return;
+        }
+        let (batch, overflows) = self.build_output(&rows);
+        for (row, why) in overflows {
+            self.dead.push_row(&why, &batch, row);
+        }
+        out.data(batch);
+        self.dead.emit(out);
+    }
+
+    fn build_output(&self, rows: &Rows) -> (RecordBatch, Vec<(usize, String)>) {
+        let n = rows.rank.len();
+        let ts = |v: &[Millis]| {
+            let mut b = TimestampMillisecondBuilder::with_capacity(n).with_timezone("UTC");
+            b.append_slice(v);
+            Arc::new(b.finish()) as ArrayRef
+        };
+        let mut cols: Vec<ArrayRef> = vec![ts(&rows.start), ts(&rows.end)];
+        let (group_types, item_types) = self.inner.key_types().split_at(self.groups);
+        let keys = |types: &[DataType], keys: &[Box<[u8]>], cols: &mut Vec<ArrayRef>| {
+            let mut pos = vec![0usize; n];
+            for dt in types {
+                let vals: Vec<Scalar> = keys
+                    .iter()
+                    .zip(pos.iter_mut())
+                    .map(|(k, p)| decode(dt, k, p))
+                    .collect();
+                cols.push(array_from_scalars(dt, &vals));
+            }
+        };
+        keys(group_types, &rows.group, &mut cols);
+        let mut rank = Int64Builder::with_capacity(n);
+        rank.append_slice(&rows.rank);
+        cols.push(Arc::new(rank.finish()));
+        keys(item_types, &rows.item, &mut cols);
+        let mut overflows = Vec::new();
+        let value = self.out_schema.fields().last().expect("a value column");
+        cols.push(result_column(
+            self.inner.value_type(),
+            value.name(),
+            n,
+            |r| rows.value[r],
+            &mut overflows,
+        ));
+        let batch = RecordBatch::try_new(self.out_schema.clone(), cols)
+            .expect("output columns follow the output schema");
+        (batch, overflows)
+    }
+
+    /// Rebuilds the ranking of a sliding window from the aggregate's state.
+    fn rebuild(&mut self) {
+        self.ranking.clear();
+        self.values.clear();
+        if self.inner.is_tumbling() {
+            return;
+        }
+        for (key, value) in self.inner.window_values() {
+            self.insert(&key, value);
+            self.values.insert(key.into(), value);
+        }
+    }
+}
+
+impl Operator for TopK {
+    fn output_schema(&self) -> SchemaRef {
+        self.out_schema.clone()
+    }
+
+    fn on_batch(&mut self, batch: &RecordBatch, out: &mut Emitter) -> Result<()> {
+        // Late rows and rows whose key or value cannot be computed leave from the aggregate.
+        self.inner.on_batch(batch, out)
+    }
+
+    fn on_watermark(&mut self, wm: Millis, out: &mut Emitter) -> Result<()> {
+        if self.inner.in_event_time() {
+            let close = if wm == MAX_TIME {
+                MAX_TIME
+            } else {
+                wm.saturating_sub(self.inner.lateness())
+            };
+            self.advance(close, out);
+            out.watermark(close);
+        }
+        Ok(())
+    }
+
+    fn on_tick(&mut self, now: Millis, out: &mut Emitter) -> Result<()> {
+        if !self.inner.in_event_time() {
+            let now = self.inner.clock(now);
+            self.advance(now.saturating_sub(self.inner.lateness()), out);
+            out.watermark(self.inner.closed_upto());
+        }
+        Ok(())
+    }
+
+    fn on_end(&mut self, out: &mut Emitter) -> Result<()> {
+        self.advance(MAX_TIME, out);
+        Ok(())
+    }
+
+    fn snapshot(&self) -> Result<Vec<u8>> {
+        // The ranking is rebuilt from the aggregate's windows.
+        self.inner.snapshot()
+    }
+
+    fn restore(&mut self, state: &[u8]) -> Result<()> {
+        self.inner.restore(state)?;
+        self.rebuild();
+        Ok(())
+    }
+
+    fn partitioner(&self) -> Option<Arc<dyn Partitioner>> {
+        // A group's keys must meet in one instance: without groups, one instance ranks all.
+        (self.groups > 0).then(|| {
+            Arc::new(GroupKeys(self.inner.key_sources()[..self.groups].to_vec()))
+                as Arc<dyn Partitioner>
+        })
+    }
+
+    fn output_order(&self) -> Option<Vec<usize>> {
+        // Window end, the group keys, the rank.
+        Some(std::iter::once(1).chain(2..2 + self.groups + 1).collect())
+    }
+
+    fn restore_keyed(&mut self, states: &[Vec<u8>], owns: &dyn Fn(u64) -> bool) -> Result<()> {
+        let groups = self.inner.key_types()[..self.groups].to_vec();
+        self.inner.restore_keys(states, &|key| {
+            let mut pos = 0;
+            for dt in &groups {
+                decode(dt, key, &mut pos);
+            }
+            owns(key_hash(&key[..pos]))
+        })?;
+        self.rebuild();
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,443 @@
+//! Top-K against a brute-force oracle: random streams with disorder, stragglers and ties,
+//! random batch cuts and watermarks, per group or not, tumbling and sliding, snapshot and
+//! restore at any step, and 1 to 3 instances rescaled at a restart.
+
+use std::collections::BTreeMap;
+
+use arrow_array::builder::{Int64Builder, StringBuilder, TimestampMillisecondBuilder};
+use arrow_array::UInt32Array;
+use arrow_schema::TimeUnit;
+use proptest::prelude::*;
+use weir_core::message::{Message, Port};
+
+use super::*;
+
+/// An input record: (event time ms, group, item, v).
+type In = (i64, String, String, Option<i64>);
+
+/// An output row: (window start, window end, group, rank, item, value).
+type Row = (i64, i64, Option<String>, i64, String, Option<i64>);
+
+#[derive(Debug, Clone)]
+enum Step {
+    Data(Vec<In>),
+    Wm(i64),
+}
+
+fn schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new(
+            "ts",
+            DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),
+            true,
+        ),
+        Field::new("g", DataType::Utf8, true),
+        Field::new("item", DataType::Utf8, true),
+        Field::new("v", DataType::Int64, true),
+    ]))
+}
+
+fn batch(rows: &[In]) -> RecordBatch {
+    let mut ts = TimestampMillisecondBuilder::new().with_timezone("UTC");
+    let (mut g, mut item, mut v) = (
+        StringBuilder::new(),
+        StringBuilder::new(),
+        Int64Builder::new(),
+    );
+    for (t, gr, it, val) in rows {
+        ts.append_value(*t);
+        g.append_value(gr);
+        item.append_value(it);
+        v.append_option(*val);
+    }
+    RecordBatch::try_new(
+        schema(),
+        vec![
+            Arc::new(ts.finish()),
+            Arc::new(g.finish()),
+            Arc::new(item.finish()),
+            Arc::new(v.finish()),
+        ],
+    )
+    .unwrap()
+}
+
+fn config(window: WindowSpec, lateness: i64, grouped: bool, sum: bool, k: usize) -> TopKConfig {
+    TopKConfig {
+        time_field: Some("ts".into()),
+        window,
+        allowed_lateness: Duration::from_ms(lateness),
+        key: vec!["item".into()],
+        group_by: if grouped { vec!["g".into()] } else { vec![] },
+        by: if sum {
+            AggSpec {
+                func: AggFn::Sum,
+                field: Some("v".into()),
+                name: Some("total".into()),
+            }
+        } else {
+            count()
+        },
+        k,
+    }
+}
+
+fn collect(out: &mut Emitter, grouped: bool, rows: &mut Vec<Row>, late: &mut usize) {
+    for (port, msg) in out.drain() {
+        let Message::Data(b) = msg else { continue };
+        if port == Port::Late {
+            *late += b.num_rows();
+            continue;
+        }
+        assert_eq!(port, Port::Main, "no dead letters expected");
+        let s = |c: usize, r: usize| Scalar::from_array(b.column(c).as_ref(), r);
+        let int = |c: usize, r: usize| match s(c, r) {
+            Scalar::Int(v) | Scalar::Time(v) => Some(v),
+            Scalar::Null => None,
+            other => panic!("unexpected {other:?}"),
+        };
+        let text = |c: usize, r: usize| match s(c, r) {
+            Scalar::Str(v) => v,
+            other => panic!("unexpected {other:?}"),
+        };
+        let g = usize::from(grouped);
+        for r in 0..b.num_rows() {
+            rows.push((
+                int(0, r).unwrap(),
+                int(1, r).unwrap(),
+                grouped.then(|| text(2, r)),
+                int(2 + g, r).unwrap(),
+                text(3 + g, r),
+                int(4 + g, r),
+            ));
+        }
+    }
+}
+
+/// Runs the steps through one operator, optionally snapshotting after step `restart_at` and
+/// going on with a fresh operator restored from it.
+fn run(cfg: &TopKConfig, steps: &[Step], restart_at: Option<usize>) -> (Vec<Row>, usize) {
+    let grouped = !cfg.group_by.is_empty();
+    let fresh = || TopK::new(cfg, schema(), "stage.top").unwrap();
+    let mut op = fresh();
+    let mut out = Emitter::default();
+    let (mut got, mut late) = (Vec::new(), 0);
+    for (i, step) in steps.iter().enumerate() {
+        match step {
+            Step::Data(r) => op.on_batch(&batch(r), &mut out).unwrap(),
+            Step::Wm(w) => op.on_watermark(*w, &mut out).unwrap(),
+        }
+        collect(&mut out, grouped, &mut got, &mut late);
+        if restart_at == Some(i) {
+            let snap = op.snapshot().unwrap();
+            op = fresh();
+            op.restore(&snap).unwrap();
+        }
+    }
+    op.on_end(&mut out).unwrap();
+    collect(&mut out, grouped, &mut got, &mut late);
+    (got, late)
+}
+
+/// Runs the steps through `before` instances fed by the operator's partitioner; after step
+/// `restart_at`, `after` fresh instances restore the groups they own from all snapshots.
+fn run_instances(
+    cfg: &TopKConfig,
+    steps: &[Step],
+    before: usize,
+    restart_at: usize,
+    after: usize,
+) -> (Vec<Row>, usize) {
+    let fresh = || TopK::new(cfg, schema(), "stage.top").unwrap();
+    let mut ops: Vec<TopK> = (0..before).map(|_| fresh()).collect();
+    let mut out = Emitter::default();
+    let (mut got, mut late) = (Vec::new(), 0);
+    for (i, step) in steps.iter().enumerate() {
+        let n = ops.len();
+        for (k, op) in ops.iter_mut().enumerate() {
+            match step {
+                Step::Data(r) => {
+                    let b = batch(r);
+                    let mut hashes = Vec::new();
+                    op.partitioner().unwrap().hashes(&b, &mut hashes);
+                    let own: Vec<u32> = (0..b.num_rows() as u32)
+                        .filter(|&r| weir_core::keys::owner(hashes[r as usize], n) == k)
+                        .collect();
+                    let part =
+                        arrow_select::take::take_record_batch(&b, &UInt32Array::from(own)).unwrap();
+                    op.on_batch(&part, &mut out).unwrap();
+                }
+                Step::Wm(w) => op.on_watermark(*w, &mut out).unwrap(),
+            }
+            collect(&mut out, true, &mut got, &mut late);
+        }
+        if i == restart_at {
+            let snaps: Vec<Vec<u8>> = ops.iter().map(|op| op.snapshot().unwrap()).collect();
+            ops = (0..after)
+                .map(|k| {
+                    let mut op = fresh();
+                    op.restore_keyed(&snaps, &|h| weir_core::keys::owner(h, after) == k)
+                        .unwrap();
+                    op
+                })
+                .collect();
+        }
+    }
+    for op in &mut ops {
+        op.on_end(&mut out).unwrap();
+        collect(&mut out, true, &mut got, &mut late);
+    }
+    (got, late)
+}
+
+fn gcd(a: i64, b: i64) -> i64 {
+    if b == 0 {
+        a
+    } else {
+        gcd(b, a % b)
+    }
+}
+
+/// The brute-force oracle: decides lateness by replaying the watermarks (a record is late
+/// when the first window end at or after its pane's end has been passed), then for every
+/// window holding a record counts or sums every item from scratch, sorts all of them and
+/// keeps the first K per group.
+fn oracle(cfg: &TopKConfig, steps: &[Step]) -> (Vec<Row>, usize) {
+    let (size, slide) = cfg.window.size_slide();
+    let pane = gcd(size, slide);
+    let close_end = |ts: i64| {
+        let pane_end = (ts.div_euclid(pane) + 1) * pane;
+        (pane_end + slide - 1).div_euclid(slide) * slide
+    };
+    let grouped = !cfg.group_by.is_empty();
+    let sum = cfg.by.func == AggFn::Sum;
+    let (mut closed, mut late, mut accepted) = (i64::MIN, 0, Vec::new());
+    for step in steps {
+        match step {
+            Step::Data(rows) => {
+                for r in rows {
+                    if close_end(r.0) <= closed {
+                        late += 1;
+                    } else {
+                        accepted.push(r.clone());
+                    }
+                }
+            }
+            Step::Wm(w) => closed = closed.max(w - cfg.allowed_lateness.ms),
+        }
+    }
+    // (window end, group) → item → values
+    let mut windows: BTreeMap<(i64, Option<String>), BTreeMap<String, Vec<Option<i64>>>> =
+        BTreeMap::new();
+    for (ts, g, item, v) in &accepted {
+        let mut e = (ts.div_euclid(slide) + 1) * slide;
+        while e - size <= *ts {
+            windows
+                .entry((e, grouped.then(|| g.clone())))
+                .or_default()
+                .entry(item.clone())
+                .or_default()
+                .push(*v);
+            e += slide;
+        }
+    }
+    let mut out = Vec::new();
+    for ((e, g), items) in windows {
+        let mut ranked: Vec<(Option<i64>, String)> = items
+            .into_iter()
+            .map(|(item, vals)| {
+                let value = if sum {
+                    let vs: Vec<i64> = vals.iter().flatten().copied().collect();
+                    (!vs.is_empty()).then(|| vs.iter().sum())
+                } else {
+                    Some(vals.len() as i64)
+                };
+                (value, item)
+            })
+            .collect();
+        // Highest value first, nulls last; ties by item ascending.
+        ranked.sort_by(|a, b| match (a.0, b.0) {
+            (Some(x), Some(y)) => y.cmp(&x).then(a.1.cmp(&b.1)),
+            (None, None) => a.1.cmp(&b.1),
+            (None, _) => std::cmp::Ordering::Greater,
+            (_, None) => std::cmp::Ordering::Less,
+        });
+        for (rank, (value, item)) in ranked.into_iter().take(cfg.k).enumerate() {
+            out.push((e - size, e, g.clone(), rank as i64 + 1, item, value));
+        }
+    }
+    (out, late)
+}
+
+fn sorted(mut v: Vec<Row>) -> Vec<Row> {
+    v.sort_by(|a, b| (a.1, &a.2, a.3).cmp(&(b.1, &b.2, b.3)));
+    v
+}
+
+/// Random streams with few items (so ties are common), bounded disorder, stragglers, and
+/// watermarks at random batch cuts.
+fn stream() -> impl Strategy<Value = (Vec<Step>, WindowSpec, i64, usize)> {
+    let window = prop_oneof![
+        (1i64..6).prop_map(|k| WindowSpec::tumbling(k * 1000)),
+        (1i64..5, 1i64..7)
+            .prop_map(|(slide, mult)| WindowSpec::sliding(slide * 1000 * mult, slide * 1000)),
+        (1i64..9, 1i64..9).prop_map(|(a, b)| WindowSpec::sliding(a.max(b) * 700, a.min(b) * 300)),
+    ];
+    (
+        proptest::collection::vec(
+            (
+                0i64..20,
+                0u8..2,
+                0u8..6,
+                proptest::option::of(-5i64..20),
+                0u8..20,
+                any::<bool>(),
+            ),
+            1..200,
+        ),
+        window,
+        (0i64..30).prop_map(|b| b * 100),
+        (0i64..20).prop_map(|l| l * 100),
+        any::<usize>(),
+    )
+        .prop_map(|(events, window, bound, lateness, restart)| {
+            let (mut steps, mut cur, mut max_ts) = (Vec::new(), Vec::new(), 0i64);
+            for (gap, g, item, v, jitter, cut) in events {
+                max_ts += gap * 100;
+                let behind = match jitter {
+                    0 => bound * 3,
+                    1..=10 => bound * i64::from(jitter) / 1000 * 100,
+                    _ => 0,
+                };
+                cur.push((
+                    max_ts - behind,
+                    ["x", "y"][g as usize].to_string(),
+                    ["a", "b", "c", "d", "e", "f"][item as usize].to_string(),
+                    v,
+                ));
+                if cut {
+                    steps.push(Step::Data(std::mem::take(&mut cur)));
+                    steps.push(Step::Wm(max_ts - bound));
+                }
+            }
+            steps.push(Step::Data(cur));
+            let n = steps.len();
+            (steps, window, lateness, restart % n)
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+    /// The incremental ranking equals ranking every window from scratch, with the same late
+    /// records; a snapshot and restore at any step changes nothing.
+    #[test]
+    fn top_k_equals_brute_force(
+        (steps, window, lateness, restart) in stream(),
+        grouped in any::<bool>(),
+        sum in any::<bool>(),
+        k in 1usize..5,
+    ) {
+        let cfg = config(window, lateness, grouped, sum, k);
+        let (got, late) = run(&cfg, &steps, None);
+        let (want, want_late) = oracle(&cfg, &steps);
+        prop_assert_eq!(late, want_late);
+        // One instance emits rows already in window-end, group, rank order.
+        prop_assert_eq!(&got, &sorted(got.clone()));
+        prop_assert_eq!(&got, &want);
+        prop_assert_eq!(run(&cfg, &steps, Some(restart)), (got, late));
+    }
+
+    /// Per group, instances owning a share of the groups give together one instance's rows;
+    /// snapshots restored into another number of instances change nothing.
+    #[test]
+    fn groups_spread_over_instances_and_rescale(
+        (steps, window, lateness, restart) in stream(),
+        sum in any::<bool>(),
+        k in 1usize..4,
+        before in 1usize..4,
+        after in 1usize..4,
+    ) {
+        let cfg = config(window, lateness, true, sum, k);
+        let (want, want_late) = run(&cfg, &steps, None);
+        let (got, late) = run_instances(&cfg, &steps, before, restart, after);
+        prop_assert_eq!(late, want_late);
+        prop_assert_eq!(sorted(got), want);
+    }
+}
+
+#[test]
+fn ties_rank_by_key_and_ranks_have_no_gaps() {
+    let cfg = config(WindowSpec::tumbling(1000), 0, false, false, 3);
+    let rows = |r: &[(i64, &str)]| {
+        Step::Data(
+            r.iter()
+                .map(|(t, i)| (*t, "x".to_string(), i.to_string(), Some(1)))
+                .collect(),
+        )
+    };
+    let steps = [
+        rows(&[(0, "c"), (1, "b"), (2, "a"), (3, "d"), (4, "d")]),
+        Step::Wm(1000),
+    ];
+    let (got, _) = run(&cfg, &steps, None);
+    let ranked: Vec<(i64, &str, Option<i64>)> =
+        got.iter().map(|r| (r.3, r.4.as_str(), r.5)).collect();
+    assert_eq!(
+        ranked,
+        [(1, "d", Some(2)), (2, "a", Some(1)), (3, "b", Some(1))]
+    );
+}
+
+#[test]
+fn a_sliding_window_emits_at_every_slide_and_keys_leave() {
+    // 3 s windows every 1 s: "a" twice at t=0, "b" once at t=1.5 s.
+    let cfg = config(WindowSpec::sliding(3000, 1000), 0, false, false, 2);
+    let steps = [
+        Step::Data(vec![
+            (0, "x".into(), "a".into(), None),
+            (100, "x".into(), "a".into(), None),
+            (1500, "x".into(), "b".into(), None),
+        ]),
+        Step::Wm(10_000),
+    ];
+    let (got, _) = run(&cfg, &steps, None);
+    let ends: Vec<(i64, i64, &str, Option<i64>)> =
+        got.iter().map(|r| (r.1, r.3, r.4.as_str(), r.5)).collect();
+    assert_eq!(
+        ends,
+        [
+            (1000, 1, "a", Some(2)),
+            (2000, 1, "a", Some(2)),
+            (2000, 2, "b", Some(1)),
+            (3000, 1, "a", Some(2)),
+            (3000, 2, "b", Some(1)),
+            (4000, 1, "b", Some(1)),
+        ]
+    );
+}
+
+#[test]
+fn config_errors_name_the_top_k_keys() {
+    let mut cfg = config(WindowSpec::tumbling(1000), 0, true, true, 0);
+    cfg.key = vec!["nope".into(), "item AS rank".into()];
+    cfg.by.field = Some("missing".into());
+    let errs: Vec<String> = match TopK::new(&cfg, schema(), "stage.top") {
+        Err(errs) => errs.iter().map(ToString::to_string).collect(),
+        Ok(_) => panic!("a bad config was accepted"),
+    };
+    for want in [
+        "stage.top.key[0]: ",
+        "stage.top.key[1]: \"rank\" is the rank column's name",
+        "stage.top.by.field: ",
+        "stage.top.k: expected 1 to 100000, got 0",
+    ] {
+        assert!(
+            errs.iter().any(|e| e.starts_with(want)),
+            "no error starting {want:?} in {errs:#?}"
+        );
+    }
+    assert!(errs
+        .iter()
+        .all(|e| !e.contains("aggregates") && !e.contains("group_by[1]")));
+}
