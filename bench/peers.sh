@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # weir side by side with the peers of ../shared/peers (Spark Structured Streaming, Flink SQL,
 # Bytewax, and the pure-Python reference) on the workloads W1 (CLF status counts, tumbling
-# 5 min) and W2 (JSON DDOS messages, sliding 5 min / 1 min counts per target, >= 10), same
+# 5 min), W2 (JSON DDOS messages, sliding 5 min / 1 min counts per target, >= 10) and W3
+# (CLF, the 5 most requested paths per 10 min sliding by 1 min), same
 # generated input, one session, interleaved. Checks that every output equals the reference,
 # then prints wall time, events/s, peak RSS and weir's speed-up over each, per workload.
 #
 #   bench/peers.sh [OUTDIR] [LINES]          default /tmp/weir_peers 5000000
-#   WORKLOADS="w1 w2" PEERS="ref bytewax flink spark" REPEAT=2 PEERS_VENV=/tmp/peers_venv bench/peers.sh
+#   WORKLOADS="w1 w2 w3" PEERS="ref bytewax flink spark" REPEAT=2 PEERS_VENV=/tmp/peers_venv bench/peers.sh
 #
 # The peers need their virtualenvs first: PEERS_VENV=/tmp/peers_venv bash ../shared/peers/setup.sh
 set -euo pipefail
@@ -15,7 +16,7 @@ PEERS_DIR=$(readlink -f ../shared/peers)
 OUT=$(mkdir -p "${1:-/tmp/weir_peers}" && readlink -f "${1:-/tmp/weir_peers}")
 N=${2:-5000000}
 PEERS=${PEERS:-"ref flink spark"}
-WORKLOADS=${WORKLOADS:-"w1 w2"}
+WORKLOADS=${WORKLOADS:-"w1 w2 w3"}
 REPEAT=${REPEAT:-1}
 export PEERS_VENV=${PEERS_VENV:-/tmp/peers_venv}
 LABEL=$(awk -v n="$N" 'BEGIN{ if (n%1000000==0) print n/1000000 "m"; else print n/1000 "k" }')
@@ -24,7 +25,7 @@ cargo build --release -q
 
 input_of() {  # the workload's input file, generated once
   case $1 in
-    w1) f=/tmp/peers_data/clf_$LABEL.log;    [ -s "$f" ] || python3 "$PEERS_DIR/gen_clf.py" "$N" 42 > "$f" ;;
+    w1|w3) f=/tmp/peers_data/clf_$LABEL.log; [ -s "$f" ] || python3 "$PEERS_DIR/gen_clf.py" "$N" 42 > "$f" ;;
     w2) f=/tmp/peers_data/ddos_$LABEL.jsonl; [ -s "$f" ] || python3 "$PEERS_DIR/gen_ddos.py" "$N" 42 > "$f" ;;
   esac
   echo "$f"
@@ -32,7 +33,7 @@ input_of() {  # the workload's input file, generated once
 
 run_weir() {  # run_weir WORKLOAD INPUT
   local wl=$1 in=$2 src t name
-  src=$([ "$wl" = w1 ] && echo logs || echo events)
+  src=$([ "$wl" = w2 ] && echo events || echo logs)
   t=$( { /usr/bin/time -f "%e %M %U %S" target/release/weir run "bench/$wl.toml" --quiet \
         --set "source.$src.path=$in" --set "sink.out.path=$OUT/weir_$wl.jsonl" ; } 2>&1 | tail -1)
   echo "$t" >> "$OUT/weir_${wl}_times.txt"
@@ -41,13 +42,14 @@ run_weir() {  # run_weir WORKLOAD INPUT
   python3 - "$wl" "$OUT/weir_$wl.jsonl" "$OUT/weir_${wl}_$name.csv" <<'PY'
 import json, sys, datetime
 wl, src, dst = sys.argv[1:]
-key = {"w1": "status", "w2": "target_ip"}[wl]
-header = {"w1": "window_end_ms,status,count", "w2": "window_end_ms,target_ip,count"}[wl]
+keys = {"w1": ["status"], "w2": ["target_ip"], "w3": ["rank", "path"]}[wl]
+header = {"w1": "window_end_ms,status,count", "w2": "window_end_ms,target_ip,count",
+          "w3": "window_end_ms,rank,path,count"}[wl]
 rows = []
 for line in open(src):
     r = json.loads(line)
     end = datetime.datetime.fromisoformat(r["window_end"].replace("Z", "+00:00"))
-    rows.append((int(end.timestamp() * 1000), r[key], r["count"]))
+    rows.append((int(end.timestamp() * 1000), *[r[k] for k in keys], r["count"]))
 with open(dst, "w") as f:
     f.write(header + "\n")
     for r in sorted(rows):

@@ -1,5 +1,7 @@
 //! Aggregate throughput: tumbling vs sliding (size/slide = 300 and 600), count per status, on
 //! parsed batches of generated CLF lines. Sliding cost should not grow with size/slide.
+//! Top-K on a Nexmark-q5-like stream of bids (the auctions with the most bids per sliding
+//! window), beside the aggregate that counts the same windows.
 
 #![allow(missing_docs)]
 
@@ -9,7 +11,7 @@ use weir_core::deadletter::DeadLetters;
 use weir_core::{Emitter, Operator, Parser};
 use weir_format::clf::{ClfConfig, ClfParser};
 use weir_source::gen::ClfGen;
-use weir_window::{AggFn, AggSpec, Aggregate, AggregateConfig, WindowSpec};
+use weir_window::{AggFn, AggSpec, Aggregate, AggregateConfig, TopK, TopKConfig, WindowSpec};
 
 fn batches(lines: usize, per_batch: usize) -> Vec<RecordBatch> {
     let mut g = ClfGen::new(1);
@@ -34,7 +36,13 @@ fn batches(lines: usize, per_batch: usize) -> Vec<RecordBatch> {
 }
 
 fn run(cfg: &AggregateConfig, input: &[RecordBatch]) -> usize {
-    let mut op = Aggregate::new(cfg, input[0].schema(), "bench").unwrap();
+    let op = Aggregate::new(cfg, input[0].schema(), "bench").unwrap();
+    drive(op, input)
+}
+
+/// Feeds `input` to `op` with a watermark 30 s behind the newest event after each batch, as
+/// a source node would; returns the messages it emitted.
+fn drive(mut op: impl Operator, input: &[RecordBatch]) -> usize {
     let mut out = Emitter::default();
     let mut rows = 0;
     for b in input {
@@ -87,6 +95,99 @@ fn bench(c: &mut Criterion) {
 }
 
 criterion_group!(benches, bench);
+
+/// Nexmark-like bids (`date_time`, `auction`) in batches of 8 192, `per_sec` bids per second
+/// of event time, in order: half go to one of the 100 newest auctions (the hot ones), half to
+/// one of the 10 000 newest; a new auction opens every 50 bids.
+fn bids(n: usize, per_sec: i64) -> Vec<RecordBatch> {
+    use arrow_array::{Int64Array, TimestampMillisecondArray};
+    use std::sync::Arc;
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut next = || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let (mut ts, mut auction) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    for i in 0..n as i64 {
+        ts.push(1_600_000_000_000 + i * 1000 / per_sec);
+        let newest = 10_000 + i / 50;
+        let r = next();
+        let back = if r & 1 == 0 { r % 100 } else { r % 10_000 };
+        auction.push(newest - (back >> 1) as i64);
+    }
+    (0..n)
+        .step_by(8192)
+        .map(|at| {
+            let end = (at + 8192).min(n);
+            let t = TimestampMillisecondArray::from(ts[at..end].to_vec()).with_timezone("UTC");
+            RecordBatch::try_from_iter([
+                ("date_time", Arc::new(t) as _),
+                (
+                    "auction",
+                    Arc::new(Int64Array::from(auction[at..end].to_vec())) as _,
+                ),
+            ])
+            .unwrap()
+        })
+        .collect()
+}
+
+/// Top-K of auctions by bids (k = 1 is Nexmark q5, "hot items"; k = 10 a leaderboard), and
+/// the aggregate that counts bids per auction over the same windows (it emits every
+/// auction's count at every slide), 1 M bids.
+fn top_k(c: &mut Criterion) {
+    let n = 1_000_000;
+    let count = AggSpec {
+        func: AggFn::Count,
+        field: None,
+        name: None,
+    };
+    let mut group = c.benchmark_group("weir_window::TopK");
+    group.throughput(Throughput::Elements(n as u64));
+    group.sample_size(10);
+    // 10 s / 2 s at 10 000 bids/s (Nexmark's default rate), 10 min / 1 s at 1 000 bids/s.
+    for (name, window, per_sec) in [
+        ("10s_every_2s", WindowSpec::sliding(10_000, 2_000), 10_000),
+        ("10m_every_1s", WindowSpec::sliding(600_000, 1_000), 1_000),
+    ] {
+        let input = bids(n, per_sec);
+        let schema = input[0].schema();
+        for k in [1, 10] {
+            let cfg = TopKConfig {
+                time_field: Some("date_time".into()),
+                window,
+                allowed_lateness: weir_core::config::Duration::from_ms(0),
+                key: vec!["auction".into()],
+                group_by: Vec::new(),
+                by: count.clone(),
+                k,
+            };
+            group.bench_function(format!("{name}_k{k}"), |b| {
+                b.iter(|| drive(TopK::new(&cfg, schema.clone(), "bench").unwrap(), &input))
+            });
+        }
+        let cfg = AggregateConfig {
+            time_field: Some("date_time".into()),
+            window,
+            allowed_lateness: weir_core::config::Duration::from_ms(0),
+            group_by: vec!["auction".into()],
+            aggregates: vec![count.clone()],
+        };
+        group.bench_function(format!("{name}_aggregate_all_rows"), |b| {
+            b.iter(|| {
+                drive(
+                    Aggregate::new(&cfg, schema.clone(), "bench").unwrap(),
+                    &input,
+                )
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(top_ks, top_k);
 
 /// `n` rows with distinct keys `key-0..key-n` in one 5-minute window.
 fn many_keys(n: usize) -> RecordBatch {
@@ -156,4 +257,4 @@ fn checkpoint(c: &mut Criterion) {
 }
 
 criterion_group!(checkpoints, checkpoint);
-criterion_main!(benches, checkpoints);
+criterion_main!(benches, top_ks, checkpoints);

@@ -351,7 +351,7 @@ impl RunAcc {
 }
 
 /// The final value of an aggregate.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum Out {
     /// Null (no values).
     Null,

@@ -1087,6 +1087,10 @@ impl Aggregate {
         self.size == self.slide
     }
 
+    pub(crate) fn size(&self) -> i64 {
+        self.size
+    }
+
     pub(crate) fn in_event_time(&self) -> bool {
         self.time_col.is_some()
     }

@@ -90,7 +90,31 @@ pub struct TopKConfig {
     pub by: AggSpec,
     /// How many keys per window (and group).
     pub k: usize,
+    /// `"all"` (default): every window's top K. `"changes"`: only what changed since the
+    /// previous window, for live consumers (see [`Emit::Changes`]).
+    #[serde(default)]
+    pub emit: Emit,
 }
+
+/// What a top-K emits per window.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Emit {
+    /// The K rows of every window and group.
+    #[default]
+    All,
+    /// Per window and group, a row for each key that entered the top K, left it, moved up or
+    /// down in it, or kept its rank with another value, with two more columns: `change`
+    /// (`entered`, `left`, `up`, `down`, `updated`) and `previous_rank` (null for `entered`).
+    /// A key that left has a null rank and the value it has now, null if it left the window.
+    /// Applying the rows in order to the previous list gives the current one.
+    Changes,
+}
+
+/// The change column's name ([`Emit::Changes`]).
+pub const CHANGE: &str = "change";
+/// The previous rank column's name ([`Emit::Changes`]).
+pub const PREVIOUS_RANK: &str = "previous_rank";
 
 impl TopKConfig {
     /// The aggregate the top-K ranks from: keyed by the group keys, then the ranked key.
@@ -165,11 +189,17 @@ impl TopKConfig {
         let mut outputs = named("group_by", &self.group_by);
         outputs.extend(named("key", &self.key));
         outputs.push((format!("{path}.by.as"), self.by.output_name()));
+        let reserved: &[&str] = match self.emit {
+            Emit::All => &[RANK],
+            Emit::Changes => &[RANK, CHANGE, PREVIOUS_RANK],
+        };
         for (at, name) in outputs {
-            if name == RANK {
+            if reserved.contains(&name.as_str()) {
                 errors.push(Error::config(
                     at,
-                    format!("{RANK:?} is the rank column's name; name this one with AS / `as`"),
+                    format!(
+                        "{name:?} is a column of the top-K's own; name this one with AS / `as`"
+                    ),
                 ));
             }
         }
@@ -232,10 +262,50 @@ struct Rows {
     start: Vec<Millis>,
     end: Vec<Millis>,
     group: Vec<Box<[u8]>>,
-    rank: Vec<i64>,
+    rank: Vec<Option<i64>>,
     item: Vec<Box<[u8]>>,
     value: Vec<Out>,
+    /// [`Emit::Changes`]: the change and the previous rank.
+    change: Vec<&'static str>,
+    previous: Vec<Option<i64>>,
 }
+
+impl Rows {
+    fn push(
+        &mut self,
+        (start, end): (Millis, Millis),
+        group: &[u8],
+        rank: Option<i64>,
+        item: &[u8],
+        v: Out,
+    ) {
+        self.start.push(start);
+        self.end.push(end);
+        self.group.push(group.into());
+        self.rank.push(rank);
+        self.item.push(item.into());
+        self.value.push(v);
+    }
+
+    fn changed(&mut self, change: &'static str, previous: Option<i64>) {
+        self.change.push(change);
+        self.previous.push(previous);
+    }
+}
+
+/// A group's top K as last emitted: (key, value) in rank order.
+type Listed = Vec<(Box<[u8]>, Out)>;
+
+/// What a top-K keeps across a restart besides its aggregate.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct State {
+    /// The aggregate's snapshot.
+    inner: Vec<u8>,
+    /// [`Emit::Changes`]: each group's top K as last emitted.
+    listed: Vec<(Box<[u8]>, (Millis, Listed))>,
+}
+
+const STATE_VERSION: u32 = 1;
 
 /// The top-K operator (see the module docs).
 pub struct TopK {
@@ -250,6 +320,9 @@ pub struct TopK {
     values: HashMap<Box<[u8]>, Out>,
     /// Values too large for the output type.
     dead: DeadLetters,
+    emit: Emit,
+    /// [`Emit::Changes`]: each group's top K as last emitted, with the end of its window.
+    listed: BTreeMap<Box<[u8]>, (Millis, Listed)>,
 }
 
 impl TopK {
@@ -278,8 +351,15 @@ impl TopK {
             .iter()
             .map(|f| f.as_ref().clone())
             .collect();
-        out.push(Field::new(RANK, DataType::Int64, false));
+        out.push(Field::new(RANK, DataType::Int64, cfg.emit == Emit::Changes));
         out.extend(fields[2 + groups..].iter().map(|f| f.as_ref().clone()));
+        if cfg.emit == Emit::Changes {
+            // A key that left the window has no value.
+            let value = out.pop().expect("a value column").with_nullable(true);
+            out.push(value);
+            out.push(Field::new(CHANGE, DataType::Utf8, false));
+            out.push(Field::new(PREVIOUS_RANK, DataType::Int64, true));
+        }
         Ok(TopK {
             inner,
             groups,
@@ -288,6 +368,8 @@ impl TopK {
             ranking: BTreeMap::new(),
             values: HashMap::new(),
             dead: DeadLetters::of_stage(path),
+            emit: cfg.emit,
+            listed: BTreeMap::new(),
         })
     }
 
@@ -344,25 +426,122 @@ impl TopK {
                     self.remove(key, old);
                 }
             }
-            for (key, value) in w.set {
-                if let Some(old) = self.values.insert(key.as_slice().into(), value) {
-                    self.remove(&key, old);
+            for (key, value) in &w.set {
+                if let Some(old) = self.values.insert(key.as_slice().into(), *value) {
+                    self.remove(key, old);
                 }
-                self.insert(&key, value);
+                self.insert(key, *value);
             }
         }
-        for (group, set) in &self.ranking {
-            for (rank, e) in set.iter().take(self.k).enumerate() {
-                rows.start.push(w.start);
-                rows.end.push(w.end);
-                rows.group.push(group.clone());
-                rows.rank.push(rank as i64 + 1);
-                rows.item.push(e.item.clone());
-                rows.value.push(e.value);
+        match self.emit {
+            Emit::All => {
+                for (group, set) in &self.ranking {
+                    for (rank, e) in set.iter().take(self.k).enumerate() {
+                        let at = (w.start, w.end);
+                        rows.push(at, group, Some(rank as i64 + 1), &e.item, e.value);
+                    }
+                }
             }
+            Emit::Changes => self.changes(&w, rows),
         }
         if self.inner.is_tumbling() {
             self.ranking.clear();
+        }
+    }
+
+    /// [`Emit::Changes`]: appends to `rows` how each group's top K differs from the one last
+    /// emitted, and remembers the new one.
+    fn changes(&mut self, w: &WindowChanges, rows: &mut Rows) {
+        // Tumbling: a key's value in this window, for keys that left the top K.
+        let now: HashMap<&[u8], Out> = match self.inner.is_tumbling() {
+            true => w.set.iter().map(|(k, v)| (k.as_slice(), *v)).collect(),
+            false => HashMap::new(),
+        };
+        let mut groups: Vec<Box<[u8]>> = self.ranking.keys().cloned().collect();
+        groups.extend(
+            self.listed
+                .keys()
+                .filter(|g| !self.ranking.contains_key(*g))
+                .cloned(),
+        );
+        groups.sort_unstable();
+        for group in groups {
+            let new: Listed = self
+                .ranking
+                .get(&group)
+                .map(|set| {
+                    set.iter()
+                        .take(self.k)
+                        .map(|e| (e.item.clone(), e.value))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let old = self.listed.remove(&group).unwrap_or_default().1;
+            let rank_in = |list: &Listed, item: &[u8]| list.iter().position(|(i, _)| &**i == item);
+            // Those that left first (by their previous rank), then the new list by rank.
+            for (p, (item, _)) in old.iter().enumerate() {
+                if rank_in(&new, item).is_none() {
+                    let key = [&group[..], &item[..]].concat();
+                    let value = match self.inner.is_tumbling() {
+                        true => now.get(key.as_slice()).copied(),
+                        false => self.values.get(key.as_slice()).copied(),
+                    };
+                    rows.push(
+                        (w.start, w.end),
+                        &group,
+                        None,
+                        item,
+                        value.unwrap_or(Out::Null),
+                    );
+                    rows.changed("left", Some(p as i64 + 1));
+                }
+            }
+            for (r, (item, value)) in new.iter().enumerate() {
+                let change = match rank_in(&old, item) {
+                    None => Some(("entered", None)),
+                    Some(p) if p > r => Some(("up", Some(p))),
+                    Some(p) if p < r => Some(("down", Some(p))),
+                    Some(p) if old[p].1 != *value => Some(("updated", Some(p))),
+                    Some(_) => None,
+                };
+                if let Some((change, previous)) = change {
+                    rows.push((w.start, w.end), &group, Some(r as i64 + 1), item, *value);
+                    rows.changed(change, previous.map(|p| p as i64 + 1));
+                }
+            }
+            if !new.is_empty() {
+                self.listed.insert(group, (w.end, new));
+            }
+        }
+    }
+
+    /// [`Emit::Changes`] of tumbling windows: a group whose next window holds none of its keys
+    /// (no window at all, or one of other groups only) has left at that window's end, if the
+    /// end is before `bound` (or at it, with `inclusive`). Its keys leave with a null value.
+    /// (Sliding windows need no such step: the aggregate closes the window a group's last key
+    /// leaves.)
+    fn expire(&mut self, bound: Millis, inclusive: bool, rows: &mut Rows) {
+        if self.emit != Emit::Changes || !self.inner.is_tumbling() {
+            return;
+        }
+        let size = self.inner.size();
+        let due = |end: Millis| {
+            let at = end.saturating_add(size);
+            at < bound || (inclusive && at == bound)
+        };
+        let mut gone: Vec<(Millis, Box<[u8]>)> = self
+            .listed
+            .iter()
+            .filter(|(_, (end, _))| due(*end))
+            .map(|(g, (end, _))| (end.saturating_add(size), g.clone()))
+            .collect();
+        gone.sort_unstable();
+        for (at, group) in gone {
+            let (_, list) = self.listed.remove(&group).expect("listed");
+            for (p, (item, _)) in list.iter().enumerate() {
+                rows.push((at - size, at), &group, None, item, Out::Null);
+                rows.changed("left", Some(p as i64 + 1));
+            }
         }
     }
 
@@ -371,9 +550,11 @@ impl TopK {
         let windows = self.inner.advance_changes(t, &mut out.windows_closed);
         let mut rows = Rows::default();
         for w in windows {
+            self.expire(w.end, false, &mut rows);
             self.apply(w, &mut rows);
         }
-        if rows.rank.is_empty() {
+        self.expire(t, true, &mut rows);
+        if rows.item.is_empty() {
             return;
         }
         let (batch, overflows) = self.build_output(&rows);
@@ -385,7 +566,7 @@ impl TopK {
     }
 
     fn build_output(&self, rows: &Rows) -> (RecordBatch, Vec<(usize, String)>) {
-        let n = rows.rank.len();
+        let n = rows.item.len();
         let ts = |v: &[Millis]| {
             let mut b = TimestampMillisecondBuilder::with_capacity(n).with_timezone("UTC");
             b.append_slice(v);
@@ -405,12 +586,15 @@ impl TopK {
             }
         };
         keys(group_types, &rows.group, &mut cols);
-        let mut rank = Int64Builder::with_capacity(n);
-        rank.append_slice(&rows.rank);
-        cols.push(Arc::new(rank.finish()));
+        let ints = |v: &[Option<i64>]| {
+            let mut b = Int64Builder::with_capacity(n);
+            b.extend(v.iter().copied());
+            Arc::new(b.finish()) as ArrayRef
+        };
+        cols.push(ints(&rows.rank));
         keys(item_types, &rows.item, &mut cols);
         let mut overflows = Vec::new();
-        let value = self.out_schema.fields().last().expect("a value column");
+        let value = self.out_schema.field(cols.len());
         cols.push(result_column(
             self.inner.value_type(),
             value.name(),
@@ -418,6 +602,12 @@ impl TopK {
             |r| rows.value[r],
             &mut overflows,
         ));
+        if self.emit == Emit::Changes {
+            cols.push(Arc::new(arrow_array::StringArray::from(
+                rows.change.clone(),
+            )));
+            cols.push(ints(&rows.previous));
+        }
         let batch = RecordBatch::try_new(self.out_schema.clone(), cols)
             .expect("output columns follow the output schema");
         (batch, overflows)
@@ -476,11 +666,21 @@ impl Operator for TopK {
 
     fn snapshot(&self) -> Result<Vec<u8>> {
         // The ranking is rebuilt from the aggregate's windows.
-        self.inner.snapshot()
+        let state = State {
+            inner: self.inner.snapshot()?,
+            listed: self
+                .listed
+                .iter()
+                .map(|(g, l)| (g.clone(), l.clone()))
+                .collect(),
+        };
+        weir_core::state::encode("top_k", STATE_VERSION, &state)
     }
 
-    fn restore(&mut self, state: &[u8]) -> Result<()> {
-        self.inner.restore(state)?;
+    fn restore(&mut self, bytes: &[u8]) -> Result<()> {
+        let state: State = weir_core::state::decode("top_k", STATE_VERSION, bytes)?;
+        self.inner.restore(&state.inner)?;
+        self.listed = state.listed.into_iter().collect();
         self.rebuild();
         Ok(())
     }
@@ -500,7 +700,16 @@ impl Operator for TopK {
 
     fn restore_keyed(&mut self, states: &[Vec<u8>], owns: &dyn Fn(u64) -> bool) -> Result<()> {
         let groups = self.inner.key_types()[..self.groups].to_vec();
-        self.inner.restore_keys(states, &|key| {
+        let mut inner = Vec::new();
+        self.listed.clear();
+        for bytes in states {
+            let state: State = weir_core::state::decode("top_k", STATE_VERSION, bytes)?;
+            inner.push(state.inner);
+            // A group's list was kept by the one instance that owned it.
+            self.listed
+                .extend(state.listed.into_iter().filter(|(g, _)| owns(key_hash(g))));
+        }
+        self.inner.restore_keys(&inner, &|key| {
             let mut pos = 0;
             for dt in &groups {
                 decode(dt, key, &mut pos);

@@ -79,6 +79,7 @@ fn config(window: WindowSpec, lateness: i64, grouped: bool, sum: bool, k: usize)
             count()
         },
         k,
+        emit: Emit::All,
     }
 }
 
@@ -428,7 +429,7 @@ fn config_errors_name_the_top_k_keys() {
     };
     for want in [
         "stage.top.key[0]: ",
-        "stage.top.key[1]: \"rank\" is the rank column's name",
+        "stage.top.key[1]: \"rank\" is a column of the top-K's own",
         "stage.top.by.field: ",
         "stage.top.k: expected 1 to 100000, got 0",
     ] {
@@ -440,4 +441,305 @@ fn config_errors_name_the_top_k_keys() {
     assert!(errs
         .iter()
         .all(|e| !e.contains("aggregates") && !e.contains("group_by[1]")));
+}
+
+/// A change row: (window end, group, rank, item, value, change, previous rank).
+type Change = (
+    i64,
+    Option<String>,
+    Option<i64>,
+    String,
+    Option<i64>,
+    String,
+    Option<i64>,
+);
+
+/// Runs the steps through one operator emitting changes (restarting after `restart_at`).
+fn run_changes(cfg: &TopKConfig, steps: &[Step], restart_at: Option<usize>) -> Vec<Change> {
+    let mut cfg = cfg.clone();
+    cfg.emit = Emit::Changes;
+    let grouped = !cfg.group_by.is_empty();
+    let fresh = || TopK::new(&cfg, schema(), "stage.top").unwrap();
+    let mut op = fresh();
+    let mut out = Emitter::default();
+    let mut got = Vec::new();
+    let take = |out: &mut Emitter, got: &mut Vec<Change>| {
+        for (port, msg) in out.drain() {
+            let Message::Data(b) = msg else { continue };
+            if port != Port::Main {
+                continue;
+            }
+            let s = |c: usize, r: usize| Scalar::from_array(b.column(c).as_ref(), r);
+            let int = |c: usize, r: usize| match s(c, r) {
+                Scalar::Int(v) | Scalar::Time(v) => Some(v),
+                _ => None,
+            };
+            let text = |c: usize, r: usize| match s(c, r) {
+                Scalar::Str(v) => v,
+                other => panic!("unexpected {other:?}"),
+            };
+            let g = usize::from(grouped);
+            for r in 0..b.num_rows() {
+                got.push((
+                    int(1, r).unwrap(),
+                    grouped.then(|| text(2, r)),
+                    int(2 + g, r),
+                    text(3 + g, r),
+                    int(4 + g, r),
+                    text(5 + g, r),
+                    int(6 + g, r),
+                ));
+            }
+        }
+    };
+    for (i, step) in steps.iter().enumerate() {
+        match step {
+            Step::Data(r) => op.on_batch(&batch(r), &mut out).unwrap(),
+            Step::Wm(w) => op.on_watermark(*w, &mut out).unwrap(),
+        }
+        take(&mut out, &mut got);
+        if restart_at == Some(i) {
+            let snap = op.snapshot().unwrap();
+            op = fresh();
+            op.restore(&snap).unwrap();
+        }
+    }
+    op.on_end(&mut out).unwrap();
+    take(&mut out, &mut got);
+    got
+}
+
+/// Replays change rows onto the lists they started from: at every window end either mode
+/// emitted, each group's list must be the one emitted in full.
+fn check_changes_replay(all: &[Row], changes: &[Change]) -> Result<(), TestCaseError> {
+    type Lists = BTreeMap<Option<String>, BTreeMap<i64, (String, Option<i64>)>>;
+    let mut ends: Vec<i64> = all
+        .iter()
+        .map(|r| r.1)
+        .chain(changes.iter().map(|c| c.0))
+        .collect();
+    ends.sort_unstable();
+    ends.dedup();
+    let mut lists: Lists = BTreeMap::new();
+    let mut at = 0;
+    for end in ends {
+        // The window's changes: those that left first, then the new ranks in order.
+        let mut placed: Lists = BTreeMap::new();
+        while at < changes.len() && changes[at].0 == end {
+            let (_, g, rank, item, value, change, prev) = changes[at].clone();
+            let list = lists.entry(g.clone()).or_default();
+            match change.as_str() {
+                "left" => {
+                    prop_assert_eq!(rank, None);
+                    let p = prev.expect("a key that left had a rank");
+                    prop_assert_eq!(
+                        list.get(&p).map(|e| &e.0),
+                        Some(&item),
+                        "left from its rank"
+                    );
+                }
+                "entered" => prop_assert_eq!(prev, None),
+                "up" => prop_assert!(prev.unwrap() > rank.unwrap()),
+                "down" => prop_assert!(prev.unwrap() < rank.unwrap()),
+                "updated" => prop_assert_eq!(prev, rank),
+                other => prop_assert!(false, "unknown change {}", other),
+            }
+            if let Some(r) = rank {
+                placed.entry(g).or_default().insert(r, (item, value));
+            }
+            at += 1;
+        }
+        prop_assert!(
+            at == changes.len() || changes[at].0 > end,
+            "change rows in end order"
+        );
+        // Unchanged keys keep their rank and value; the rest are placed or gone.
+        let mut next: Lists = BTreeMap::new();
+        let groups: std::collections::BTreeSet<Option<String>> =
+            lists.keys().chain(placed.keys()).cloned().collect();
+        let want_groups: Lists =
+            all.iter()
+                .filter(|r| r.1 == end)
+                .fold(BTreeMap::new(), |mut m, r| {
+                    m.entry(r.2.clone())
+                        .or_default()
+                        .insert(r.3, (r.4.clone(), r.5));
+                    m
+                });
+        for g in groups {
+            let new_list = want_groups.get(&g).cloned().unwrap_or_default();
+            let old = lists.get(&g).cloned().unwrap_or_default();
+            let got_placed = placed.get(&g).cloned().unwrap_or_default();
+            let mut rebuilt = BTreeMap::new();
+            for (r, e) in &new_list {
+                match got_placed.get(r) {
+                    Some(p) => rebuilt.insert(*r, p.clone()),
+                    // Not reported: the same key at the same rank with the same value.
+                    None => {
+                        prop_assert_eq!(old.get(r), Some(e), "an unreported change at {}", end);
+                        rebuilt.insert(*r, e.clone())
+                    }
+                };
+            }
+            prop_assert_eq!(
+                got_placed.len()
+                    + new_list
+                        .keys()
+                        .filter(|r| !got_placed.contains_key(r))
+                        .count(),
+                new_list.len(),
+                "a change row outside the list at {}",
+                end
+            );
+            prop_assert_eq!(&rebuilt, &new_list, "at {}", end);
+            if !new_list.is_empty() {
+                next.insert(g, new_list);
+            }
+        }
+        lists = next;
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+
+    /// The change rows, applied in order to the lists last emitted, give every window's top K
+    /// as emitted in full; a snapshot and restore at any step changes nothing.
+    #[test]
+    fn changes_replay_to_the_full_lists(
+        (steps, window, lateness, restart) in stream(),
+        grouped in any::<bool>(),
+        sum in any::<bool>(),
+        k in 1usize..4,
+    ) {
+        let cfg = config(window, lateness, grouped, sum, k);
+        let (all, _) = run(&cfg, &steps, None);
+        let changes = run_changes(&cfg, &steps, None);
+        check_changes_replay(&all, &changes)?;
+        prop_assert_eq!(run_changes(&cfg, &steps, Some(restart)), changes);
+    }
+}
+
+#[test]
+fn changes_name_what_entered_moved_and_left() {
+    // Tumbling 1 s: window 1 ranks a(2) b(1); window 2 ranks b(3) c(1), a left.
+    let mut cfg = config(WindowSpec::tumbling(1000), 0, false, false, 2);
+    cfg.emit = Emit::Changes;
+    let rec = |t: i64, i: &str| (t, "x".to_string(), i.to_string(), None);
+    let steps = [
+        Step::Data(vec![rec(0, "a"), rec(1, "a"), rec(2, "b")]),
+        Step::Wm(1000),
+        Step::Data(vec![
+            rec(1000, "b"),
+            rec(1001, "b"),
+            rec(1002, "b"),
+            rec(1003, "c"),
+        ]),
+        Step::Wm(2000),
+    ];
+    let got: Vec<(i64, Option<i64>, String, Option<i64>, String, Option<i64>)> =
+        run_changes(&cfg, &steps, None)
+            .into_iter()
+            .map(|c| (c.0, c.2, c.3, c.4, c.5, c.6))
+            .collect();
+    let s = |x: &str| x.to_string();
+    assert_eq!(
+        got,
+        [
+            (1000, Some(1), s("a"), Some(2), s("entered"), None),
+            (1000, Some(2), s("b"), Some(1), s("entered"), None),
+            (2000, None, s("a"), None, s("left"), Some(1)),
+            (2000, Some(1), s("b"), Some(3), s("up"), Some(2)),
+            (2000, Some(2), s("c"), Some(1), s("entered"), None),
+            // The input ended: the window after the last closed without them.
+            (3000, None, s("b"), None, s("left"), Some(1)),
+            (3000, None, s("c"), None, s("left"), Some(2)),
+        ]
+    );
+}
+
+/// Every main-output row as text, in emission order, from `n` instances fed by the
+/// partitioner (each in turn, as `run_instances`), restarted after step `restart_at` as
+/// `after` instances restored from all snapshots.
+fn raw_instances(
+    cfg: &TopKConfig,
+    steps: &[Step],
+    before: usize,
+    restart_at: usize,
+    after: usize,
+) -> Vec<String> {
+    let fresh = || TopK::new(cfg, schema(), "stage.top").unwrap();
+    let mut ops: Vec<TopK> = (0..before).map(|_| fresh()).collect();
+    let mut out = Emitter::default();
+    let mut got = Vec::new();
+    let take = |out: &mut Emitter, got: &mut Vec<String>| {
+        for (port, msg) in out.drain() {
+            let Message::Data(b) = msg else { continue };
+            if port == Port::Main {
+                for r in 0..b.num_rows() {
+                    let cells: Vec<Scalar> = (0..b.num_columns())
+                        .map(|c| Scalar::from_array(b.column(c).as_ref(), r))
+                        .collect();
+                    got.push(format!("{cells:?}"));
+                }
+            }
+        }
+    };
+    for (i, step) in steps.iter().enumerate() {
+        let n = ops.len();
+        for (k, op) in ops.iter_mut().enumerate() {
+            match step {
+                Step::Data(r) => {
+                    let b = batch(r);
+                    let mut hashes = Vec::new();
+                    op.partitioner().unwrap().hashes(&b, &mut hashes);
+                    let own: Vec<u32> = (0..b.num_rows() as u32)
+                        .filter(|&r| weir_core::keys::owner(hashes[r as usize], n) == k)
+                        .collect();
+                    let part =
+                        arrow_select::take::take_record_batch(&b, &UInt32Array::from(own)).unwrap();
+                    op.on_batch(&part, &mut out).unwrap();
+                }
+                Step::Wm(w) => op.on_watermark(*w, &mut out).unwrap(),
+            }
+            take(&mut out, &mut got);
+        }
+        if i == restart_at {
+            let snaps: Vec<Vec<u8>> = ops.iter().map(|op| op.snapshot().unwrap()).collect();
+            ops = (0..after)
+                .map(|k| {
+                    let mut op = fresh();
+                    op.restore_keyed(&snaps, &|h| weir_core::keys::owner(h, after) == k)
+                        .unwrap();
+                    op
+                })
+                .collect();
+        }
+    }
+    for op in &mut ops {
+        op.on_end(&mut out).unwrap();
+        take(&mut out, &mut got);
+    }
+    got.sort();
+    got
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 100, ..ProptestConfig::default() })]
+
+    /// Changes per group from instances rescaled at a restart are one instance's changes.
+    #[test]
+    fn changes_spread_over_instances_and_rescale(
+        (steps, window, lateness, restart) in stream(),
+        k in 1usize..4,
+        before in 1usize..4,
+        after in 1usize..4,
+    ) {
+        let mut cfg = config(window, lateness, true, false, k);
+        cfg.emit = Emit::Changes;
+        let one = raw_instances(&cfg, &steps, 1, usize::MAX, 1);
+        prop_assert!(one.iter().any(|r| r.contains("entered")));
+        prop_assert_eq!(raw_instances(&cfg, &steps, before, restart, after), one);
+    }
 }
