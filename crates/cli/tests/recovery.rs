@@ -413,6 +413,11 @@ fn kill_nasa_aug95_top_paths_by_class() {
 }
 
 #[test]
+fn kill_taobao_hot_items() {
+    kill_case("taobao-hot-items", 13);
+}
+
+#[test]
 fn kill_apache_combined_hourly() {
     kill_case("apache-combined-hourly", 6);
 }
