@@ -234,6 +234,23 @@ fn main() -> ExitCode {
             cfg.start = start;
             generate(cfg, common)
         }
+        Command::Gen {
+            kind:
+                GenKind::Clicks {
+                    common,
+                    products,
+                    categories,
+                    users,
+                    start,
+                },
+        } => {
+            let mut cfg = weir_source::gen::GenConfig::new(weir_source::gen::GenKind::Clicks);
+            cfg.products = products;
+            cfg.categories = categories;
+            cfg.users = users;
+            cfg.start = start;
+            generate(cfg, common)
+        }
     };
     match result {
         Ok(code) => code,

@@ -822,3 +822,109 @@ input = "counts"
         "{text}"
     );
 }
+
+/// The trends example on a shortened clickstream: every window's lists are ranks 1..5 by
+/// falling count, and the change rows printed on stdout, applied in order, rebuild the last
+/// window's list of the cart file.
+#[test]
+fn trends_example_ranks_and_its_changes_replay_to_the_lists() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = |name: &str| tmp.path().join(name);
+    let out = weir()
+        .args(["run", "examples/trends.toml", "--quiet"])
+        .args(["--set", "source.clicks.count=200000"])
+        .arg("--set")
+        .arg(format!(
+            "sink.cart_file.path={}",
+            file("cart.jsonl").display()
+        ))
+        .arg("--set")
+        .arg(format!(
+            "sink.search_file.path={}",
+            file("search.jsonl").display()
+        ))
+        .arg("--set")
+        .arg(format!(
+            "sink.category_file.path={}",
+            file("cat.jsonl").display()
+        ))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows = |path: &Path| -> Vec<serde_json::Value> {
+        std::fs::read_to_string(path)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    let (mut last, mut last_end) = (Vec::new(), String::new());
+    for (name, key, value) in [
+        ("cart.jsonl", "product_id", "count"),
+        ("search.jsonl", "query", "users"),
+        ("cat.jsonl", "category", "count"),
+    ] {
+        let rows = rows(&file(name));
+        // 200 s of event time at 1 ms per event, windows every 10 s until the last event
+        // has left the 10-minute window.
+        assert!(rows.len() >= 5 * 70, "{name}: {} rows", rows.len());
+        let mut by_end: std::collections::BTreeMap<String, Vec<(i64, String, i64)>> =
+            Default::default();
+        for r in &rows {
+            by_end
+                .entry(r["window_end"].as_str().unwrap().into())
+                .or_default()
+                .push((
+                    r["rank"].as_i64().unwrap(),
+                    r[key].as_str().unwrap().into(),
+                    r[value].as_i64().unwrap(),
+                ));
+        }
+        for (end, list) in &by_end {
+            let ranks: Vec<i64> = list.iter().map(|r| r.0).collect();
+            assert_eq!(ranks, [1, 2, 3, 4, 5], "{name} at {end}");
+            assert!(
+                list.windows(2).all(|w| w[0].2 >= w[1].2),
+                "{name} at {end}: {list:?}"
+            );
+        }
+        if name == "cart.jsonl" {
+            (last_end, last) = by_end.into_iter().last().unwrap();
+        }
+    }
+    // Replay the changes on stdout (JSON lines when piped) up to that window; the next one
+    // closes without any key, so everything leaves there.
+    let mut list: std::collections::BTreeMap<i64, (String, i64)> = Default::default();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let changes: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(changes
+        .iter()
+        .all(|c| c["window_end"].as_str().unwrap() <= last_end.as_str() || c["change"] == "left"));
+    for c in changes
+        .iter()
+        .filter(|c| c["window_end"].as_str().unwrap() <= last_end.as_str())
+    {
+        let line = c.to_string();
+        let item = c["product_id"].as_str().unwrap().to_string();
+        if c["change"] == "left" {
+            let prev = c["previous_rank"].as_i64().unwrap();
+            assert_eq!(list.get(&prev).map(|e| &e.0), Some(&item), "{line}");
+            list.remove(&prev);
+        } else {
+            list.retain(|_, e| e.0 != item);
+            list.insert(
+                c["rank"].as_i64().unwrap(),
+                (item, c["count"].as_i64().unwrap()),
+            );
+        }
+    }
+    let replayed: Vec<(i64, String, i64)> = list.into_iter().map(|(r, (i, n))| (r, i, n)).collect();
+    assert_eq!(replayed, last);
+}

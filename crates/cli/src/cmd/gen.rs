@@ -31,6 +31,27 @@ pub(crate) enum GenKind {
         #[arg(long)]
         start: Option<String>,
     },
+    /// A shop's clickstream as JSON {timestamp, user_id, session_id, action, product_id,
+    /// category, query}: sessions viewing products (55 %), category pages (15 %), searching
+    /// (15 %), adding to the cart (12 %) and buying (3 %), with Zipf popularity that drifts a
+    /// rank every minute of event time. Event time starts at --start and advances 1/--rate s
+    /// per event (1 ms at full speed).
+    Clicks {
+        #[command(flatten)]
+        common: GenCommon,
+        /// Number of products.
+        #[arg(long, default_value_t = 10_000)]
+        products: usize,
+        /// Number of categories the products belong to.
+        #[arg(long, default_value_t = 100)]
+        categories: usize,
+        /// Number of users.
+        #[arg(long, default_value_t = 100_000)]
+        users: usize,
+        /// Event time of the first event (RFC 3339); default: now.
+        #[arg(long)]
+        start: Option<String>,
+    },
 }
 
 /// Options every generator takes.
@@ -50,7 +71,7 @@ pub(crate) struct GenCommon {
     out: Option<PathBuf>,
     /// POST the lines to this URL instead, as newline-delimited JSON/text bodies of up to
     /// 8192 lines (for HTTP ingest endpoints).
-    #[arg(long, value_name = "URL")]
+    #[arg(long, visible_alias = "to", value_name = "URL")]
     http: Option<String>,
 }
 

@@ -10,7 +10,13 @@
 //! "source_ip"}`: background events of four types against `targets` addresses, and a share of
 //! DDOS events concentrated on a few attacked targets that change every few minutes of event
 //! time, so "10 DDOS attempts at one IP within 5 minutes" fires now and then.
+//!
+//! [`ClicksGen`] writes a shop's clickstream as JSON (see [`clicks`]): sessions viewing,
+//! searching, adding to the cart and buying, with Zipf popularity that drifts.
 
+pub mod clicks;
+
+pub use clicks::ClicksGen;
 use serde::Deserialize;
 use weir_core::{Error, ReadOutcome, Result, Source, SourcePosition};
 
@@ -352,6 +358,8 @@ pub enum GenKind {
     Clf,
     /// JSON security messages ([`DdosGen`]).
     Ddos,
+    /// A shop's clickstream as JSON ([`ClicksGen`]).
+    Clicks,
 }
 
 const fn default_targets() -> usize {
@@ -366,11 +374,23 @@ const fn default_seed() -> u64 {
     42
 }
 
+const fn default_products() -> usize {
+    10_000
+}
+
+const fn default_categories() -> usize {
+    100
+}
+
+const fn default_users() -> usize {
+    100_000
+}
+
 /// `[source.NAME] type = "generator"`: synthetic input without any file.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GenConfig {
-    /// What to generate: `"clf"`.
+    /// What to generate: `"clf"`, `"ddos"` or `"clicks"`.
     pub kind: GenKind,
     /// Lines to produce; 0 (default) never ends.
     #[serde(default)]
@@ -387,10 +407,19 @@ pub struct GenConfig {
     /// `ddos`: share of events that are DDOS on attacked targets (default 0.01).
     #[serde(default = "default_attack_share")]
     pub attack_share: f64,
-    /// `ddos`: event time of the first message, RFC 3339 (default: now). Event time advances
-    /// by 1/`rate` s per message (1 ms when `rate` is 0).
+    /// `ddos`, `clicks`: event time of the first message, RFC 3339 (default: now). Event time
+    /// advances by 1/`rate` s per message (1 ms when `rate` is 0).
     #[serde(default)]
     pub start: Option<String>,
+    /// `clicks`: number of products (default 10 000).
+    #[serde(default = "default_products")]
+    pub products: usize,
+    /// `clicks`: number of categories (default 100).
+    #[serde(default = "default_categories")]
+    pub categories: usize,
+    /// `clicks`: number of users (default 100 000).
+    #[serde(default = "default_users")]
+    pub users: usize,
 }
 
 impl GenConfig {
@@ -404,6 +433,9 @@ impl GenConfig {
             targets: default_targets(),
             attack_share: default_attack_share(),
             start: None,
+            products: default_products(),
+            categories: default_categories(),
+            users: default_users(),
         }
     }
 }
@@ -424,7 +456,7 @@ impl GenSource {
     pub fn new(cfg: &GenConfig) -> Result<Self> {
         let gen: Box<dyn LineGen> = match cfg.kind {
             GenKind::Clf => Box::new(ClfGen::new(cfg.seed)),
-            GenKind::Ddos => {
+            GenKind::Ddos | GenKind::Clicks => {
                 let start = match &cfg.start {
                     None => weir_core::time::now_ms(),
                     Some(s) => weir_core::time::parse_rfc3339_ms(s).ok_or_else(|| {
@@ -436,18 +468,28 @@ impl GenSource {
                 } else {
                     1000.0
                 };
-                Box::new(DdosGen::new(
-                    cfg.seed,
-                    cfg.targets,
-                    cfg.attack_share,
-                    start,
-                    per_sec,
-                ))
+                match cfg.kind {
+                    GenKind::Ddos => Box::new(DdosGen::new(
+                        cfg.seed,
+                        cfg.targets,
+                        cfg.attack_share,
+                        start,
+                        per_sec,
+                    )),
+                    _ => Box::new(ClicksGen::new(
+                        cfg.seed,
+                        cfg.products,
+                        cfg.categories,
+                        cfg.users,
+                        start,
+                        per_sec,
+                    )),
+                }
             }
         };
         let mut gen = gen;
         let started = std::time::Instant::now();
-        if cfg.kind == GenKind::Ddos && cfg.start.is_none() {
+        if cfg.kind != GenKind::Clf && cfg.start.is_none() {
             // Building 100 k target names takes milliseconds: start the event clock with the
             // token bucket, not before, or every message would look that much late.
             gen.set_start(weir_core::time::now_ms());
