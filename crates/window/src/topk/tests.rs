@@ -149,10 +149,25 @@ fn run_instances(
     restart_at: usize,
     after: usize,
 ) -> (Vec<Row>, usize) {
+    let (mut got, mut late) = (Vec::new(), 0);
+    feed_instances(cfg, steps, (before, restart_at, after), |out| {
+        collect(out, true, &mut got, &mut late)
+    });
+    (got, late)
+}
+
+/// Feeds the steps to `before` instances, each the rows its partitioner gives it and every
+/// watermark; after step `restart_at`, `after` fresh instances restore the groups they own
+/// from all snapshots. `take` gets the output after every call.
+fn feed_instances(
+    cfg: &TopKConfig,
+    steps: &[Step],
+    (before, restart_at, after): (usize, usize, usize),
+    mut take: impl FnMut(&mut Emitter),
+) {
     let fresh = || TopK::new(cfg, schema(), "stage.top").unwrap();
     let mut ops: Vec<TopK> = (0..before).map(|_| fresh()).collect();
     let mut out = Emitter::default();
-    let (mut got, mut late) = (Vec::new(), 0);
     for (i, step) in steps.iter().enumerate() {
         let n = ops.len();
         for (k, op) in ops.iter_mut().enumerate() {
@@ -170,7 +185,7 @@ fn run_instances(
                 }
                 Step::Wm(w) => op.on_watermark(*w, &mut out).unwrap(),
             }
-            collect(&mut out, true, &mut got, &mut late);
+            take(&mut out);
         }
         if i == restart_at {
             let snaps: Vec<Vec<u8>> = ops.iter().map(|op| op.snapshot().unwrap()).collect();
@@ -186,9 +201,8 @@ fn run_instances(
     }
     for op in &mut ops {
         op.on_end(&mut out).unwrap();
-        collect(&mut out, true, &mut got, &mut late);
+        take(&mut out);
     }
-    (got, late)
 }
 
 fn gcd(a: i64, b: i64) -> i64 {
@@ -659,9 +673,7 @@ fn changes_name_what_entered_moved_and_left() {
     );
 }
 
-/// Every main-output row as text, in emission order, from `n` instances fed by the
-/// partitioner (each in turn, as `run_instances`), restarted after step `restart_at` as
-/// `after` instances restored from all snapshots.
+/// Every main-output row as text, sorted, from `run_instances`' set-up.
 fn raw_instances(
     cfg: &TopKConfig,
     steps: &[Step],
@@ -669,11 +681,8 @@ fn raw_instances(
     restart_at: usize,
     after: usize,
 ) -> Vec<String> {
-    let fresh = || TopK::new(cfg, schema(), "stage.top").unwrap();
-    let mut ops: Vec<TopK> = (0..before).map(|_| fresh()).collect();
-    let mut out = Emitter::default();
     let mut got = Vec::new();
-    let take = |out: &mut Emitter, got: &mut Vec<String>| {
+    feed_instances(cfg, steps, (before, restart_at, after), |out| {
         for (port, msg) in out.drain() {
             let Message::Data(b) = msg else { continue };
             if port == Port::Main {
@@ -685,42 +694,7 @@ fn raw_instances(
                 }
             }
         }
-    };
-    for (i, step) in steps.iter().enumerate() {
-        let n = ops.len();
-        for (k, op) in ops.iter_mut().enumerate() {
-            match step {
-                Step::Data(r) => {
-                    let b = batch(r);
-                    let mut hashes = Vec::new();
-                    op.partitioner().unwrap().hashes(&b, &mut hashes);
-                    let own: Vec<u32> = (0..b.num_rows() as u32)
-                        .filter(|&r| weir_core::keys::owner(hashes[r as usize], n) == k)
-                        .collect();
-                    let part =
-                        arrow_select::take::take_record_batch(&b, &UInt32Array::from(own)).unwrap();
-                    op.on_batch(&part, &mut out).unwrap();
-                }
-                Step::Wm(w) => op.on_watermark(*w, &mut out).unwrap(),
-            }
-            take(&mut out, &mut got);
-        }
-        if i == restart_at {
-            let snaps: Vec<Vec<u8>> = ops.iter().map(|op| op.snapshot().unwrap()).collect();
-            ops = (0..after)
-                .map(|k| {
-                    let mut op = fresh();
-                    op.restore_keyed(&snaps, &|h| weir_core::keys::owner(h, after) == k)
-                        .unwrap();
-                    op
-                })
-                .collect();
-        }
-    }
-    for op in &mut ops {
-        op.on_end(&mut out).unwrap();
-        take(&mut out, &mut got);
-    }
+    });
     got.sort();
     got
 }
