@@ -163,6 +163,7 @@ fn top_k(c: &mut Criterion) {
                 group_by: Vec::new(),
                 by: count.clone(),
                 k,
+                emit: weir_window::topk::Emit::All,
             };
             group.bench_function(format!("{name}_k{k}"), |b| {
                 b.iter(|| drive(TopK::new(&cfg, schema.clone(), "bench").unwrap(), &input))

@@ -492,6 +492,10 @@ struct State {
     windows: HashMap<u32, KeyWindow>,
     closed_upto: Millis,
     last_end: Option<Millis>,
+    /// For a top-K (`track_holders`): per closed pane in the sliding windows, the keys that
+    /// hold it, so a slide visits only the keys whose panes leave. Rebuilt on restore.
+    #[serde(skip)]
+    holders: std::collections::BTreeMap<i64, Vec<u32>>,
 }
 
 const STATE_VERSION: u32 = 3;
@@ -509,6 +513,8 @@ pub struct Aggregate {
     pane: i64,
     lateness: i64,
     state: State,
+    /// Keep `State::holders` (a top-K's aggregate).
+    track_holders: bool,
     key_buf: Vec<u8>,
     last_key: Vec<u8>,
     val_buf: Vec<u8>,
@@ -712,7 +718,9 @@ impl Aggregate {
                 windows: HashMap::new(),
                 closed_upto: MIN_TIME,
                 last_end: None,
+                holders: Default::default(),
             },
+            track_holders: false,
             key_buf: Vec::new(),
             last_key: Vec::new(),
             val_buf: Vec::new(),
@@ -971,11 +979,65 @@ impl Aggregate {
                 if changes {
                     entered.insert(id);
                 }
+                if self.track_holders {
+                    self.state.holders.entry(pane.idx).or_default().push(id);
+                }
                 w.panes.push_back(pane.idx);
                 w.accs.extend(accs.iter().cloned());
             }
         }
-        if !tumbling {
+        if !tumbling && self.track_holders {
+            // Only the keys holding a pane that leaves, and those a pane entered, change.
+            let first_idx = start.div_euclid(self.pane);
+            let mut done: hashbrown::HashSet<u32> = hashbrown::HashSet::new();
+            let push = |id: u32, w: &KeyWindow, rows: &mut OutRows| {
+                rows.keys.push(id);
+                rows.res.extend(
+                    self.aggs
+                        .iter()
+                        .zip(w.running.iter())
+                        .map(|(a, r)| run_result(a.func, r)),
+                );
+            };
+            while let Some(holders) = self.state.holders.first_entry() {
+                if *holders.key() >= first_idx {
+                    break;
+                }
+                for id in holders.remove() {
+                    if !done.insert(id) {
+                        continue;
+                    }
+                    let w = self
+                        .state
+                        .windows
+                        .get_mut(&id)
+                        .expect("a holder has a window");
+                    while w.panes.front().is_some_and(|idx| *idx < first_idx) {
+                        w.panes.pop_front();
+                        for r in w.running.iter_mut() {
+                            let acc = w.accs.pop_front().expect("n accumulators per pane");
+                            r.sub(&acc);
+                        }
+                    }
+                    if w.panes.is_empty() {
+                        self.state.windows.remove(&id);
+                        if let Some(g) = gone.as_deref_mut() {
+                            g.push(id);
+                        }
+                        released.push(id);
+                    } else if changes {
+                        push(id, w, rows);
+                    }
+                }
+            }
+            if changes {
+                for id in entered {
+                    if done.insert(id) {
+                        push(id, &self.state.windows[&id], rows);
+                    }
+                }
+            }
+        } else if !tumbling {
             let first_idx = start.div_euclid(self.pane);
             let aggs = &self.aggs;
             self.state.windows.retain(|&id, w| {
@@ -1085,6 +1147,12 @@ pub(crate) struct WindowChanges {
 impl Aggregate {
     pub(crate) fn is_tumbling(&self) -> bool {
         self.size == self.slide
+    }
+
+    /// Keeps, per closed pane, the keys holding it, so that a slide (with changes only) visits
+    /// just those; set before any state is restored.
+    pub(crate) fn track_holders(&mut self) {
+        self.track_holders = true;
     }
 
     pub(crate) fn size(&self) -> i64 {
@@ -1395,6 +1463,7 @@ impl Aggregate {
             windows: HashMap::new(),
             closed_upto: MIN_TIME,
             last_end: None,
+            holders: Default::default(),
         };
         for bytes in states {
             let st: State = weir_core::state::decode("aggregate", STATE_VERSION, bytes)?;
@@ -1458,6 +1527,14 @@ impl Aggregate {
                 .enumerate()
                 .map(|(slot, &id)| (id, slot as u32))
                 .collect();
+        }
+        state.holders.clear();
+        if self.track_holders {
+            for (&id, w) in &state.windows {
+                for &idx in &w.panes {
+                    state.holders.entry(idx).or_default().push(id);
+                }
+            }
         }
         self.state = state;
     }

@@ -343,6 +343,8 @@ impl TopK {
                 return Err(all);
             }
         };
+        let mut inner = inner;
+        inner.track_holders();
         let groups = cfg.group_by.len();
         // The aggregate's output: window_start, window_end, its keys, the value.
         let agg = inner.output_schema();
@@ -427,8 +429,14 @@ impl TopK {
                 }
             }
             for (key, value) in &w.set {
-                if let Some(old) = self.values.insert(key.as_slice().into(), *value) {
-                    self.remove(key, old);
+                match self.values.get_mut(key.as_slice()) {
+                    Some(v) => {
+                        let old = std::mem::replace(v, *value);
+                        self.remove(key, old);
+                    }
+                    None => {
+                        self.values.insert(key.as_slice().into(), *value);
+                    }
                 }
                 self.insert(key, *value);
             }
