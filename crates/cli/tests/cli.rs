@@ -893,7 +893,7 @@ fn trends_example_ranks_and_its_changes_replay_to_the_lists() {
             );
         }
         if name == "cart.jsonl" {
-            (last_end, last) = by_end.into_iter().last().unwrap();
+            (last_end, last) = by_end.into_iter().next_back().unwrap();
         }
     }
     // Replay the changes on stdout (JSON lines when piped) up to that window; the next one

@@ -216,7 +216,23 @@ impl TopKConfig {
 #[derive(Debug, Clone)]
 struct Entry {
     value: Out,
+    /// The first 16 bytes of `item`, zero-padded, big-endian: most keys (an integer is 9
+    /// bytes) compare by it alone; equal prefixes fall back to the bytes.
+    prefix: u128,
     item: Box<[u8]>,
+}
+
+impl Entry {
+    fn new(value: Out, item: &[u8]) -> Self {
+        let mut head = [0u8; 16];
+        let n = item.len().min(16);
+        head[..n].copy_from_slice(&item[..n]);
+        Entry {
+            value,
+            prefix: u128::from_be_bytes(head),
+            item: item.into(),
+        }
+    }
 }
 
 /// Integers compare as integers, floats by total order; `Null` after everything.
@@ -238,7 +254,9 @@ fn by_value(a: Out, b: Out) -> Ordering {
 
 impl Ord for Entry {
     fn cmp(&self, other: &Self) -> Ordering {
-        by_value(self.value, other.value).then_with(|| self.item.cmp(&other.item))
+        by_value(self.value, other.value)
+            .then(self.prefix.cmp(&other.prefix))
+            .then_with(|| self.item.cmp(&other.item))
     }
 }
 
@@ -296,13 +314,16 @@ impl Rows {
 /// A group's top K as last emitted: (key, value) in rank order.
 type Listed = Vec<(Box<[u8]>, Out)>;
 
+/// A group's last list with the end of its window.
+type Held = (Millis, Listed);
+
 /// What a top-K keeps across a restart besides its aggregate.
 #[derive(serde::Serialize, serde::Deserialize)]
 struct State {
     /// The aggregate's snapshot.
     inner: Vec<u8>,
     /// [`Emit::Changes`]: each group's top K as last emitted.
-    listed: Vec<(Box<[u8]>, (Millis, Listed))>,
+    listed: Vec<(Box<[u8]>, Held)>,
 }
 
 const STATE_VERSION: u32 = 1;
@@ -322,7 +343,7 @@ pub struct TopK {
     dead: DeadLetters,
     emit: Emit,
     /// [`Emit::Changes`]: each group's top K as last emitted, with the end of its window.
-    listed: BTreeMap<Box<[u8]>, (Millis, Listed)>,
+    listed: BTreeMap<Box<[u8]>, Held>,
 }
 
 impl TopK {
@@ -386,10 +407,7 @@ impl TopK {
 
     fn insert(&mut self, key: &[u8], value: Out) {
         let at = self.split(key);
-        let entry = Entry {
-            value,
-            item: key[at..].into(),
-        };
+        let entry = Entry::new(value, &key[at..]);
         match self.ranking.get_mut(&key[..at]) {
             Some(set) => {
                 set.insert(entry);
@@ -403,10 +421,7 @@ impl TopK {
 
     fn remove(&mut self, key: &[u8], value: Out) {
         let at = self.split(key);
-        let entry = Entry {
-            value,
-            item: key[at..].into(),
-        };
+        let entry = Entry::new(value, &key[at..]);
         if let Some(set) = self.ranking.get_mut(&key[..at]) {
             set.remove(&entry);
             if set.is_empty() {

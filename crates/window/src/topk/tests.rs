@@ -242,8 +242,8 @@ fn oracle(cfg: &TopKConfig, steps: &[Step]) -> (Vec<Row>, usize) {
         }
     }
     // (window end, group) → item → values
-    let mut windows: BTreeMap<(i64, Option<String>), BTreeMap<String, Vec<Option<i64>>>> =
-        BTreeMap::new();
+    type Windows = BTreeMap<(i64, Option<String>), BTreeMap<String, Vec<Option<i64>>>>;
+    let mut windows: Windows = BTreeMap::new();
     for (ts, g, item, v) in &accepted {
         let mut e = (ts.div_euclid(slide) + 1) * slide;
         while e - size <= *ts {
@@ -652,11 +652,12 @@ fn changes_name_what_entered_moved_and_left() {
         ]),
         Step::Wm(2000),
     ];
-    let got: Vec<(i64, Option<i64>, String, Option<i64>, String, Option<i64>)> =
-        run_changes(&cfg, &steps, None)
-            .into_iter()
-            .map(|c| (c.0, c.2, c.3, c.4, c.5, c.6))
-            .collect();
+    // (end, rank, item, value, change, previous rank)
+    type Seen = (i64, Option<i64>, String, Option<i64>, String, Option<i64>);
+    let got: Vec<Seen> = run_changes(&cfg, &steps, None)
+        .into_iter()
+        .map(|c| (c.0, c.2, c.3, c.4, c.5, c.6))
+        .collect();
     let s = |x: &str| x.to_string();
     assert_eq!(
         got,
