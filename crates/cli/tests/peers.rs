@@ -23,6 +23,22 @@ fn python(args: &[&str], dir: &Path, stdout: Option<&Path>) {
     assert!(st.success(), "python3 {args:?} failed");
 }
 
+/// The reference oracle's CSV for `workload` on `input`, written into `dir`.
+fn reference(peers: &Path, workload: &str, input: &Path, dir: &Path) -> PathBuf {
+    let oracle = dir.join("ref.csv");
+    python(
+        &[
+            "ref_oracle.py",
+            workload,
+            input.to_str().unwrap(),
+            oracle.to_str().unwrap(),
+        ],
+        peers,
+        None,
+    );
+    oracle
+}
+
 fn iso_to_ms(s: &str) -> i64 {
     // "1995-07-01T04:05:00Z"
     let n = |r: std::ops::Range<usize>| s[r].parse::<i64>().unwrap();
@@ -59,17 +75,7 @@ fn peers_and_python() -> Option<PathBuf> {
 /// the number of rows and whether any counted malformed lines.
 fn w1_agrees_with_the_oracle(peers: &Path, input: &Path) -> (usize, bool) {
     let tmp = tempfile::tempdir().unwrap();
-    let oracle = tmp.path().join("ref.csv");
-    python(
-        &[
-            "ref_oracle.py",
-            "w1",
-            input.to_str().unwrap(),
-            oracle.to_str().unwrap(),
-        ],
-        peers,
-        None,
-    );
+    let oracle = reference(peers, "w1", input, tmp.path());
 
     let pipeline = tmp.path().join("w1.toml");
     let out = tmp.path().join("weir.jsonl");
@@ -201,17 +207,7 @@ fn w1_on_the_real_logs_equals_the_reference_oracle() {
 /// the number of rows.
 fn w3_agrees_with_the_oracle(peers: &Path, input: &Path, workers: usize) -> usize {
     let tmp = tempfile::tempdir().unwrap();
-    let oracle = tmp.path().join("ref.csv");
-    python(
-        &[
-            "ref_oracle.py",
-            "w3",
-            input.to_str().unwrap(),
-            oracle.to_str().unwrap(),
-        ],
-        peers,
-        None,
-    );
+    let oracle = reference(peers, "w3", input, tmp.path());
     let out = tmp.path().join("weir.jsonl");
     // bench/w3.toml, but waiting 70 days for stragglers: the oracle is a batch count.
     let run = Command::new(env!("CARGO_BIN_EXE_weir"))

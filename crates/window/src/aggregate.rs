@@ -935,6 +935,8 @@ impl Aggregate {
         let first_row = rows.keys.len();
         let tumbling = self.size == self.slide;
         let changes = gone.is_some();
+        // Changes only are read through the index of pane holders (a top-K keeps it).
+        debug_assert!(!changes || self.track_holders);
         let mut entered: hashbrown::HashSet<u32> = hashbrown::HashSet::new();
         while self
             .state
@@ -1041,24 +1043,16 @@ impl Aggregate {
             let first_idx = start.div_euclid(self.pane);
             let aggs = &self.aggs;
             self.state.windows.retain(|&id, w| {
-                let mut left = false;
                 while w.panes.front().is_some_and(|idx| *idx < first_idx) {
                     w.panes.pop_front();
-                    left = true;
                     for r in w.running.iter_mut() {
                         let acc = w.accs.pop_front().expect("n accumulators per pane");
                         r.sub(&acc);
                     }
                 }
                 if w.panes.is_empty() {
-                    if let Some(g) = gone.as_deref_mut() {
-                        g.push(id);
-                    }
                     released.push(id);
                     return false;
-                }
-                if changes && !left && !entered.contains(&id) {
-                    return true;
                 }
                 rows.keys.push(id);
                 rows.res.extend(

@@ -351,7 +351,7 @@ impl TopK {
     /// `path`.
     pub fn new(cfg: &TopKConfig, schema: SchemaRef, path: &str) -> Result<Self, Vec<Error>> {
         let own = cfg.validate(path);
-        let inner = match Aggregate::new(&cfg.aggregate(), schema, path) {
+        let mut inner = match Aggregate::new(&cfg.aggregate(), schema, path) {
             Ok(inner) if own.is_empty() => inner,
             Ok(_) => return Err(own),
             Err(errs) => {
@@ -364,7 +364,6 @@ impl TopK {
                 return Err(all);
             }
         };
-        let mut inner = inner;
         inner.track_holders();
         let groups = cfg.group_by.len();
         // The aggregate's output: window_start, window_end, its keys, the value.
@@ -433,7 +432,7 @@ impl TopK {
     /// Moves the ranking to the window `w` and appends its top K per group to `rows`.
     fn apply(&mut self, w: WindowChanges, rows: &mut Rows) {
         if self.inner.is_tumbling() {
-            self.ranking.clear();
+            // Empty: cleared after the previous window.
             for (key, value) in &w.set {
                 self.insert(key, *value);
             }
