@@ -84,3 +84,33 @@ impl Default for Backoff {
         Backoff::new()
     }
 }
+
+/// Waits until a connection task has `want` things done (rows a broker acknowledged),
+/// reading `(done, trouble)` from what it publishes on `rx`, and logs a warning every 5 s
+/// while a trouble lasts (`what`: the connection, for the log). When the task ends first,
+/// returns the last trouble it reported.
+pub fn wait_for<P>(
+    rx: &mut tokio::sync::watch::Receiver<P>,
+    want: u64,
+    what: &str,
+    progress: impl Fn(&P) -> (u64, Option<String>),
+) -> Result<(), Option<String>> {
+    let mut warned = Instant::now();
+    loop {
+        let (done, trouble) = progress(&rx.borrow_and_update());
+        if done >= want {
+            return Ok(());
+        }
+        if let Some(why) = &trouble {
+            if warned.elapsed() >= Duration::from_secs(5) {
+                tracing::warn!(connection = %what, error = %why, waiting = want - done, "rows wait for the server");
+                warned = Instant::now();
+            }
+        }
+        let changed = runtime()
+            .block_on(async { tokio::time::timeout(Duration::from_secs(1), rx.changed()).await });
+        if let Ok(Err(_)) = changed {
+            return Err(trouble);
+        }
+    }
+}

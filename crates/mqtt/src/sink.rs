@@ -6,7 +6,7 @@
 //! checkpoint are published again: at-least-once, as MQTT has no deduplication.
 
 use std::collections::HashSet;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use arrow_array::RecordBatch;
 use rumqttc::{AsyncClient, Event, MqttOptions, Outgoing, Packet, QoS};
@@ -181,28 +181,8 @@ impl MqttSink {
         let Some((_, rx, _)) = self.client.as_mut() else {
             return Ok(());
         };
-        let mut warned = Instant::now();
-        let rt = weir_core::io::runtime();
-        loop {
-            let progress = rx.borrow_and_update().clone();
-            if progress.done >= want {
-                return Ok(());
-            }
-            if let Some(why) = &progress.trouble {
-                if warned.elapsed() >= Duration::from_secs(5) {
-                    tracing::warn!(sink = %what, error = %why, waiting = want - progress.done, "rows wait for the broker");
-                    warned = Instant::now();
-                }
-            }
-            let changed = rt.block_on(async {
-                tokio::time::timeout(Duration::from_secs(1), rx.changed()).await
-            });
-            if let Ok(Err(_)) = changed {
-                return Err(Error::Internal(format!(
-                    "{what}: the connection task ended"
-                )));
-            }
-        }
+        weir_core::io::wait_for(rx, want, &what, |p| (p.done, p.trouble.clone()))
+            .map_err(|_| Error::Internal(format!("{what}: the connection task ended")))
     }
 }
 

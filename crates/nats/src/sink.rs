@@ -13,8 +13,9 @@ use std::time::Duration;
 use arrow_array::RecordBatch;
 use async_nats::jetstream::{self, context::PublishErrorKind, message::PublishMessage};
 use bytes::Bytes;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use weir_core::{Error, Result, Sink};
+use weir_sink::msgid::MessageIds;
 
 use weir_core::io::Backoff;
 
@@ -71,23 +72,13 @@ struct Pending {
     payload: Bytes,
 }
 
-#[derive(Serialize, Deserialize)]
-struct SinkState {
-    run: String,
-    rows: u64,
-}
-
-const STATE_VERSION: u32 = 1;
-
 /// The NATS sink.
 pub struct NatsSink {
     cfg: NatsSinkConfig,
     conn: Option<(async_nats::Client, jetstream::Context)>,
     backoff: Backoff,
-    /// Names this run's message ids; kept across checkpoints.
-    run: String,
-    /// Rows published so far (the number of the next row's id).
-    rows: u64,
+    /// The rows' message ids; kept across checkpoints.
+    ids: MessageIds,
     pending: Vec<Pending>,
     line: String,
     duplicates: u64,
@@ -96,15 +87,11 @@ pub struct NatsSink {
 impl NatsSink {
     /// A sink for the config; it connects on its first flush.
     pub fn new(cfg: &NatsSinkConfig) -> Self {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos());
         NatsSink {
             cfg: cfg.clone(),
             conn: None,
             backoff: Backoff::new(),
-            run: format!("{:x}{:x}", nanos, std::process::id()),
-            rows: 0,
+            ids: MessageIds::new(),
             pending: Vec::new(),
             line: String::new(),
             duplicates: 0,
@@ -145,7 +132,7 @@ impl NatsSink {
             }
             let (client, js) = self.conn.clone().expect("connected above");
             let subject = self.cfg.subject.clone();
-            let (run, jetstream) = (self.run.clone(), self.cfg.jetstream);
+            let (run, jetstream) = (self.ids.run().to_string(), self.cfg.jetstream);
             let pending = std::mem::take(&mut self.pending);
             let (failed, error, duplicates) = rt.block_on(async move {
                 publish_all(&client, &js, &subject, &run, jetstream, pending).await
@@ -234,9 +221,8 @@ impl Sink for NatsSink {
         // One object per line; JSON escapes line breaks inside strings.
         let text = std::mem::take(&mut self.line);
         for obj in text.split_terminator('\n') {
-            self.rows += 1;
             self.pending.push(Pending {
-                id: self.rows,
+                id: self.ids.number(),
                 payload: Bytes::copy_from_slice(obj.as_bytes()),
             });
             if self.pending.len() >= MAX_IN_FLIGHT {
@@ -261,23 +247,11 @@ impl Sink for NatsSink {
     }
 
     fn recover(&mut self, state: Option<&[u8]>) -> Result<()> {
-        if let Some(bytes) = state {
-            let st: SinkState = weir_core::state::decode("nats sink", STATE_VERSION, bytes)?;
-            self.run = st.run;
-            self.rows = st.rows;
-        }
-        Ok(())
+        self.ids.recover("nats sink", state)
     }
 
     fn pre_commit(&mut self, _epoch: u64) -> Result<Vec<u8>> {
         self.settle()?;
-        weir_core::state::encode(
-            "nats sink",
-            STATE_VERSION,
-            &SinkState {
-                run: self.run.clone(),
-                rows: self.rows,
-            },
-        )
+        self.ids.encode("nats sink")
     }
 }

@@ -30,6 +30,7 @@ use weir_core::config::ByteSize;
 use weir_core::watermark::EventTimeConfig;
 use weir_core::{deadletter, Error, Operator, Parser, Port, Sink, Source};
 use weir_format::FormatConfig;
+use weir_http::{Server, ServerConfig};
 use weir_runtime::{Pipeline, SinkSpec, SourceSpec, StageSpec};
 
 use crate::registry::{Ctor, SinkKind, SourceKind, StageKind, SINKS, SOURCES, STAGES};
@@ -104,6 +105,8 @@ pub struct PipelineFile {
     /// A digest of each node's section, by node name: a checkpoint taken by a pipeline whose
     /// digests differ is not resumed.
     pub fingerprints: std::collections::BTreeMap<String, String>,
+    /// `[server]`, if the file has it.
+    pub server: Option<ServerConfig>,
 }
 
 /// Keys that may change between runs without making a checkpoint unusable.
@@ -337,6 +340,15 @@ pub fn parse(text: &str, sets: &[String]) -> Result<PipelineFile, Vec<Error>> {
             errors.push(e);
         }
     }
+    let server = doc.remove("server").and_then(|v| {
+        let cfg = de::<ServerConfig>(v, "server")
+            .map_err(|e| errors.push(e))
+            .ok()?;
+        let problems = cfg.validate("server");
+        let ok = problems.is_empty();
+        errors.extend(problems);
+        ok.then_some(cfg)
+    });
     let source_sections = sections(&mut doc, "source", &mut errors);
     let stage_sections = sections(&mut doc, "stage", &mut errors);
     let sink_sections = sections(&mut doc, "sink", &mut errors);
@@ -350,6 +362,7 @@ pub fn parse(text: &str, sets: &[String]) -> Result<PipelineFile, Vec<Error>> {
             .chain(&sink_sections)
             .map(|(n, t)| (n.clone(), fingerprint(t)))
             .collect(),
+        server,
     };
     // Names declared, even by sections with errors, so an input naming them is not reported
     // as unknown on top of their own errors.
@@ -443,6 +456,12 @@ pub fn parse(text: &str, sets: &[String]) -> Result<PipelineFile, Vec<Error>> {
         let kind = kind_of(t, &path, SOURCES, &mut errors);
         if let Some(k) = &kind {
             errors.extend(k.validate(&path));
+            if k.takes_json() && !matches!(format, None | Some(FormatConfig::Json(_))) {
+                errors.push(Error::config(
+                    format!("{path}.format"),
+                    "this source receives JSON records: use format = { type = \"json\", fields = [...] }",
+                ));
+            }
             for (key, field) in k.metadata_fields() {
                 // A format with problems was reported already.
                 let problem = match &format {
@@ -520,7 +539,7 @@ pub fn parse(text: &str, sets: &[String]) -> Result<PipelineFile, Vec<Error>> {
     for key in doc.keys() {
         errors.push(Error::config(
             key.clone(),
-            "unknown section; expected [source.NAME], [stage.NAME] or [sink.NAME]",
+            "unknown section; expected [source.NAME], [stage.NAME], [sink.NAME] or [server]",
         ));
     }
     check_graph(&file, &declared, &mut errors);
@@ -590,6 +609,10 @@ pub struct Plan {
     pub schemas: HashMap<String, SchemaRef>,
     /// Digest of every node's configuration (see [`PipelineFile::fingerprints`]).
     pub fingerprints: std::collections::BTreeMap<String, String>,
+    /// `[server]`, or its defaults when only a source needs the server.
+    server_config: Option<ServerConfig>,
+    /// The server, once started.
+    server: Option<std::sync::Arc<Server>>,
 }
 
 /// Fields of `node`'s main output that its consumers read (`None`: all of them). A stage
@@ -643,7 +666,12 @@ impl Plan {
             stages,
             sinks,
             fingerprints,
+            server,
         } = file;
+        let server_config = match sources.iter().any(|s| s.kind.serves()) {
+            true => Some(server.unwrap_or_default()),
+            false => server,
+        };
         let mut built_sources = Vec::new();
         for (decl, proj) in sources.into_iter().zip(projections) {
             match weir_format::build_source_parser(
@@ -758,6 +786,8 @@ impl Plan {
                 sinks,
                 schemas,
                 fingerprints,
+                server_config,
+                server: None,
             })
         } else {
             Err(errors)
@@ -768,10 +798,14 @@ impl Plan {
     /// chunks independently (and that is not paced by `rate`) parses on that many threads, and
     /// a keyed stage (one whose operator has a partitioner) runs as that many instances, and a
     /// stateless stage reading such a source runs beside its parser threads.
-    pub fn build(self, workers: usize) -> Result<Pipeline, Error> {
+    pub fn build(mut self, workers: usize) -> Result<Pipeline, Error> {
         let mut p = Pipeline::default();
+        let server = self.serve()?;
         for (decl, parser, proj) in self.sources {
-            let source: Box<dyn Source> = decl.kind.open()?;
+            let cx = crate::registry::OpenContext {
+                server: server.as_ref(),
+            };
+            let source: Box<dyn Source> = decl.kind.open(&cx)?;
             let parallel = if workers > 1 && decl.rate == 0 && parser.chunks_independent() {
                 (0..workers)
                     .map(|_| {
@@ -832,6 +866,17 @@ impl Plan {
             });
         }
         Ok(p)
+    }
+
+    /// Starts the web server if the pipeline has `[server]` or a source that needs one (once;
+    /// [`Plan::build`] calls it too): call it first to learn its address.
+    pub fn serve(&mut self) -> Result<Option<std::sync::Arc<Server>>, Error> {
+        if self.server.is_none() {
+            if let Some(cfg) = &self.server_config {
+                self.server = Some(Server::start(cfg)?);
+            }
+        }
+        Ok(self.server.clone())
     }
 
     /// Whether a sink writes to standard output.

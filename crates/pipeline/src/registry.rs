@@ -9,6 +9,7 @@ use std::path::Path;
 use arrow_schema::SchemaRef;
 use serde::de::DeserializeOwned;
 use weir_core::{Error, Operator, Sink, Source};
+use weir_http::ingest::{HttpSource, HttpSourceConfig};
 use weir_operator::alert::{Alert, AlertConfig};
 use weir_operator::condition::{Condition, ConditionConfig};
 use weir_operator::filter::{Filter, FilterConfig};
@@ -70,8 +71,24 @@ pub trait SourceType: AsAny + Send + Sync + 'static {
         None
     }
 
+    /// Whether the source needs the pipeline's web server (it is started for it).
+    fn serves(&self) -> bool {
+        false
+    }
+
+    /// Whether it delivers JSON records only (so the format must be json).
+    fn takes_json(&self) -> bool {
+        false
+    }
+
     /// Opens the source.
-    fn open(&self) -> Result<Box<dyn Source>, Error>;
+    fn open(&self, cx: &OpenContext<'_>) -> Result<Box<dyn Source>, Error>;
+}
+
+/// What a source may need from the pipeline when it opens.
+pub struct OpenContext<'a> {
+    /// The pipeline's web server, when it runs one.
+    pub server: Option<&'a std::sync::Arc<weir_http::Server>>,
 }
 
 /// A configured source connector.
@@ -92,6 +109,7 @@ pub const SOURCES: &[(&str, Ctor<SourceKind>)] = &[
     ("tail", source::<TailConfig>),
     ("stdin", source::<StdinConfig>),
     ("generator", source::<GenConfig>),
+    ("http", source::<HttpSourceConfig>),
     #[cfg(feature = "nats")]
     ("nats", source::<weir_nats::source::NatsSourceConfig>),
     #[cfg(feature = "mqtt")]
@@ -115,7 +133,7 @@ impl SourceType for FileConfig {
             )
         })
     }
-    fn open(&self) -> Result<Box<dyn Source>, Error> {
+    fn open(&self, _cx: &OpenContext<'_>) -> Result<Box<dyn Source>, Error> {
         Ok(Box::new(FileSource::open(self)?))
     }
 }
@@ -130,7 +148,7 @@ impl SourceType for TailConfig {
     fn input_path(&self) -> Option<&Path> {
         Some(&self.path)
     }
-    fn open(&self) -> Result<Box<dyn Source>, Error> {
+    fn open(&self, _cx: &OpenContext<'_>) -> Result<Box<dyn Source>, Error> {
         Ok(Box::new(TailSource::new(self)))
     }
 }
@@ -141,7 +159,7 @@ impl SourceType for StdinConfig {
         Vec::new()
     }
 
-    fn open(&self) -> Result<Box<dyn Source>, Error> {
+    fn open(&self, _cx: &OpenContext<'_>) -> Result<Box<dyn Source>, Error> {
         Ok(Box::new(StdinSource::new(self)))
     }
 }
@@ -152,8 +170,32 @@ impl SourceType for GenConfig {
         Vec::new()
     }
 
-    fn open(&self) -> Result<Box<dyn Source>, Error> {
+    fn open(&self, _cx: &OpenContext<'_>) -> Result<Box<dyn Source>, Error> {
         Ok(Box::new(GenSource::new(self)?))
+    }
+}
+
+impl SourceType for HttpSourceConfig {
+    fn named(&mut self, key_path: &str) {
+        self.name_endpoint(key_path);
+    }
+    fn validate(&self, path: &str) -> Vec<Error> {
+        HttpSourceConfig::validate(self, path)
+    }
+    fn metadata_fields(&self) -> Vec<(&'static str, &str)> {
+        HttpSourceConfig::metadata_fields(self)
+    }
+    fn serves(&self) -> bool {
+        true
+    }
+    fn takes_json(&self) -> bool {
+        true
+    }
+    fn open(&self, cx: &OpenContext<'_>) -> Result<Box<dyn Source>, Error> {
+        let server = cx
+            .server
+            .ok_or_else(|| Error::Internal("an http source opened without a server".into()))?;
+        Ok(Box::new(HttpSource::new(self, server)?))
     }
 }
 
@@ -168,7 +210,7 @@ impl SourceType for weir_nats::source::NatsSourceConfig {
     fn metadata_fields(&self) -> Vec<(&'static str, &str)> {
         weir_nats::source::NatsSourceConfig::metadata_fields(self)
     }
-    fn open(&self) -> Result<Box<dyn Source>, Error> {
+    fn open(&self, _cx: &OpenContext<'_>) -> Result<Box<dyn Source>, Error> {
         Ok(Box::new(weir_nats::source::NatsSource::new(self)))
     }
 }
@@ -184,7 +226,7 @@ impl SourceType for weir_mqtt::source::MqttSourceConfig {
     fn metadata_fields(&self) -> Vec<(&'static str, &str)> {
         weir_mqtt::source::MqttSourceConfig::metadata_fields(self)
     }
-    fn open(&self) -> Result<Box<dyn Source>, Error> {
+    fn open(&self, _cx: &OpenContext<'_>) -> Result<Box<dyn Source>, Error> {
         Ok(Box::new(weir_mqtt::source::MqttSource::new(self)))
     }
 }
@@ -419,6 +461,8 @@ pub const SINKS: &[(&str, Ctor<SinkKind>)] = &[
     ("nats", sink::<weir_nats::sink::NatsSinkConfig>),
     #[cfg(feature = "mqtt")]
     ("mqtt", sink::<weir_mqtt::sink::MqttSinkConfig>),
+    #[cfg(feature = "rabbitmq")]
+    ("rabbitmq", sink::<weir_amqp::AmqpSinkConfig>),
 ];
 
 impl SinkType for StdoutConfig {
@@ -534,6 +578,19 @@ impl SinkType for weir_nats::sink::NatsSinkConfig {
     }
     fn create(&self) -> Result<Box<dyn Sink>, Error> {
         Ok(Box::new(weir_nats::sink::NatsSink::new(self)))
+    }
+}
+
+#[cfg(feature = "rabbitmq")]
+impl SinkType for weir_amqp::AmqpSinkConfig {
+    fn validate(&self, path: &str) -> Vec<Error> {
+        weir_amqp::AmqpSinkConfig::validate(self, path)
+    }
+    fn check_schema(&self, path: &str, schema: &arrow_schema::Schema) -> Vec<Error> {
+        weir_amqp::AmqpSinkConfig::check_schema(self, path, schema)
+    }
+    fn create(&self) -> Result<Box<dyn Sink>, Error> {
+        Ok(Box::new(weir_amqp::AmqpSink::new(self)))
     }
 }
 

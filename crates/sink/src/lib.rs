@@ -21,6 +21,7 @@ pub mod archive;
 pub mod csv;
 pub mod encode;
 pub mod jsonl;
+pub mod msgid;
 mod outfile;
 pub mod owned;
 pub mod parquet;

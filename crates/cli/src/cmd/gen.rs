@@ -78,26 +78,38 @@ pub(crate) struct GenCommon {
 /// Where generated lines go.
 enum GenOut {
     Writer(Box<dyn Write>),
-    Http(ureq::Agent, String),
+    /// The agent, the URL, and how many times the endpoint answered 429.
+    Http(ureq::Agent, String, u64),
 }
 
 impl GenOut {
     fn send(&mut self, chunk: &[u8]) -> anyhow::Result<()> {
         match self {
             GenOut::Writer(w) => Ok(w.write_all(chunk)?),
-            GenOut::Http(agent, url) => {
-                let resp = agent
+            GenOut::Http(agent, url, waits) => loop {
+                let mut resp = agent
                     .post(url.as_str())
                     .header("Content-Type", "application/x-ndjson")
                     .send(chunk)
                     .with_context(|| format!("POST to {url}"))?;
-                anyhow::ensure!(
-                    resp.status().is_success(),
-                    "POST to {url}: HTTP {}",
-                    resp.status()
-                );
-                Ok(())
-            }
+                let status = resp.status().as_u16();
+                if status == 429 {
+                    // The endpoint is saturated: wait as long as it asks, then send again.
+                    let secs = resp
+                        .headers()
+                        .get("retry-after")
+                        .and_then(|v| v.to_str().ok()?.trim().parse::<u64>().ok())
+                        .unwrap_or(1);
+                    *waits += 1;
+                    std::thread::sleep(std::time::Duration::from_secs(secs.clamp(1, 60)));
+                    continue;
+                }
+                if !(200..300).contains(&status) {
+                    let body = resp.body_mut().read_to_string().unwrap_or_default();
+                    anyhow::bail!("POST to {url}: HTTP {status}: {}", body.trim());
+                }
+                return Ok(());
+            },
         }
     }
 
@@ -119,7 +131,14 @@ pub(crate) fn generate(
     cfg.seed = common.seed;
     let mut src = weir_source::gen::GenSource::new(&cfg)?;
     let mut w = match (&common.out, &common.http) {
-        (_, Some(url)) => GenOut::Http(ureq::Agent::new_with_defaults(), url.clone()),
+        (_, Some(url)) => GenOut::Http(
+            ureq::Agent::config_builder()
+                .http_status_as_error(false)
+                .build()
+                .into(),
+            url.clone(),
+            0,
+        ),
         (Some(p), None) => GenOut::Writer(Box::new(std::io::BufWriter::with_capacity(
             1 << 20,
             std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?,
@@ -144,5 +163,10 @@ pub(crate) fn generate(
         }
     }
     w.flush()?;
+    if let GenOut::Http(_, url, waits @ 1..) = w {
+        eprintln!(
+            "weir gen: {url} was saturated {waits} times (429); waited as it asked and sent again"
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }

@@ -53,7 +53,7 @@ pub(crate) fn run(
     workers: usize,
     ck: &CheckpointArgs,
 ) -> anyhow::Result<ExitCode> {
-    let plan = match plan(pipeline, sets) {
+    let mut plan = match plan(pipeline, sets) {
         Ok(p) => p,
         Err(errors) => return Ok(report(&errors, pipeline)),
     };
@@ -63,7 +63,24 @@ pub(crate) fn run(
     let results_on_terminal = plan.writes_stdout() && std::io::stdout().is_terminal();
     let show_progress = !quiet && !results_on_terminal;
     let started = std::time::Instant::now();
+    let server = plan.serve()?;
     let mut pipeline_ = plan.build(workers)?;
+    if let Some(server) = server {
+        // Printed even with --quiet: it is where clients connect.
+        let paths = server.ingest_paths();
+        let ingest = match paths.is_empty() {
+            true => String::new(),
+            false => format!(
+                " (POST events to {})",
+                paths
+                    .iter()
+                    .map(|p| format!("{}{p}", server.url()))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        };
+        eprintln!("weir: serving at {}{ingest}", server.url());
+    }
     pipeline_.checkpoint = checkpointing;
     let running = pipeline_.start()?;
     let stop = running.stop_flag();

@@ -1,0 +1,155 @@
+//! The http source end to end: `weir run` serves `/ingest/<source>`, `weir gen clicks --to`
+//! posts to it, and the windowed counts equal those of the same clicks counted here; a record
+//! with a bad field becomes a dead letter, a malformed one is refused with 400, and SIGTERM
+//! stops the run with every answered record counted.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+use common::root;
+
+const PIPELINE: &str = r#"
+[server]
+listen = "127.0.0.1:0"
+
+[source.clicks]
+type = "http"
+ack = "checkpoint"                   # without checkpoints: answered once the pipeline took them
+format = { type = "json", fields = [
+  { name = "timestamp", type = "timestamp", required = true },
+  { name = "action", type = "string", required = true },
+] }
+event_time = { field = "timestamp", max_out_of_orderness = "5s" }
+
+[stage.per_action]
+type = "aggregate"
+input = "clicks"
+time_field = "timestamp"
+window = { type = "tumbling", size = "1m" }
+group_by = ["action"]
+aggregates = [{ fn = "count" }]
+
+[sink.counts]
+type = "jsonl"
+input = "per_action"
+path = "counts.jsonl"
+
+[sink.bad]
+type = "jsonl"
+input = "clicks.errors"
+path = "bad.jsonl"
+"#;
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into()
+}
+
+#[test]
+fn clicks_posted_over_http_are_counted_like_the_same_clicks_read_here() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("p.toml");
+    std::fs::write(&file, PIPELINE).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_weir"))
+        .current_dir(dir.path())
+        .args(["run", "--quiet"])
+        .arg(&file)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut first = String::new();
+    stderr.read_line(&mut first).unwrap();
+    let url = first
+        .strip_prefix("weir: serving at ")
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap_or_else(|| panic!("the run says where it serves, not {first:?}"))
+        .to_string();
+    assert!(
+        first.contains(&format!("POST events to {url}/ingest/clicks")),
+        "{first}"
+    );
+    let rest = std::thread::spawn(move || {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut stderr, &mut s).unwrap();
+        s
+    });
+
+    let ingest = format!("{url}/ingest/clicks");
+    let gen = Command::new(env!("CARGO_BIN_EXE_weir"))
+        .current_dir(root())
+        .args([
+            "gen", "clicks", "-n", "30000", "--seed", "7", "--to", &ingest,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        gen.status.success(),
+        "{}",
+        String::from_utf8_lossy(&gen.stderr)
+    );
+
+    let post = |body: &str| {
+        let mut r = agent()
+            .post(&ingest)
+            .header("Content-Type", "application/json")
+            .send(body)
+            .unwrap();
+        (r.status().as_u16(), r.body_mut().read_to_string().unwrap())
+    };
+    // Valid JSON with a bad field: accepted here, a dead letter there.
+    let (status, body) = post(r#"{"timestamp": "yesterday", "action": "view"}"#);
+    assert_eq!((status, body.trim()), (200, r#"{"accepted":1}"#));
+    // Not JSON: refused, nothing accepted.
+    let (status, body) = post(r#"[{"timestamp": "2026-12-01T10:00:00Z", "action": "view"}, {"#);
+    assert_eq!(status, 400, "{body}");
+
+    // Every batch was answered, so the pipeline holds every record: a graceful stop
+    // (Ctrl-C, SIGTERM) flushes them all.
+    let kill = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let status = child.wait().unwrap();
+    let log = rest.join().unwrap();
+    assert!(status.success(), "{log}");
+
+    // The oracle: the same clicks, counted per minute and action here.
+    let out = Command::new(env!("CARGO_BIN_EXE_weir"))
+        .current_dir(root())
+        .args(["gen", "clicks", "-n", "30000", "--seed", "7"])
+        .output()
+        .unwrap();
+    let mut want = std::collections::BTreeMap::<(String, String), i64>::new();
+    for line in String::from_utf8(out.stdout).unwrap().lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        let ts = v["timestamp"].as_str().unwrap();
+        let minute = format!("{}:00Z", &ts[..16]);
+        *want
+            .entry((minute, v["action"].as_str().unwrap().to_string()))
+            .or_default() += 1;
+    }
+    let mut got = std::collections::BTreeMap::<(String, String), i64>::new();
+    let counts = std::fs::read_to_string(dir.path().join("counts.jsonl")).unwrap();
+    for line in counts.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        let start = v["window_start"].as_str().unwrap();
+        let minute = format!("{}:00Z", &start[..16]);
+        let key = (minute, v["action"].as_str().unwrap().to_string());
+        assert!(got.insert(key, v["count"].as_i64().unwrap()).is_none());
+    }
+    assert_eq!(got, want);
+
+    let bad = std::fs::read_to_string(dir.path().join("bad.jsonl")).unwrap();
+    assert_eq!(bad.lines().count(), 1, "{bad}");
+    assert!(
+        bad.contains("yesterday") && bad.contains("timestamp"),
+        "{bad}"
+    );
+}
