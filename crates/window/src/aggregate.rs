@@ -1126,15 +1126,41 @@ impl Aggregate {
 }
 
 /// One window closed for a top-K: keys as the aggregate encodes them, with the value of its
-/// (first) aggregate.
+/// (first) aggregate. The keys are copied into one buffer (a key may be released, and its id
+/// reused, before the top-K reads the window): no allocation per key.
 pub(crate) struct WindowChanges {
     pub(crate) start: Millis,
     pub(crate) end: Millis,
+    bytes: Vec<u8>,
     /// Tumbling: every key of the window. Sliding: the keys whose value changed since the
-    /// previous window (a pane of theirs entered or left).
-    pub(crate) set: Vec<(Vec<u8>, Out)>,
-    /// Sliding: the keys that left the window.
-    pub(crate) gone: Vec<Vec<u8>>,
+    /// previous window (a pane of theirs entered or left). Ends of keys in `bytes`.
+    set: Vec<(usize, Out)>,
+    /// Sliding: the keys that left the window (their ends in `bytes`, after those of `set`).
+    gone: Vec<usize>,
+}
+
+impl WindowChanges {
+    fn push(&mut self, key: &[u8]) -> usize {
+        self.bytes.extend_from_slice(key);
+        self.bytes.len()
+    }
+
+    /// The keys whose value changed, with the value.
+    pub(crate) fn set(&self) -> impl Iterator<Item = (&[u8], Out)> + '_ {
+        let starts = std::iter::once(0).chain(self.set.iter().map(|s| s.0));
+        starts
+            .zip(&self.set)
+            .map(|(start, &(end, v))| (&self.bytes[start..end], v))
+    }
+
+    /// The keys that left the window.
+    pub(crate) fn gone(&self) -> impl Iterator<Item = &[u8]> + '_ {
+        let first = self.set.last().map_or(0, |s| s.0);
+        let starts = std::iter::once(first).chain(self.gone.iter().copied());
+        starts
+            .zip(&self.gone)
+            .map(|(start, &end)| &self.bytes[start..end])
+    }
 }
 
 /// What a top-K reads of the aggregate it ranks (`crate::topk`).
@@ -1200,17 +1226,22 @@ impl Aggregate {
             self.close_window(end, &mut rows, &mut released, Some(&mut gone));
             let n = self.aggs.len();
             let bytes = &self.state.keys.bytes;
-            windows.push(WindowChanges {
+            let mut w = WindowChanges {
                 start: end.saturating_sub(self.size),
                 end,
-                set: rows
-                    .keys
-                    .iter()
-                    .enumerate()
-                    .map(|(r, &id)| (bytes[id as usize].clone(), rows.res[r * n]))
-                    .collect(),
-                gone: gone.iter().map(|&id| bytes[id as usize].clone()).collect(),
-            });
+                bytes: Vec::new(),
+                set: Vec::with_capacity(rows.keys.len()),
+                gone: Vec::with_capacity(gone.len()),
+            };
+            for (r, &id) in rows.keys.iter().enumerate() {
+                let at = w.push(&bytes[id as usize]);
+                w.set.push((at, rows.res[r * n]));
+            }
+            for &id in &gone {
+                let at = w.push(&bytes[id as usize]);
+                w.gone.push(at);
+            }
+            windows.push(w);
             for id in released {
                 self.state.keys.release(id);
             }

@@ -222,16 +222,65 @@ struct Entry {
     item: Box<[u8]>,
 }
 
+fn prefix(item: &[u8]) -> u128 {
+    let mut head = [0u8; 16];
+    let n = item.len().min(16);
+    head[..n].copy_from_slice(&item[..n]);
+    u128::from_be_bytes(head)
+}
+
 impl Entry {
     fn new(value: Out, item: &[u8]) -> Self {
-        let mut head = [0u8; 16];
-        let n = item.len().min(16);
-        head[..n].copy_from_slice(&item[..n]);
         Entry {
             value,
-            prefix: u128::from_be_bytes(head),
+            prefix: prefix(item),
             item: item.into(),
         }
+    }
+}
+
+/// What orders the ranking, borrowed: an entry, or a [`Probe`] that finds one in a set
+/// without building it (no allocation per removal).
+trait Ranked {
+    fn value(&self) -> Out;
+    fn prefix(&self) -> u128;
+    fn item(&self) -> &[u8];
+}
+
+impl Ranked for Entry {
+    fn value(&self) -> Out {
+        self.value
+    }
+    fn prefix(&self) -> u128 {
+        self.prefix
+    }
+    fn item(&self) -> &[u8] {
+        &self.item
+    }
+}
+
+/// An entry's ordering fields over borrowed key bytes.
+struct Probe<'a> {
+    value: Out,
+    prefix: u128,
+    item: &'a [u8],
+}
+
+impl Ranked for Probe<'_> {
+    fn value(&self) -> Out {
+        self.value
+    }
+    fn prefix(&self) -> u128 {
+        self.prefix
+    }
+    fn item(&self) -> &[u8] {
+        self.item
+    }
+}
+
+impl<'a> std::borrow::Borrow<dyn Ranked + 'a> for Entry {
+    fn borrow(&self) -> &(dyn Ranked + 'a) {
+        self
     }
 }
 
@@ -252,11 +301,31 @@ fn by_value(a: Out, b: Out) -> Ordering {
     }
 }
 
+impl Ord for dyn Ranked + '_ {
+    fn cmp(&self, other: &Self) -> Ordering {
+        by_value(self.value(), other.value())
+            .then(self.prefix().cmp(&other.prefix()))
+            .then_with(|| self.item().cmp(other.item()))
+    }
+}
+
+impl PartialOrd for dyn Ranked + '_ {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl PartialEq for dyn Ranked + '_ {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+
+impl Eq for dyn Ranked + '_ {}
+
 impl Ord for Entry {
     fn cmp(&self, other: &Self) -> Ordering {
-        by_value(self.value, other.value)
-            .then(self.prefix.cmp(&other.prefix))
-            .then_with(|| self.item.cmp(&other.item))
+        (self as &dyn Ranked).cmp(other as &dyn Ranked)
     }
 }
 
@@ -420,9 +489,14 @@ impl TopK {
 
     fn remove(&mut self, key: &[u8], value: Out) {
         let at = self.split(key);
-        let entry = Entry::new(value, &key[at..]);
+        let item = &key[at..];
+        let probe = Probe {
+            value,
+            prefix: prefix(item),
+            item,
+        };
         if let Some(set) = self.ranking.get_mut(&key[..at]) {
-            set.remove(&entry);
+            set.remove(&probe as &dyn Ranked);
             if set.is_empty() {
                 self.ranking.remove(&key[..at]);
             }
@@ -430,29 +504,29 @@ impl TopK {
     }
 
     /// Moves the ranking to the window `w` and appends its top K per group to `rows`.
-    fn apply(&mut self, w: WindowChanges, rows: &mut Rows) {
+    fn apply(&mut self, w: &WindowChanges, rows: &mut Rows) {
         if self.inner.is_tumbling() {
             // Empty: cleared after the previous window.
-            for (key, value) in &w.set {
-                self.insert(key, *value);
+            for (key, value) in w.set() {
+                self.insert(key, value);
             }
         } else {
-            for key in &w.gone {
-                if let Some(old) = self.values.remove(key.as_slice()) {
+            for key in w.gone() {
+                if let Some(old) = self.values.remove(key) {
                     self.remove(key, old);
                 }
             }
-            for (key, value) in &w.set {
-                match self.values.get_mut(key.as_slice()) {
+            for (key, value) in w.set() {
+                match self.values.get_mut(key) {
                     Some(v) => {
-                        let old = std::mem::replace(v, *value);
+                        let old = std::mem::replace(v, value);
                         self.remove(key, old);
                     }
                     None => {
-                        self.values.insert(key.as_slice().into(), *value);
+                        self.values.insert(key.into(), value);
                     }
                 }
-                self.insert(key, *value);
+                self.insert(key, value);
             }
         }
         match self.emit {
@@ -464,7 +538,7 @@ impl TopK {
                     }
                 }
             }
-            Emit::Changes => self.changes(&w, rows),
+            Emit::Changes => self.changes(w, rows),
         }
         if self.inner.is_tumbling() {
             self.ranking.clear();
@@ -476,7 +550,7 @@ impl TopK {
     fn changes(&mut self, w: &WindowChanges, rows: &mut Rows) {
         // Tumbling: a key's value in this window, for keys that left the top K.
         let now: HashMap<&[u8], Out> = match self.inner.is_tumbling() {
-            true => w.set.iter().map(|(k, v)| (k.as_slice(), *v)).collect(),
+            true => w.set().collect(),
             false => HashMap::new(),
         };
         let mut groups: Vec<Box<[u8]>> = self.ranking.keys().cloned().collect();
@@ -573,7 +647,7 @@ impl TopK {
         let mut rows = Rows::default();
         for w in windows {
             self.expire(w.end, false, &mut rows);
-            self.apply(w, &mut rows);
+            self.apply(&w, &mut rows);
         }
         self.expire(t, true, &mut rows);
         if rows.item.is_empty() {
