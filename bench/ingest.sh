@@ -4,11 +4,13 @@
 #  1. CLIENTS concurrent clients (default 1 and 2), each sending EVENTS/CLIENTS clicks as
 #     fast as the endpoint takes them: events/s and MiB/s from the first request to the
 #     last answer, peak RSS of weir;
-#  2. overload: the same pipeline behind a slow stage (a top-K over 10 min sliding by 1 s
-#     per user, far slower than ingest) with 4 clients and EVENTS*2 clicks: weir's peak RSS
-#     must stay flat (the queue is bounded; clients get 429 and wait) and the counts must
-#     add up to every click sent.
+#  2. overload: the same pipeline taking at most 100000 records/s, with 4 clients sending
+#     EVENTS and then 2*EVENTS clicks: weir's peak RSS must stay flat (the queue is bounded,
+#     64 MiB; clients get 429 and wait, column `waits`) and the counts must add up to every
+#     click sent.
 # The client runs on the same 2 cores, so the figures are for client and server together.
+# Windows are in processing time: concurrent clients interleave their event times, and in
+# event time the rows of one behind the other's watermark would be late, not lost.
 #
 #   bench/ingest.sh [EVENTS]        default 2000000
 set -euo pipefail
@@ -34,12 +36,10 @@ format = { type = "json", fields = [
   { name = "user_id", type = "string" },
   { name = "action", type = "string", required = true },
 ] }
-event_time = { field = "timestamp", max_out_of_orderness = "5s" }
 
 [stage.per_action]
 type = "aggregate"
 input = "clicks"
-time_field = "timestamp"
 window = { type = "tumbling", size = "1m" }
 group_by = ["action"]
 aggregates = [{ fn = "count" }]
@@ -52,19 +52,9 @@ $2
 TOML
 }
 pipeline bench/out/ingest.toml ""
-pipeline bench/out/ingest_slow.toml '
-[stage.top_users]
-type = "top_k"
-input = "clicks"
-time_field = "timestamp"
-window = { type = "sliding", size = "10m", slide = "1s" }
-key = ["user_id"]
-k = 10
-
-[sink.top]
-type = "jsonl"
-input = "top_users"
-path = "bench/out/ingest_top.jsonl"'
+# Overload: the source node takes at most 100000 records/s (`rate`), far below what the
+# clients send.
+sed 's/^type = "http"$/type = "http"\nrate = 100000/' bench/out/ingest.toml > bench/out/ingest_slow.toml
 
 printf "%-26s %8s %8s %12s %9s %9s %7s\n" run clients wall_s events_per_s MiB_per_s rss_MiB waits
 one() { # name, pipeline, clients, events
@@ -95,6 +85,6 @@ one() { # name, pipeline, clients, events
     'BEGIN { w_s = t1 - t0; printf "%-26s %8d %8.2f %12.0f %9.1f %9.1f %7d\n", n, c, w_s, e / w_s, b / 1048576 / w_s, r / 1024, w }'
 }
 for c in ${CLIENTS:-1 2}; do one "count per minute" bench/out/ingest.toml "$c" "$N"; done
-one "overload: + top-K 10m/1s" bench/out/ingest_slow.toml 4 "$N"
-one "overload: + top-K, 2x" bench/out/ingest_slow.toml 4 "$((N * 2))"
+one "overload: 100k/s pipeline" bench/out/ingest_slow.toml 4 "$N"
+one "overload: same, 2x events" bench/out/ingest_slow.toml 4 "$((N * 2))"
 echo "# every click sent was counted once in every run"
