@@ -335,10 +335,11 @@ fn a_full_queue_and_the_rate_limit_answer_429_with_retry_after() {
     assert_eq!(post(&url, &[NDJSON], record.as_bytes()).0, 200);
     drop(src);
 
-    let (server, _src) = serve(config("rate_limit = 10"), ServerConfig::default());
+    // One record per second: the second request would need a second's refill to pass.
+    let (server, _src) = serve(config("rate_limit = 1"), ServerConfig::default());
     let url = format!("{}/ingest/events", server.url());
-    assert_eq!(post(&url, &[NDJSON], "{}\n".repeat(10).as_bytes()).0, 200);
-    let (status, retry, body) = post(&url, &[NDJSON], "{}\n".repeat(5).as_bytes());
+    assert_eq!(post(&url, &[NDJSON], b"{}\n").0, 200);
+    let (status, retry, body) = post(&url, &[NDJSON], b"{}\n");
     assert_eq!((status, retry.as_deref()), (429, Some("1")), "{body}");
     assert!(body.contains("rate_limit"), "{body}");
 }
