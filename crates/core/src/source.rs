@@ -49,6 +49,25 @@ impl SourcePosition {
             splits: Vec::new(),
         }
     }
+
+    /// A message source's position: `offset` bytes handed out, and `position` (the last
+    /// message handed out) on its one split `split`.
+    pub fn of_split(offset: u64, split: String, position: u64) -> Self {
+        SourcePosition {
+            path: None,
+            file_id: None,
+            offset,
+            splits: vec![SplitPosition { split, position }],
+        }
+    }
+
+    /// Where split `name` stands, if this position has it.
+    pub fn split(&self, name: &str) -> Option<u64> {
+        self.splits
+            .iter()
+            .find(|s| s.split == name)
+            .map(|s| s.position)
+    }
 }
 
 /// A producer of raw bytes. Framing into lines and parsing happen downstream of it, in the

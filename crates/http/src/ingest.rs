@@ -32,7 +32,7 @@ use axum::response::Response;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use weir_core::config::ByteSize;
-use weir_core::{Error, MessageEnds, ReadOutcome, Result, Source, SourcePosition, SplitPosition};
+use weir_core::{Error, MessageEnds, ReadOutcome, Result, Source, SourcePosition};
 
 use crate::server::{error, json, resolve_token, Server};
 
@@ -465,9 +465,29 @@ fn retry_after(status: StatusCode, secs: u64, message: String) -> Response {
     r
 }
 
+/// An endpoint's counters for `/metrics`.
+pub(crate) struct EndpointFigures {
+    pub requests: u64,
+    pub accepted: u64,
+    pub rejected: u64,
+    pub refused: u64,
+    pub queued_bytes: u64,
+}
+
 impl Endpoint {
     pub(crate) fn token(&self) -> Option<&str> {
         self.token.as_deref()
+    }
+
+    pub(crate) fn figures(&self) -> EndpointFigures {
+        let c = &self.counts;
+        EndpointFigures {
+            requests: c.requests.load(Ordering::Relaxed),
+            accepted: c.accepted.load(Ordering::Relaxed),
+            rejected: c.rejected.load(Ordering::Relaxed),
+            refused: c.refused.load(Ordering::Relaxed),
+            queued_bytes: self.queue.lock().map(|q| q.bytes as u64).unwrap_or(0),
+        }
     }
 
     fn partial(&self, query: Option<&str>) -> bool {
@@ -803,27 +823,14 @@ impl Source for HttpSource {
 
     fn position_before(&self, unread: u64) -> SourcePosition {
         let at = self.offset.saturating_sub(unread);
-        SourcePosition {
-            path: None,
-            file_id: None,
-            offset: at,
-            splits: vec![SplitPosition {
-                split: self.split_name(),
-                position: self.ends.before(at),
-            }],
-        }
+        SourcePosition::of_split(at, self.split_name(), self.ends.before(at))
     }
 
     /// Records after the checkpoint were answered 2xx only with `ack = "accepted"`; those are
     /// not kept across a restart (only `ack = "checkpoint"` promises that). Batch numbers go
     /// on after the checkpoint's.
     fn seek(&mut self, pos: &SourcePosition) -> Result<()> {
-        let name = self.split_name();
-        let last = pos
-            .splits
-            .iter()
-            .find(|s| s.split == name)
-            .map_or(0, |s| s.position);
+        let last = pos.split(&self.split_name()).unwrap_or(0);
         let mut q = self.endpoint.queue.lock().expect("ingest queue lock");
         // Batches queued before the restore (none in a fresh run) keep their order after it.
         let mut id = last;
@@ -840,13 +847,7 @@ impl Source for HttpSource {
     }
 
     fn commit(&mut self, pos: &SourcePosition) -> Result<()> {
-        let name = self.split_name();
-        let Some(upto) = pos
-            .splits
-            .iter()
-            .find(|s| s.split == name)
-            .map(|s| s.position)
-        else {
+        let Some(upto) = pos.split(&self.split_name()) else {
             return Ok(());
         };
         while self.acks.front().is_some_and(|(id, _)| *id <= upto) {

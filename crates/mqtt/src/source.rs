@@ -16,9 +16,7 @@ use std::time::Duration;
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, Publish, QoS};
 use serde::Deserialize;
 use tokio::sync::mpsc;
-use weir_core::{
-    Error, Framing, MessageEnds, ReadOutcome, Result, Source, SourcePosition, SplitPosition,
-};
+use weir_core::{Error, Framing, MessageEnds, ReadOutcome, Result, Source, SourcePosition};
 
 /// Messages the connection may hold for the source before it stops reading its socket.
 const CHANNEL: usize = 4096;
@@ -348,15 +346,7 @@ impl Source for MqttSource {
 
     fn position_before(&self, unread: u64) -> SourcePosition {
         let at = self.offset.saturating_sub(unread);
-        SourcePosition {
-            path: None,
-            file_id: None,
-            offset: at,
-            splits: vec![SplitPosition {
-                split: format!("mqtt/{}", self.client_id),
-                position: self.ends.before(at),
-            }],
-        }
+        SourcePosition::of_split(at, format!("mqtt/{}", self.client_id), self.ends.before(at))
     }
 
     fn seek(&mut self, pos: &SourcePosition) -> Result<()> {

@@ -19,9 +19,7 @@ use async_nats::jetstream::{self, stream::Stream as JsStream};
 use bytes::Bytes;
 use futures_util::StreamExt;
 use serde::Deserialize;
-use weir_core::{
-    Error, Framing, MessageEnds, ReadOutcome, Result, Source, SourcePosition, SplitPosition,
-};
+use weir_core::{Error, Framing, MessageEnds, ReadOutcome, Result, Source, SourcePosition};
 
 use weir_core::io::Backoff;
 
@@ -504,30 +502,21 @@ impl Source for NatsSource {
 
     fn position_before(&self, unread: u64) -> SourcePosition {
         let at = self.offset.saturating_sub(unread);
-        let seq = self.ends.before(at);
-        SourcePosition {
-            path: None,
-            file_id: None,
-            offset: at,
-            splits: vec![SplitPosition {
-                split: self.split_name(),
-                position: seq,
-            }],
-        }
+        SourcePosition::of_split(at, self.split_name(), self.ends.before(at))
     }
 
     fn seek(&mut self, pos: &SourcePosition) -> Result<()> {
         let name = self.split_name();
-        let Some(split) = pos.splits.iter().find(|s| s.split == name) else {
+        let Some(seq) = pos.split(&name) else {
             return Err(Error::State(format!(
                 "the checkpoint has no position for {name} (it has {:?}); a source's stream or \
                  consumer cannot change between runs of one checkpoint folder",
                 pos.splits.iter().map(|s| &s.split).collect::<Vec<_>>()
             )));
         };
-        self.last_seq = split.position;
-        self.ends = MessageEnds::new(split.position);
-        self.resume_at = Some(split.position + 1);
+        self.last_seq = seq;
+        self.ends = MessageEnds::new(seq);
+        self.resume_at = Some(seq + 1);
         self.offset = pos.offset;
         self.live = None;
         self.acks.clear();
@@ -535,13 +524,7 @@ impl Source for NatsSource {
     }
 
     fn commit(&mut self, pos: &SourcePosition) -> Result<()> {
-        let name = self.split_name();
-        let Some(upto) = pos
-            .splits
-            .iter()
-            .find(|s| s.split == name)
-            .map(|s| s.position)
-        else {
+        let Some(upto) = pos.split(&self.split_name()) else {
             return Ok(());
         };
         let mut newest = None;
