@@ -823,7 +823,7 @@ input = "counts"
     );
 }
 
-/// The trends example on a shortened clickstream: every window's lists are ranks 1..5 by
+/// The trends example on a shortened clickstream (generated, not posted): every window's lists are ranks 1..5 by
 /// falling count, and the change rows printed on stdout, applied in order, rebuild the last
 /// window's list of the cart file.
 #[test]
@@ -832,7 +832,12 @@ fn trends_example_ranks_and_its_changes_replay_to_the_lists() {
     let file = |name: &str| tmp.path().join(name);
     let out = weir()
         .args(["run", "examples/trends.toml", "--quiet"])
+        // The example serves HTTP ingest; here it replays the generator's clicks instead.
+        .args(["--set", "source.clicks.type=generator"])
+        .args(["--set", "source.clicks.kind=clicks"])
         .args(["--set", "source.clicks.count=200000"])
+        .args(["--set", "source.clicks.start=2026-12-01T10:00:00Z"])
+        .args(["--set", "server.listen=127.0.0.1:0"])
         .arg("--set")
         .arg(format!(
             "sink.cart_file.path={}",

@@ -12,6 +12,8 @@ use axum::Router;
 use serde::Deserialize;
 use weir_core::{Error, Result};
 
+use crate::board::{Board, DashboardEntry};
+use crate::dashboard;
 use crate::ingest::Endpoint;
 
 /// Where the server listens unless `[server] listen` says otherwise.
@@ -32,6 +34,11 @@ pub struct ServerConfig {
     /// The environment variable that holds the token (keeps it out of the pipeline file).
     #[serde(default)]
     pub token_env: Option<String>,
+    /// Outputs the dashboard at `/` shows live: node names (`"top_cart"`), or tables with
+    /// options (`{ output = "alerts", view = "feed", keep = 500 }`). Each is also served as
+    /// JSON at `/api/outputs/<name>`.
+    #[serde(default)]
+    pub dashboard: Vec<DashboardEntry>,
 }
 
 fn default_listen() -> String {
@@ -44,6 +51,7 @@ impl Default for ServerConfig {
             listen: default_listen(),
             token: None,
             token_env: None,
+            dashboard: Vec::new(),
         }
     }
 }
@@ -107,10 +115,13 @@ impl ServerConfig {
     }
 }
 
-/// What every route shares: the token and the ingest endpoints by name.
+/// What every route shares: the token, the ingest endpoints by name, the dashboard.
 pub(crate) struct Shared {
-    token: Option<String>,
-    ingest: Mutex<BTreeMap<String, Arc<Endpoint>>>,
+    pub(crate) token: Option<String>,
+    pub(crate) ingest: Mutex<BTreeMap<String, Arc<Endpoint>>>,
+    pub(crate) board: Arc<Board>,
+    /// Set when the server stops: open WebSockets are told and closed.
+    pub(crate) closing: tokio::sync::watch::Sender<bool>,
 }
 
 /// The running web server. It stops when the last handle is dropped (with the pipeline that
@@ -147,12 +158,34 @@ impl Server {
         let shared = Arc::new(Shared {
             token,
             ingest: Mutex::new(BTreeMap::new()),
+            board: Arc::new(Board::default()),
+            closing: tokio::sync::watch::channel(false).0,
         });
         let app = Router::new()
             .route("/health", get(health))
             .route("/ingest/{name}", post(ingest).fallback(post_only))
+            .route("/", get(dashboard::page))
+            .route("/assets/{name}", get(dashboard::asset))
+            .route("/api/outputs", get(dashboard::outputs))
+            .route("/api/outputs/{name}", get(dashboard::output))
+            .route("/api/pipeline", get(dashboard::pipeline))
+            .route("/api/live", get(dashboard::live))
+            .route("/metrics", get(dashboard::metrics))
             .fallback(not_found)
             .with_state(shared.clone());
+        // The health panel's rates: one reading a second while the server runs.
+        let board = Arc::downgrade(&shared.board);
+        rt.spawn(async move {
+            let mut every = tokio::time::interval(std::time::Duration::from_secs(1));
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                every.tick().await;
+                match board.upgrade() {
+                    Some(b) => b.sample(),
+                    None => break,
+                }
+            }
+        });
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         rt.spawn(async move {
             let stop = async {
@@ -189,6 +222,16 @@ impl Server {
         map.keys().map(|k| format!("/ingest/{k}")).collect()
     }
 
+    /// The dashboard: add outputs to it, and the pipeline's counters.
+    pub fn board(&self) -> &Arc<Board> {
+        &self.shared.board
+    }
+
+    /// `/metrics` as text (what Prometheus would scrape now).
+    pub fn metrics_text(&self) -> String {
+        crate::dashboard::prometheus(&self.shared)
+    }
+
     pub(crate) fn add_ingest(&self, name: &str, endpoint: Arc<Endpoint>) -> Result<()> {
         let mut map = self.shared.ingest.lock().expect("ingest map lock");
         if map.contains_key(name) {
@@ -211,6 +254,8 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
+        // WebSockets outlive graceful shutdown (they are upgraded connections): end them.
+        let _ = self.shared.closing.send(true);
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
@@ -234,7 +279,7 @@ pub(crate) fn json(status: StatusCode, body: &serde_json::Value) -> Response {
 }
 
 /// Compares in time independent of where the two differ.
-fn same_token(given: &[u8], expected: &[u8]) -> bool {
+pub(crate) fn same_token(given: &[u8], expected: &[u8]) -> bool {
     given.len() == expected.len()
         && given
             .iter()
@@ -276,7 +321,9 @@ async fn not_found(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Res
     }
     error(
         StatusCode::NOT_FOUND,
-        "no such page; weir serves GET /health and POST /ingest/<source>",
+        "no such page; weir serves the dashboard at /, GET /api/outputs, \
+         /api/outputs/<name>, /api/pipeline, /api/live (WebSocket), /metrics, /health and \
+         POST /ingest/<source>",
     )
 }
 

@@ -377,10 +377,15 @@ pub fn parse(text: &str, sets: &[String]) -> Result<PipelineFile, Vec<Error>> {
             "a pipeline needs at least one [source.NAME]",
         ));
     }
-    if sink_sections.is_empty() {
+    let shows = file
+        .server
+        .as_ref()
+        .is_some_and(|c| !c.dashboard.is_empty());
+    if sink_sections.is_empty() && !shows {
         errors.push(Error::config(
             "sink",
-            "a pipeline needs at least one [sink.NAME]; try type = \"stdout\"",
+            "a pipeline needs at least one [sink.NAME] (or outputs in [server] dashboard); \
+             try type = \"stdout\"",
         ));
     }
     for (name, mut t) in source_sections {
@@ -613,6 +618,8 @@ pub struct Plan {
     server_config: Option<ServerConfig>,
     /// The server, once started.
     server: Option<std::sync::Arc<Server>>,
+    /// Outputs the dashboard shows, with what they read and its schema.
+    dashboard: Vec<(weir_http::DashboardOutput, InputRef, SchemaRef)>,
 }
 
 /// Fields of `node`'s main output that its consumers read (`None`: all of them). A stage
@@ -627,6 +634,14 @@ fn needed(file: &PipelineFile, node: &str, depth: usize) -> Option<Vec<String>> 
             .iter()
             .any(|i| i.node == node && i.port == Port::Main)
     };
+    // The dashboard shows every column of what it shows.
+    if file.server.as_ref().is_some_and(|c| {
+        c.dashboard
+            .iter()
+            .any(|d| d.output().output.split('.').next() == Some(node))
+    }) {
+        return None;
+    }
     let mut need = Vec::new();
     for s in file.sinks.iter().filter(|s| reads(&s.inputs)) {
         need.extend(s.kind.required_fields()?);
@@ -779,6 +794,48 @@ impl Plan {
                 }
             }
         }
+        let mut dashboard = Vec::new();
+        for (i, entry) in server_config
+            .iter()
+            .flat_map(|c| c.dashboard.iter())
+            .enumerate()
+        {
+            let d = entry.output();
+            let path = format!("server.dashboard[{i}]");
+            let (node, suffix) = d.output.split_once('.').unwrap_or((&d.output, ""));
+            let Some(port) = Port::from_suffix(suffix) else {
+                errors.push(Error::config(
+                    &path,
+                    format!(
+                        "{:?}: a node has outputs NAME, NAME.errors and NAME.late",
+                        d.output
+                    ),
+                ));
+                continue;
+            };
+            let r = InputRef {
+                node: node.to_string(),
+                port,
+            };
+            {
+                match port_schema.get(&(r.node.clone(), r.port)) {
+                    Some(schema) => dashboard.push((d.clone(), r, schema.clone())),
+                    None if port_schema.keys().any(|(n, _)| n == &r.node) => {
+                        errors.push(Error::config(
+                            &path,
+                            format!("{} has no {} output", r.node, r.port.suffix()),
+                        ))
+                    }
+                    None => errors.push(Error::config(
+                        &path,
+                        format!(
+                            "no source or stage named {:?}; the dashboard shows a node's output",
+                            r.node
+                        ),
+                    )),
+                }
+            }
+        }
         if errors.is_empty() {
             Ok(Plan {
                 sources: built_sources,
@@ -788,6 +845,7 @@ impl Plan {
                 fingerprints,
                 server_config,
                 server: None,
+                dashboard,
             })
         } else {
             Err(errors)
@@ -864,6 +922,17 @@ impl Plan {
                 inputs: decl.inputs.into_iter().map(|i| (i.node, i.port)).collect(),
                 flush_interval: decl.flush_interval.to_std(),
             });
+        }
+        if let Some(server) = &server {
+            for (d, input, schema) in self.dashboard {
+                let sink = server.board().add(&d, &schema)?;
+                p.sinks.push(SinkSpec {
+                    name: format!("dashboard:{}", d.output),
+                    sink: Box::new(sink),
+                    inputs: vec![(input.node, input.port)],
+                    flush_interval: std::time::Duration::from_millis(250),
+                });
+            }
         }
         Ok(p)
     }

@@ -65,7 +65,7 @@ pub(crate) fn run(
     let started = std::time::Instant::now();
     let server = plan.serve()?;
     let mut pipeline_ = plan.build(workers)?;
-    if let Some(server) = server {
+    if let Some(server) = &server {
         // Printed even with --quiet: it is where clients connect.
         let paths = server.ingest_paths();
         let ingest = match paths.is_empty() {
@@ -79,10 +79,18 @@ pub(crate) fn run(
                     .join(", ")
             ),
         };
-        eprintln!("weir: serving at {}{ingest}", server.url());
+        let shown = server.board().outputs();
+        let dashboard = match shown.is_empty() {
+            true => String::new(),
+            false => format!("; dashboard of {} at {}/", shown.join(", "), server.url()),
+        };
+        eprintln!("weir: serving at {}{ingest}{dashboard}", server.url());
     }
     pipeline_.checkpoint = checkpointing;
     let running = pipeline_.start()?;
+    if let Some(server) = &server {
+        watch(server, &running);
+    }
     let stop = running.stop_flag();
     let presses = Arc::new(AtomicUsize::new(0));
     ctrlc::set_handler(move || {
@@ -130,6 +138,36 @@ pub(crate) fn run(
     }
     joined.map_err(|f| anyhow::anyhow!(f))?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Shows the running pipeline's counters on the dashboard and at `/metrics`.
+fn watch(server: &weir_http::Server, running: &weir_runtime::Running) {
+    use weir_runtime::NodeKind;
+    let nodes = running
+        .nodes()
+        .iter()
+        .map(|n| weir_http::Watched {
+            name: n.name.clone(),
+            kind: match n.kind {
+                NodeKind::Source => "source",
+                NodeKind::Stage => "stage",
+                NodeKind::Sink => "sink",
+            },
+            metrics: n.metrics.clone(),
+        })
+        .collect();
+    let probe = running.checkpoints().map(|s| {
+        Arc::new(move || {
+            let get = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+            weir_http::CheckpointFigures {
+                completed: get(&s.completed),
+                failed: get(&s.failed),
+                last_epoch: get(&s.last_epoch),
+                last_at_ms: get(&s.last_at_ms),
+            }
+        }) as weir_http::board::CheckpointProbe
+    });
+    server.board().watch(nodes, probe);
 }
 
 /// Opens the checkpoint directory and finds the checkpoint to resume from.

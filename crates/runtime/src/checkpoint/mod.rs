@@ -79,6 +79,8 @@ pub struct CheckpointStats {
     pub failed: AtomicU64,
     /// Epoch of the newest completed checkpoint.
     pub last_epoch: AtomicU64,
+    /// When it became durable, in milliseconds since 1970 (0: none yet).
+    pub last_at_ms: AtomicU64,
     /// Its size in bytes (state files and manifest).
     pub last_bytes: AtomicU64,
     /// Time from its request to durable, in microseconds.
@@ -315,6 +317,8 @@ impl Coordinator {
                     let s = &self.stats;
                     s.completed.fetch_add(1, Ordering::Relaxed);
                     s.last_epoch.store(epoch, Ordering::Relaxed);
+                    s.last_at_ms
+                        .store(weir_core::time::now_ms().max(0) as u64, Ordering::Relaxed);
                     s.last_bytes.store(bytes, Ordering::Relaxed);
                     s.last_us.store(took, Ordering::Relaxed);
                     s.max_us.fetch_max(took, Ordering::Relaxed);
