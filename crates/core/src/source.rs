@@ -111,6 +111,15 @@ pub trait Source: Send {
     fn failure(&mut self) -> Option<crate::Error> {
         None
     }
+
+    /// The pipeline is stopping (Ctrl-C, SIGTERM). Return `true` if the source holds input it
+    /// has already promised to deliver (records it answered a client for): it takes no more,
+    /// and [`Source::read`] goes on handing out what it holds until it returns
+    /// [`ReadOutcome::Eof`]. By default `false`: the input ends at once, as a file's can be
+    /// read again from the checkpoint or from the start.
+    fn stopping(&mut self) -> bool {
+        false
+    }
 }
 
 /// For a message source: where each message handed out ends in the byte stream, so that a

@@ -27,6 +27,14 @@ function duration(msec) {
   if (s < 86400) return (s / 3600).toFixed(1) + ' h';
   return (s / 86400).toFixed(1) + ' d';
 }
+// 1234567 → "1.2M": axis labels that fit.
+function compact(v) {
+  const a = Math.abs(v);
+  if (a >= 1e9) return +(v / 1e9).toFixed(1) + 'G';
+  if (a >= 1e6) return +(v / 1e6).toFixed(1) + 'M';
+  if (a >= 1e4) return +(v / 1e3).toFixed(1) + 'k';
+  return fmt(v);
+}
 function status(text, cls) {
   const s = $('status');
   s.textContent = text;
@@ -200,7 +208,7 @@ class ChartPanel extends Panel {
         scales: { x: { time: true } },
         tzDate: (t) => uPlot.tzDate(new Date(t * 1000), 'Etc/UTC'), // times in UTC, as everywhere on the page
         series: [{}, ...shown.map((s, i) => ({ label: s[0], stroke: COLORS[i % COLORS.length], width: 1.5, spanGaps: false }))],
-        axes: [{}, { size: 60 }],
+        axes: [{}, { size: 56, values: (u, vals) => vals.map(compact) }],
         legend: { live: false },
       }, data, this.body);
     } else {

@@ -778,7 +778,7 @@ impl Source for HttpSource {
         self.ends.used(self.offset.saturating_sub(buf.len() as u64));
         let deadline = Instant::now() + wait;
         let mut q = self.endpoint.queue.lock().expect("ingest queue lock");
-        while q.batches.is_empty() {
+        while q.batches.is_empty() && !q.closed {
             let now = Instant::now();
             if now >= deadline {
                 break;
@@ -791,6 +791,10 @@ impl Source for HttpSource {
                 .0;
         }
         if q.batches.is_empty() {
+            if q.closed {
+                // Stopping, and everything accepted was handed out.
+                return Ok(ReadOutcome::Eof);
+            }
             let idle = self.endpoint.cfg.stop_when_idle;
             if idle.is_some_and(|d| q.last.elapsed() >= d.to_std()) {
                 q.closed = true;
@@ -846,6 +850,16 @@ impl Source for HttpSource {
         Ok(())
     }
 
+    /// Records answered 2xx are the pipeline's to deliver: new requests get 503 from now on,
+    /// and what is queued is read to its end before the input ends.
+    fn stopping(&mut self) -> bool {
+        let mut q = self.endpoint.queue.lock().expect("ingest queue lock");
+        q.closed = true;
+        drop(q);
+        self.endpoint.ready.notify_all();
+        true
+    }
+
     fn commit(&mut self, pos: &SourcePosition) -> Result<()> {
         let Some(upto) = pos.split(&self.split_name()) else {
             return Ok(());
@@ -871,7 +885,7 @@ impl Drop for HttpSource {
             tracing::warn!(
                 endpoint = %format!("/ingest/{}", self.name),
                 bytes = left,
-                "the run stopped with accepted records the pipeline had not taken (answered \
+                "the run failed with accepted records the pipeline had not taken (answered \
                  2xx with ack = \"accepted\"); ack = \"checkpoint\" answers only once records \
                  are durable"
             );

@@ -391,3 +391,32 @@ fn the_source_ends_when_idle_and_refuses_what_comes_after() {
     assert_eq!(outcomes[0], ReadOutcome::Data);
     assert_eq!(post(&url, &[NDJSON], b"{}\n").0, 503);
 }
+
+#[test]
+fn a_stopping_source_refuses_new_requests_and_hands_out_what_it_accepted() {
+    let (server, mut src) = serve(config(""), ServerConfig::default());
+    let url = format!("{}/ingest/events", server.url());
+    for i in 0..3 {
+        let body = format!("{{\"n\":{i}}}\n");
+        assert_eq!(post(&url, &[NDJSON], body.as_bytes()).0, 200);
+    }
+    assert!(
+        src.stopping(),
+        "accepted records are the pipeline's to deliver"
+    );
+    let (status, _, body) = post(&url, &[NDJSON], b"{\"n\":3}\n");
+    assert_eq!(status, 503, "{body}");
+    let mut buf = Vec::new();
+    let mut outcomes = Vec::new();
+    loop {
+        let o = src.read(&mut buf, Duration::from_secs(5)).unwrap();
+        outcomes.push(o);
+        if o == ReadOutcome::Eof {
+            break;
+        }
+    }
+    assert_eq!(lines(&buf), ["{\"n\":0}", "{\"n\":1}", "{\"n\":2}"]);
+    // Nothing waits for a request that cannot come: the end follows the last batch at once.
+    assert_eq!(outcomes.last(), Some(&ReadOutcome::Eof));
+    assert!(outcomes.len() <= 4, "{outcomes:?}");
+}

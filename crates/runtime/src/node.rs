@@ -250,6 +250,9 @@ struct SourceNode<'a> {
     uncommitted: std::collections::VecDeque<(u64, SourcePosition)>,
     /// A stateless stage that reads this source's main output, run here (see `chain`).
     chain: Option<Chain>,
+    /// Once the pipeline stops: whether the source still hands out input it promised to
+    /// deliver (see `Source::stopping`), read to its end before the node ends.
+    draining: Option<bool>,
 }
 
 pub(crate) fn run_source(
@@ -304,6 +307,7 @@ pub(crate) fn run_source(
         rate_clock: (Instant::now(), 0),
         uncommitted: Default::default(),
         chain,
+        draining: None,
     };
     node.restore()?;
     node.run(stop)
@@ -408,6 +412,9 @@ impl SourceNode<'_> {
         loop {
             self.barrier()?;
             let stopped = stop.load(Ordering::Relaxed);
+            if stopped && self.draining.is_none() {
+                self.draining = Some(self.spec.source.stopping());
+            }
             if self.spec.rate > 0 && !stopped && memchr::memchr(b'\n', &self.buf).is_some() {
                 // Rate-limited with complete lines waiting: release the ones that are due.
                 self.complete_lines()?;
@@ -418,7 +425,7 @@ impl SourceNode<'_> {
             // With chunks at the parsers, a source that has nothing new must not block for a
             // tick before they are released: it only polls, and on Idle they are waited for.
             let busy = self.pool.as_ref().is_some_and(|p| p.in_flight() > 0);
-            let outcome = if stopped {
+            let outcome = if stopped && self.draining != Some(true) {
                 ReadOutcome::Eof
             } else {
                 let wait = if busy { Duration::ZERO } else { TICK };
