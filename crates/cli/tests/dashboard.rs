@@ -9,11 +9,10 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
-use common::root;
+use common::{root, Serving};
 
 const PIPELINE: &str = r#"
 [server]
@@ -89,32 +88,12 @@ fn the_dashboard_shows_top_k_changes_a_chart_and_health_in_chromium() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("p.toml");
     std::fs::write(&file, PIPELINE).unwrap();
-    let mut run = Killed(
-        Command::new(env!("CARGO_BIN_EXE_weir"))
-            .current_dir(dir.path())
-            .args(["run", "--quiet"])
-            .arg(&file)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
-    let mut stderr = BufReader::new(run.0.stderr.take().unwrap());
-    let mut first = String::new();
-    stderr.read_line(&mut first).unwrap();
-    let url = first
-        .strip_prefix("weir: serving at ")
-        .and_then(|r| r.split_whitespace().next())
-        .unwrap_or_else(|| panic!("the run says where it serves, not {first:?}"))
-        .to_string();
+    let run = Serving::start(dir.path(), &file);
+    let (url, first) = (run.url.clone(), run.first.clone());
     assert!(
         first.contains(&format!("dashboard of per_action, top_cart at {url}/")),
         "{first}"
     );
-    std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = std::io::Read::read_to_string(&mut stderr, &mut s);
-    });
     // Live clicks: event time is the wall clock, 4,000 a second, until the test ends.
     let _gen = Killed(
         Command::new(env!("CARGO_BIN_EXE_weir"))
@@ -196,4 +175,5 @@ fn the_dashboard_shows_top_k_changes_a_chart_and_health_in_chromium() {
         .parse()
         .unwrap();
     assert!(accepted > 1000, "{metrics}");
+    drop(run);
 }

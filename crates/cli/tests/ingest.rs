@@ -5,10 +5,9 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
-use common::root;
+use common::{root, Serving};
 
 const PIPELINE: &str = r#"
 [server]
@@ -58,31 +57,12 @@ fn clicks_posted_over_http_are_counted_like_the_same_clicks_read_here() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("p.toml");
     std::fs::write(&file, PIPELINE).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_weir"))
-        .current_dir(dir.path())
-        .args(["run", "--quiet"])
-        .arg(&file)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut first = String::new();
-    stderr.read_line(&mut first).unwrap();
-    let url = first
-        .strip_prefix("weir: serving at ")
-        .and_then(|r| r.split_whitespace().next())
-        .unwrap_or_else(|| panic!("the run says where it serves, not {first:?}"))
-        .to_string();
+    let run = Serving::start(dir.path(), &file);
+    let (url, first) = (run.url.clone(), run.first.clone());
     assert!(
         first.contains(&format!("POST events to {url}/ingest/clicks")),
         "{first}"
     );
-    let rest = std::thread::spawn(move || {
-        let mut s = String::new();
-        std::io::Read::read_to_string(&mut stderr, &mut s).unwrap();
-        s
-    });
 
     let ingest = format!("{url}/ingest/clicks");
     let gen = Command::new(env!("CARGO_BIN_EXE_weir"))
@@ -115,14 +95,7 @@ fn clicks_posted_over_http_are_counted_like_the_same_clicks_read_here() {
 
     // Every batch was answered, so the pipeline holds every record: a graceful stop
     // (Ctrl-C, SIGTERM) flushes them all.
-    let kill = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(kill.success());
-    let status = child.wait().unwrap();
-    let log = rest.join().unwrap();
-    assert!(status.success(), "{log}");
+    run.stop();
 
     // The oracle: the same clicks, counted per minute and action here.
     let out = Command::new(env!("CARGO_BIN_EXE_weir"))
@@ -198,27 +171,8 @@ fn the_taobao_clickstream_posted_over_http_gives_the_golden_hot_items() {
     let file = dir.path().join("p.toml");
     std::fs::write(&file, toml::to_string(&doc).unwrap()).unwrap();
 
-    let mut child = Command::new(env!("CARGO_BIN_EXE_weir"))
-        .current_dir(dir.path())
-        .args(["run", "--quiet"])
-        .arg(&file)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut first = String::new();
-    stderr.read_line(&mut first).unwrap();
-    let url = first
-        .strip_prefix("weir: serving at ")
-        .and_then(|r| r.split_whitespace().next())
-        .unwrap_or_else(|| panic!("{first:?}"))
-        .to_string();
-    let rest = std::thread::spawn(move || {
-        let mut s = String::new();
-        std::io::Read::read_to_string(&mut stderr, &mut s).unwrap();
-        s
-    });
+    let run = Serving::start(dir.path(), &file);
+    let url = run.url.clone();
     let lines: Vec<String> = text
         .lines()
         .map(|l| {
@@ -244,14 +198,7 @@ fn the_taobao_clickstream_posted_over_http_gives_the_golden_hot_items() {
         accepted += v["accepted"].as_u64().unwrap();
     }
     assert_eq!(accepted, 110_300);
-    let kill = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(kill.success());
-    let status = child.wait().unwrap();
-    let log = rest.join().unwrap();
-    assert!(status.success(), "{log}");
+    run.stop();
 
     let read = |p: std::path::PathBuf| {
         std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))

@@ -277,3 +277,73 @@ pub fn missing_shared(what: &str, path: &Path) {
         path.display()
     );
 }
+
+/// A `weir run --quiet` that serves HTTP (its pipeline listens on a free port), started in
+/// `dir`. It is killed when dropped unless [`Serving::stop`] ended it.
+pub struct Serving {
+    pub child: std::process::Child,
+    /// Where it serves (`http://127.0.0.1:PORT`).
+    pub url: String,
+    /// The line that said so.
+    pub first: String,
+    rest: Option<std::thread::JoinHandle<String>>,
+}
+
+impl Serving {
+    pub fn start(dir: &Path, pipeline: &Path) -> Serving {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_weir"))
+            .current_dir(dir)
+            .args(["run", "--quiet"])
+            .arg(pipeline)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+        let mut first = String::new();
+        stderr.read_line(&mut first).unwrap();
+        let Some(url) = first
+            .strip_prefix("weir: serving at ")
+            .and_then(|r| r.split_whitespace().next())
+            .map(|u| u.trim_end_matches(';').to_string())
+        else {
+            let _ = child.kill();
+            panic!("the run says where it serves, not {first:?}");
+        };
+        let rest = std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = std::io::Read::read_to_string(&mut stderr, &mut s);
+            s
+        });
+        Serving {
+            child,
+            url,
+            first,
+            rest: Some(rest),
+        }
+    }
+
+    /// SIGTERM, as a service manager stops it; asserts a clean exit and returns what it
+    /// printed after the first line.
+    pub fn stop(mut self) -> String {
+        let kill = std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(kill.success());
+        let status = self.child.wait().unwrap();
+        let log = self.rest.take().unwrap().join().unwrap();
+        assert!(status.success(), "{log}");
+        log
+    }
+}
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        if self.rest.is_some() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
