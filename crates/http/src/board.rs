@@ -82,8 +82,7 @@ impl View {
 }
 
 /// One entry of `[server] dashboard`: a node's output by name, or a table with options.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
+#[derive(Debug, Clone)]
 pub enum DashboardEntry {
     /// `"top_cart"`: the output of that node, drawn as its schema suggests.
     Name(String),
@@ -114,6 +113,33 @@ pub struct DashboardOutput {
     /// but the window's bounds, which for an `aggregate` stage are its `group_by` keys).
     #[serde(default)]
     pub series: Option<Vec<String>>,
+}
+
+/// By hand rather than `untagged`, so that a bad table says which key is wrong.
+impl<'de> Deserialize<'de> for DashboardEntry {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = DashboardEntry;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a node's name (\"top_cart\") or a table ({ output = \"alerts\", view = \"feed\" })")
+            }
+            fn visit_str<E: serde::de::Error>(
+                self,
+                v: &str,
+            ) -> std::result::Result<Self::Value, E> {
+                Ok(DashboardEntry::Name(v.to_string()))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> std::result::Result<Self::Value, A::Error> {
+                DashboardOutput::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                    .map(DashboardEntry::Full)
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 impl DashboardEntry {

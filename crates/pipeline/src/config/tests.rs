@@ -455,3 +455,42 @@ input = "m"
         errors(&clf)
     );
 }
+
+#[test]
+fn the_dashboard_names_node_outputs_and_shows_every_column() {
+    // Outputs on the dashboard are enough of a sink; a source shown there keeps every field.
+    let text = GOOD.replace("[sink.out]\ntype = \"stdout\"\ninput = \"counts\"\n", "")
+        + "[server]\nlisten = \"127.0.0.1:0\"\ndashboard = [\"counts\", { output = \"logs\", view = \"feed\" }, \"logs.errors\"]\n";
+    let plan = Plan::new(parse(&text, &[]).unwrap()).unwrap();
+    assert!(
+        plan.schemas["logs"].fields().len() > 2,
+        "the feed of logs shows all its fields, not only what the aggregate reads"
+    );
+    assert_eq!(plan.dashboard.len(), 3);
+
+    let bad = GOOD.to_string()
+        + "[server]\ndashboard = [\"nope\", \"counts.bogus\", \"out\", { output = \"counts\", colour = \"red\" }]\n";
+    let e = errors(&bad);
+    assert!(
+        e.iter()
+            .any(|m| m.starts_with("server.dashboard[3]") && m.contains("unknown field `colour`")),
+        "{e:?}"
+    );
+    let bad = GOOD.to_string() + "[server]\ndashboard = [\"nope\", \"counts.bogus\", \"out\"]\n";
+    let e = errors(&bad);
+    assert!(
+        e.iter().any(|m| m.starts_with("server.dashboard[0]")
+            && m.contains("no source or stage named \"nope\"")),
+        "{e:?}"
+    );
+    assert!(
+        e.iter()
+            .any(|m| m.starts_with("server.dashboard[1]") && m.contains("NAME.errors")),
+        "{e:?}"
+    );
+    // A sink has no output to show.
+    assert!(
+        e.iter().any(|m| m.starts_with("server.dashboard[2]")),
+        "{e:?}"
+    );
+}
