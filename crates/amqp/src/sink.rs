@@ -275,6 +275,14 @@ type InFlight = VecDeque<(Msg, PublisherConfirm)>;
 /// Most messages published and not yet confirmed on one channel.
 const WINDOW: usize = 1024;
 
+/// Longest wait for the broker to connect, take a publish or close; beyond it the connection
+/// is taken for dead. A socket cut mid-handshake or mid-close can leave lapin's future pending
+/// for good (seen in the outage test: a publish task waiting forever after a cut).
+const BROKER_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+/// Longest wait for the oldest publisher confirm before the connection is taken for dead and
+/// its unconfirmed rows are published again.
+const CONFIRM_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Connects (again and again, with backoff), publishes what arrives and counts confirms. A
 /// message a broken connection left unconfirmed, or the broker refused (nack), is published
 /// again, first thing on the next connection. A refused exchange (it does not exist, no
@@ -302,7 +310,11 @@ async fn publish_task(
                 .await?;
             Ok::<_, lapin::Error>((conn, channel))
         };
-        let (conn, channel) = match conn.await {
+        let conn = match tokio::time::timeout(BROKER_WAIT, conn).await {
+            Ok(c) => c.map_err(|e| e.to_string()),
+            Err(_) => Err(format!("no answer within {BROKER_WAIT:?}")),
+        };
+        let (conn, channel) = match conn {
             Ok(c) => c,
             Err(e) => {
                 progress.send_modify(|p| p.trouble = Some(format!("connecting: {e}")));
@@ -349,20 +361,26 @@ async fn publish_task(
             };
             if let Some(m) = next {
                 let props = base.clone().with_message_id(m.id.as_str().into());
-                let published = channel
-                    .basic_publish(
+                let published = tokio::time::timeout(
+                    BROKER_WAIT,
+                    channel.basic_publish(
                         cfg.exchange.as_str().into(),
                         m.key.as_str().into(),
                         BasicPublishOptions::default(),
                         &m.body,
                         props,
-                    )
-                    .await;
+                    ),
+                )
+                .await;
                 match published {
-                    Ok(confirm) => in_flight.push_back((m, confirm)),
-                    Err(e) => {
+                    Ok(Ok(confirm)) => in_flight.push_back((m, confirm)),
+                    Ok(Err(e)) => {
                         again.push_front(m);
                         break Some(format!("publishing: {e}"));
+                    }
+                    Err(_) => {
+                        again.push_front(m);
+                        break Some(format!("publishing: no answer within {BROKER_WAIT:?}"));
                     }
                 }
                 continue;
@@ -373,7 +391,9 @@ async fn publish_task(
                 }
                 continue;
             };
-            let confirmation = confirm.await;
+            let Ok(confirmation) = tokio::time::timeout(CONFIRM_WAIT, confirm).await else {
+                break Some(format!("no publisher confirm within {CONFIRM_WAIT:?}"));
+            };
             let (m, _) = in_flight.pop_front().expect("front exists");
             match confirmation {
                 Ok(c) if c.is_ack() => progress.send_modify(|p| p.confirmed += 1),
@@ -388,7 +408,7 @@ async fn publish_task(
                 }
             }
         };
-        let _ = conn.close(200, "weir sink done".into()).await;
+        let _ = tokio::time::timeout(BROKER_WAIT, conn.close(200, "weir sink done".into())).await;
         let Some(why) = broke else {
             if closed && again.is_empty() && in_flight.is_empty() {
                 return;
