@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use tokio::sync::broadcast::error::RecvError;
@@ -48,52 +48,20 @@ const ASSETS: &[(&str, &str, &str)] = &[
 
 const PAGE: &str = include_str!("../assets/index.html");
 
+/// `?token=` on a GET (decoded by axum's query extractor).
+#[derive(serde::Deserialize)]
+pub(crate) struct TokenQuery {
+    token: Option<String>,
+}
+
 /// Checks the token of a GET: the header, or `?token=` (a browser cannot set a header on a
 /// page load or a WebSocket; the page passes the token it was opened with on).
-pub(crate) fn check_get(
-    shared: &Shared,
-    headers: &HeaderMap,
-    query: Option<&str>,
-) -> Option<Response> {
+pub(crate) fn check_get(shared: &Shared, headers: &HeaderMap, q: &TokenQuery) -> Option<Response> {
     let token = shared.token.as_deref()?;
-    let given = query.and_then(|q| {
-        q.split('&')
-            .find_map(|kv| kv.strip_prefix("token="))
-            .map(percent_decode)
-    });
-    match given {
+    match &q.token {
         Some(g) if crate::server::same_token(g.as_bytes(), token.as_bytes()) => None,
         _ => check_token(headers, Some(token)),
     }
-}
-
-/// Decodes `%xx` escapes (tokens are usually URL-safe; this covers those that are not).
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        let hex = |c: u8| (c as char).to_digit(16);
-        match (
-            b[i],
-            b.get(i + 1).and_then(|&c| hex(c)),
-            b.get(i + 2).and_then(|&c| hex(c)),
-        ) {
-            (b'%', Some(h), Some(l)) => {
-                out.push((h * 16 + l) as u8);
-                i += 3;
-            }
-            (b'+', ..) => {
-                out.push(b' ');
-                i += 1;
-            }
-            (c, ..) => {
-                out.push(c);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 fn text(content_type: &'static str, body: impl Into<axum::body::Body>) -> Response {
@@ -111,9 +79,9 @@ fn text(content_type: &'static str, body: impl Into<axum::body::Body>) -> Respon
 pub(crate) async fn page(
     State(shared): State<Arc<Shared>>,
     headers: HeaderMap,
-    RawQuery(q): RawQuery,
+    Query(q): Query<TokenQuery>,
 ) -> Response {
-    if let Some(denied) = check_get(&shared, &headers, q.as_deref()) {
+    if let Some(denied) = check_get(&shared, &headers, &q) {
         return denied;
     }
     text("text/html; charset=utf-8", PAGE)
@@ -134,9 +102,9 @@ fn json_text(body: String) -> Response {
 pub(crate) async fn outputs(
     State(shared): State<Arc<Shared>>,
     headers: HeaderMap,
-    RawQuery(q): RawQuery,
+    Query(q): Query<TokenQuery>,
 ) -> Response {
-    if let Some(denied) = check_get(&shared, &headers, q.as_deref()) {
+    if let Some(denied) = check_get(&shared, &headers, &q) {
         return denied;
     }
     json_text(shared.board.list())
@@ -146,9 +114,9 @@ pub(crate) async fn output(
     State(shared): State<Arc<Shared>>,
     Path(name): Path<String>,
     headers: HeaderMap,
-    RawQuery(q): RawQuery,
+    Query(q): Query<TokenQuery>,
 ) -> Response {
-    if let Some(denied) = check_get(&shared, &headers, q.as_deref()) {
+    if let Some(denied) = check_get(&shared, &headers, &q) {
         return denied;
     }
     match shared.board.output(&name) {
@@ -174,9 +142,9 @@ pub(crate) async fn output(
 pub(crate) async fn pipeline(
     State(shared): State<Arc<Shared>>,
     headers: HeaderMap,
-    RawQuery(q): RawQuery,
+    Query(q): Query<TokenQuery>,
 ) -> Response {
-    if let Some(denied) = check_get(&shared, &headers, q.as_deref()) {
+    if let Some(denied) = check_get(&shared, &headers, &q) {
         return denied;
     }
     json_text(shared.board.health())
@@ -193,9 +161,9 @@ fn label(v: &str) -> String {
 pub(crate) async fn metrics(
     State(shared): State<Arc<Shared>>,
     headers: HeaderMap,
-    RawQuery(q): RawQuery,
+    Query(q): Query<TokenQuery>,
 ) -> Response {
-    if let Some(denied) = check_get(&shared, &headers, q.as_deref()) {
+    if let Some(denied) = check_get(&shared, &headers, &q) {
         return denied;
     }
     text(
@@ -204,7 +172,7 @@ pub(crate) async fn metrics(
     )
 }
 
-pub(crate) fn prometheus(shared: &Shared) -> String {
+fn prometheus(shared: &Shared) -> String {
     let board = &shared.board;
     let watch = board.watched();
     let mut out = String::new();
@@ -382,11 +350,11 @@ pub(crate) fn prometheus(shared: &Shared) -> String {
 pub(crate) async fn live(
     State(shared): State<Arc<Shared>>,
     headers: HeaderMap,
-    RawQuery(q): RawQuery,
+    Query(q): Query<TokenQuery>,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
     // The token first: a caller without one learns nothing, not even how to upgrade.
-    if let Some(denied) = check_get(&shared, &headers, q.as_deref()) {
+    if let Some(denied) = check_get(&shared, &headers, &q) {
         return denied;
     }
     let ws = match ws {

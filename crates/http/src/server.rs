@@ -227,11 +227,6 @@ impl Server {
         &self.shared.board
     }
 
-    /// `/metrics` as text (what Prometheus would scrape now).
-    pub fn metrics_text(&self) -> String {
-        crate::dashboard::prometheus(&self.shared)
-    }
-
     pub(crate) fn add_ingest(&self, name: &str, endpoint: Arc<Endpoint>) -> Result<()> {
         let mut map = self.shared.ingest.lock().expect("ingest map lock");
         if map.contains_key(name) {

@@ -44,6 +44,22 @@ pub struct InputRef {
     pub port: Port,
 }
 
+impl InputRef {
+    /// `logs`, `logs.errors`, `counts.late`.
+    fn parse(s: &str) -> Result<InputRef, String> {
+        let (node, suffix) = s.split_once('.').unwrap_or((s, ""));
+        match Port::from_suffix(suffix) {
+            Some(port) => Ok(InputRef {
+                node: node.to_string(),
+                port,
+            }),
+            None => Err(format!(
+                "{s:?}: a node has outputs NAME, NAME.errors and NAME.late, not .{suffix}"
+            )),
+        }
+    }
+}
+
 impl std::fmt::Display for InputRef {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self.port {
@@ -228,17 +244,9 @@ fn take_inputs(t: &mut toml::Table, path: &str, errors: &mut Vec<Error>) -> Vec<
     };
     raw.into_iter()
         .filter_map(|s| {
-            let (node, suffix) = s.split_once('.').unwrap_or((&s, ""));
-            match Port::from_suffix(suffix) {
-                Some(port) => Some(InputRef { node: node.to_string(), port }),
-                None => {
-                    errors.push(Error::config(
-                        format!("{path}.input"),
-                        format!("{s:?}: a node has outputs NAME, NAME.errors and NAME.late, not .{suffix}"),
-                    ));
-                    None
-                }
-            }
+            InputRef::parse(&s)
+                .map_err(|e| errors.push(Error::config(format!("{path}.input"), e)))
+                .ok()
         })
         .collect()
 }
@@ -634,12 +642,12 @@ fn needed(file: &PipelineFile, node: &str, depth: usize) -> Option<Vec<String>> 
             .iter()
             .any(|i| i.node == node && i.port == Port::Main)
     };
-    // The dashboard shows every column of what it shows.
-    if file.server.as_ref().is_some_and(|c| {
-        c.dashboard
-            .iter()
-            .any(|d| d.output().output.split('.').next() == Some(node))
-    }) {
+    // The dashboard shows every column of a node's main output it shows.
+    if file
+        .server
+        .as_ref()
+        .is_some_and(|c| c.dashboard.iter().any(|d| d.output().output == node))
+    {
         return None;
     }
     let mut need = Vec::new();
@@ -802,38 +810,28 @@ impl Plan {
         {
             let d = entry.output();
             let path = format!("server.dashboard[{i}]");
-            let (node, suffix) = d.output.split_once('.').unwrap_or((&d.output, ""));
-            let Some(port) = Port::from_suffix(suffix) else {
-                errors.push(Error::config(
+            let r = match InputRef::parse(&d.output) {
+                Ok(r) => r,
+                Err(e) => {
+                    errors.push(Error::config(&path, e));
+                    continue;
+                }
+            };
+            match port_schema.get(&(r.node.clone(), r.port)) {
+                Some(schema) => dashboard.push((d, r, schema.clone())),
+                None if port_schema.keys().any(|(n, _)| n == &r.node) => {
+                    errors.push(Error::config(
+                        &path,
+                        format!("{} has no {} output", r.node, r.port.suffix()),
+                    ))
+                }
+                None => errors.push(Error::config(
                     &path,
                     format!(
-                        "{:?}: a node has outputs NAME, NAME.errors and NAME.late",
-                        d.output
+                        "no source or stage named {:?}; the dashboard shows a node's output",
+                        r.node
                     ),
-                ));
-                continue;
-            };
-            let r = InputRef {
-                node: node.to_string(),
-                port,
-            };
-            {
-                match port_schema.get(&(r.node.clone(), r.port)) {
-                    Some(schema) => dashboard.push((d.clone(), r, schema.clone())),
-                    None if port_schema.keys().any(|(n, _)| n == &r.node) => {
-                        errors.push(Error::config(
-                            &path,
-                            format!("{} has no {} output", r.node, r.port.suffix()),
-                        ))
-                    }
-                    None => errors.push(Error::config(
-                        &path,
-                        format!(
-                            "no source or stage named {:?}; the dashboard shows a node's output",
-                            r.node
-                        ),
-                    )),
-                }
+                )),
             }
         }
         if errors.is_empty() {
