@@ -11,6 +11,7 @@ use weir_core::deadletter::DeadLetters;
 use weir_core::{Emitter, Operator, Parser};
 use weir_format::clf::{ClfConfig, ClfParser};
 use weir_source::gen::ClfGen;
+use weir_window::topk::Approximate;
 use weir_window::{AggFn, AggSpec, Aggregate, AggregateConfig, TopK, TopKConfig, WindowSpec};
 
 fn batches(lines: usize, per_batch: usize) -> Vec<RecordBatch> {
@@ -154,7 +155,9 @@ fn top_k(c: &mut Criterion) {
     ] {
         let input = bids(n, per_sec);
         let schema = input[0].schema();
-        for k in [1, 10] {
+        // Exact, and approximate with 100 counters per pane (a pane of 10 min / 1 s holds
+        // ~700 auctions, so Space-Saving evicts).
+        for (k, counters) in [(1, None), (10, None), (10, Some(100))] {
             let cfg = TopKConfig {
                 time_field: Some("date_time".into()),
                 window,
@@ -164,8 +167,13 @@ fn top_k(c: &mut Criterion) {
                 by: count.clone(),
                 k,
                 emit: weir_window::topk::Emit::All,
+                approximate: counters.map(|counters| Approximate { counters }),
             };
-            group.bench_function(format!("{name}_k{k}"), |b| {
+            let label = match counters {
+                None => format!("{name}_k{k}"),
+                Some(c) => format!("{name}_k{k}_approximate_{c}"),
+            };
+            group.bench_function(label, |b| {
                 b.iter(|| drive(TopK::new(&cfg, schema.clone(), "bench").unwrap(), &input))
             });
         }

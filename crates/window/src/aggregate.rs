@@ -473,6 +473,9 @@ struct OpenPane {
     slots: HashMap<u32, u32>,
     ids: Vec<u32>,
     accs: Vec<PaneAcc>,
+    /// A capped pane's groups ([`capped`]). Not in snapshots: rebuilt on restore.
+    #[serde(skip)]
+    summaries: HashMap<Vec<u8>, capped::Summary>,
 }
 
 /// A key's closed panes inside the current sliding window (pane indexes, and accumulators
@@ -515,6 +518,8 @@ pub struct Aggregate {
     state: State,
     /// Keep `State::holders` (a top-K's aggregate).
     track_holders: bool,
+    /// Panes of bounded size (an approximate top-K's aggregate).
+    cap: Option<capped::Cap>,
     key_buf: Vec<u8>,
     last_key: Vec<u8>,
     val_buf: Vec<u8>,
@@ -721,6 +726,7 @@ impl Aggregate {
                 holders: Default::default(),
             },
             track_holders: false,
+            cap: None,
             key_buf: Vec::new(),
             last_key: Vec::new(),
             val_buf: Vec::new(),
@@ -758,6 +764,7 @@ impl Aggregate {
                         slots: HashMap::new(),
                         ids: Vec::new(),
                         accs: Vec::new(),
+                        summaries: HashMap::new(),
                     },
                 );
                 i
@@ -779,6 +786,21 @@ impl Aggregate {
         }
         let id = self.state.keys.id(key);
         let slot = pane.ids.len();
+        if let Some(cap) = &self.cap {
+            let group = &key[..cap.group_len(&self.key_types, key)];
+            let summary = pane.summaries.entry_ref(group).or_default();
+            if !summary.has_room(cap) {
+                // Space-Saving: the key takes over the slot (and count) of the smallest.
+                let slot = summary.evict(&pane.accs, self.aggs.len());
+                let old = std::mem::replace(&mut pane.ids[slot as usize], id);
+                pane.slots.remove(&old);
+                pane.slots.insert(id, slot);
+                self.state.keys.retain(id);
+                self.state.keys.release(old);
+                return slot as usize;
+            }
+            summary.add(slot as u32);
+        }
         pane.slots.insert(id, slot as u32);
         pane.ids.push(id);
         pane.accs
@@ -1175,6 +1197,14 @@ impl Aggregate {
         self.track_holders = true;
     }
 
+    /// Keeps at most `counters` keys per open pane and group (Space-Saving, see [`capped`]),
+    /// the group being the first `groups` key columns; the one aggregate must be a count. Set
+    /// before any state is restored.
+    pub(crate) fn cap(&mut self, groups: usize, counters: usize) {
+        debug_assert!(self.aggs.len() == 1 && self.aggs[0].func == AggFn::Count);
+        self.cap = Some(capped::Cap { groups, counters });
+    }
+
     pub(crate) fn size(&self) -> i64 {
         self.size
     }
@@ -1514,6 +1544,7 @@ impl Aggregate {
                                 slots: HashMap::new(),
                                 ids: Vec::new(),
                                 accs: Vec::new(),
+                                summaries: HashMap::new(),
                             },
                         );
                         at
@@ -1552,6 +1583,16 @@ impl Aggregate {
                 .enumerate()
                 .map(|(slot, &id)| (id, slot as u32))
                 .collect();
+            if let Some(cap) = &self.cap {
+                pane.summaries = capped::summaries(
+                    cap,
+                    &self.key_types,
+                    &state.keys.bytes,
+                    &pane.ids,
+                    &pane.accs,
+                    self.aggs.len(),
+                );
+            }
         }
         state.holders.clear();
         if self.track_holders {
@@ -1564,6 +1605,8 @@ impl Aggregate {
         self.state = state;
     }
 }
+
+mod capped;
 
 #[cfg(test)]
 mod tests;

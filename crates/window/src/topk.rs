@@ -3,20 +3,19 @@
 //! slide.
 //!
 //! A top-K is an [`Aggregate`] keyed by the group keys and then the ranked key, whose one
-//! aggregate is the ranking value, plus a ranking: per group an ordered set of (value, key).
-//! The aggregate places records in panes, decides lateness and keeps each key's running value
-//! over the sliding window exactly as the `aggregate` stage does; when a window closes it
-//! reports only the keys whose value changed (a pane of theirs entered or left the window)
-//! and those that left, and the ranking moves just those. Emitting a window reads the first K
-//! entries of each group. A tumbling window starts empty, so its ranking is built from its
-//! keys when it closes.
+//! aggregate is the ranking value, plus a ranking per group (see [`ranking`]: each key's
+//! value, and the head of the ranking in order). The aggregate places records in panes,
+//! decides lateness and keeps each key's running value over the sliding window exactly as the
+//! `aggregate` stage does; when a window closes it reports only the keys whose value changed
+//! (a pane of theirs entered or left the window) and those that left, and the ranking moves
+//! just those. Emitting a window reads the first K entries of each group's head. A tumbling
+//! window starts empty, so its ranking is built from its keys when it closes.
 //!
 //! Ties: rows are ranked by value, highest first, then by key ascending (keys compare as their
 //! columns do: NULL first, then by value, column by column), so ranks are 1..=K without gaps
 //! or repeats and the output is deterministic. A null value (a sum of nulls) ranks last.
 
-use std::cmp::Ordering;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use arrow_array::builder::{Int64Builder, TimestampMillisecondBuilder};
@@ -35,6 +34,9 @@ use weir_expr::Expr;
 use crate::acc::Out;
 use crate::aggregate::{result_column, GroupKeys, WindowChanges};
 use crate::{AggFn, AggSpec, Aggregate, AggregateConfig, WindowSpec};
+
+mod ranking;
+use ranking::Ranking;
 
 /// The name of the rank column.
 pub const RANK: &str = "rank";
@@ -94,7 +96,26 @@ pub struct TopKConfig {
     /// previous window, for live consumers (see [`Emit::Changes`]).
     #[serde(default)]
     pub emit: Emit,
+    /// Approximate counts in bounded memory for very many keys (see [`Approximate`]); the
+    /// default is exact.
+    #[serde(default)]
+    pub approximate: Option<Approximate>,
 }
+
+/// `approximate = { counters = 1000 }`: each pane keeps at most `counters` keys per group
+/// (Space-Saving), so state is bounded by panes × groups × counters whatever the number of
+/// distinct keys. Every emitted count is within N / `counters` of the key's true count in
+/// the window (N: the window's records in the group), and a key left out of the top K has a
+/// true count at most 2N / `counters` above that of any key listed. Ranks by count only.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Approximate {
+    /// Keys kept per pane and group (at least K).
+    pub counters: usize,
+}
+
+/// The most counters per pane and group.
+const MAX_COUNTERS: usize = 10_000_000;
 
 /// What a top-K emits per window.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -168,6 +189,26 @@ impl TopKConfig {
                 "expected at least one field to rank, e.g. key = [\"path\"]",
             ));
         }
+        if let Some(a) = &self.approximate {
+            if self.by.func != AggFn::Count {
+                errors.push(Error::config(
+                    format!("{path}.approximate"),
+                    "an approximate top-K ranks by count (Space-Saving counts records); \
+                     use by = { fn = \"count\" } or drop `approximate`",
+                ));
+            }
+            if a.counters < self.k.max(1) || a.counters > MAX_COUNTERS {
+                errors.push(Error::config(
+                    format!("{path}.approximate.counters"),
+                    format!(
+                        "expected {} (k) to {MAX_COUNTERS}, got {}; the error bound is \
+                         records / counters, so take many more than k",
+                        self.k.max(1),
+                        a.counters
+                    ),
+                ));
+            }
+        }
         if self.k == 0 || self.k > MAX_K {
             errors.push(Error::config(
                 format!("{path}.k"),
@@ -211,137 +252,6 @@ impl TopKConfig {
         self.aggregate().required_fields()
     }
 }
-
-/// One ranked key of a group: its value (highest first) and the key's encoding (ascending).
-#[derive(Debug, Clone)]
-struct Entry {
-    value: Out,
-    /// The first 16 bytes of `item`, zero-padded, big-endian: most keys (an integer is 9
-    /// bytes) compare by it alone; equal prefixes fall back to the bytes.
-    prefix: u128,
-    item: Box<[u8]>,
-}
-
-fn prefix(item: &[u8]) -> u128 {
-    let mut head = [0u8; 16];
-    let n = item.len().min(16);
-    head[..n].copy_from_slice(&item[..n]);
-    u128::from_be_bytes(head)
-}
-
-impl Entry {
-    fn new(value: Out, item: &[u8]) -> Self {
-        Entry {
-            value,
-            prefix: prefix(item),
-            item: item.into(),
-        }
-    }
-}
-
-/// What orders the ranking, borrowed: an entry, or a [`Probe`] that finds one in a set
-/// without building it (no allocation per removal).
-trait Ranked {
-    fn value(&self) -> Out;
-    fn prefix(&self) -> u128;
-    fn item(&self) -> &[u8];
-}
-
-impl Ranked for Entry {
-    fn value(&self) -> Out {
-        self.value
-    }
-    fn prefix(&self) -> u128 {
-        self.prefix
-    }
-    fn item(&self) -> &[u8] {
-        &self.item
-    }
-}
-
-/// An entry's ordering fields over borrowed key bytes.
-struct Probe<'a> {
-    value: Out,
-    prefix: u128,
-    item: &'a [u8],
-}
-
-impl Ranked for Probe<'_> {
-    fn value(&self) -> Out {
-        self.value
-    }
-    fn prefix(&self) -> u128 {
-        self.prefix
-    }
-    fn item(&self) -> &[u8] {
-        self.item
-    }
-}
-
-impl<'a> std::borrow::Borrow<dyn Ranked + 'a> for Entry {
-    fn borrow(&self) -> &(dyn Ranked + 'a) {
-        self
-    }
-}
-
-/// Integers compare as integers, floats by total order; `Null` after everything.
-fn by_value(a: Out, b: Out) -> Ordering {
-    let int = |o: Out| match o {
-        Out::Int(v) => i128::from(v),
-        Out::Sum(v) => v,
-        Out::Float(f) => f as i128,
-        Out::Null => 0,
-    };
-    match (a, b) {
-        (Out::Null, Out::Null) => Ordering::Equal,
-        (Out::Null, _) => Ordering::Greater,
-        (_, Out::Null) => Ordering::Less,
-        (Out::Float(x), Out::Float(y)) => y.total_cmp(&x),
-        (x, y) => int(y).cmp(&int(x)),
-    }
-}
-
-impl Ord for dyn Ranked + '_ {
-    fn cmp(&self, other: &Self) -> Ordering {
-        by_value(self.value(), other.value())
-            .then(self.prefix().cmp(&other.prefix()))
-            .then_with(|| self.item().cmp(other.item()))
-    }
-}
-
-impl PartialOrd for dyn Ranked + '_ {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl PartialEq for dyn Ranked + '_ {
-    fn eq(&self, other: &Self) -> bool {
-        self.cmp(other) == Ordering::Equal
-    }
-}
-
-impl Eq for dyn Ranked + '_ {}
-
-impl Ord for Entry {
-    fn cmp(&self, other: &Self) -> Ordering {
-        (self as &dyn Ranked).cmp(other as &dyn Ranked)
-    }
-}
-
-impl PartialOrd for Entry {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl PartialEq for Entry {
-    fn eq(&self, other: &Self) -> bool {
-        self.cmp(other) == Ordering::Equal
-    }
-}
-
-impl Eq for Entry {}
 
 /// The rows of the windows emitted by one call.
 #[derive(Default)]
@@ -404,10 +314,10 @@ pub struct TopK {
     groups: usize,
     k: usize,
     out_schema: SchemaRef,
-    /// Per group (encoded group keys): its keys in rank order.
-    ranking: BTreeMap<Box<[u8]>, BTreeSet<Entry>>,
-    /// Sliding windows: each key's value in the ranking (encoded group and ranked keys).
-    values: HashMap<Box<[u8]>, Out>,
+    /// Per group (encoded group keys): its keys and their ranking.
+    ranking: BTreeMap<Box<[u8]>, Ranking>,
+    /// The size of each ranking's ordered head ([`ranking::head_size`]).
+    head: usize,
     /// Values too large for the output type.
     dead: DeadLetters,
     emit: Emit,
@@ -434,6 +344,9 @@ impl TopK {
             }
         };
         inner.track_holders();
+        if let Some(a) = &cfg.approximate {
+            inner.cap(cfg.group_by.len(), a.counters);
+        }
         let groups = cfg.group_by.len();
         // The aggregate's output: window_start, window_end, its keys, the value.
         let agg = inner.output_schema();
@@ -457,11 +370,19 @@ impl TopK {
             k: cfg.k,
             out_schema: Arc::new(Schema::new(out)),
             ranking: BTreeMap::new(),
-            values: HashMap::new(),
+            head: ranking::head_size(cfg.k),
             dead: DeadLetters::of_stage(path),
             emit: cfg.emit,
             listed: BTreeMap::new(),
         })
+    }
+
+    /// Sets the size of each group's ordered head, for tests that make it cut and rebuild
+    /// often.
+    #[cfg(test)]
+    fn with_head(mut self, head: usize) -> Self {
+        self.head = head.max(self.k);
+        self
     }
 
     /// Where the ranked key starts in an encoded key (after the group keys).
@@ -473,33 +394,25 @@ impl TopK {
         pos
     }
 
-    fn insert(&mut self, key: &[u8], value: Out) {
+    /// The group's ranking and the ranked key's bytes of an encoded key.
+    fn ranking<'k>(&mut self, key: &'k [u8]) -> (&mut Ranking, &'k [u8]) {
         let at = self.split(key);
-        let entry = Entry::new(value, &key[at..]);
-        match self.ranking.get_mut(&key[..at]) {
-            Some(set) => {
-                set.insert(entry);
-            }
-            None => {
-                self.ranking
-                    .insert(key[..at].into(), BTreeSet::from([entry]));
-            }
+        let head = self.head;
+        let group = &key[..at];
+        if !self.ranking.contains_key(group) {
+            self.ranking.insert(group.into(), Ranking::new(head));
         }
+        let ranking = self.ranking.get_mut(group).expect("inserted");
+        (ranking, &key[at..])
     }
 
-    fn remove(&mut self, key: &[u8], value: Out) {
-        let at = self.split(key);
-        let item = &key[at..];
-        let probe = Probe {
-            value,
-            prefix: prefix(item),
-            item,
-        };
-        if let Some(set) = self.ranking.get_mut(&key[..at]) {
-            set.remove(&probe as &dyn Ranked);
-            if set.is_empty() {
-                self.ranking.remove(&key[..at]);
-            }
+    /// A sliding window's key has the value `value` now (`None`: it left the window).
+    fn set(&mut self, key: &[u8], value: Option<Out>) {
+        let (ranking, item) = self.ranking(key);
+        ranking.set(item, value);
+        if ranking.is_empty() {
+            let at = key.len() - item.len();
+            self.ranking.remove(&key[..at]);
         }
     }
 
@@ -508,31 +421,21 @@ impl TopK {
         if self.inner.is_tumbling() {
             // Empty: cleared after the previous window.
             for (key, value) in w.set() {
-                self.insert(key, value);
+                let (ranking, item) = self.ranking(key);
+                ranking.offer(item, value);
             }
         } else {
             for key in w.gone() {
-                if let Some(old) = self.values.remove(key) {
-                    self.remove(key, old);
-                }
+                self.set(key, None);
             }
             for (key, value) in w.set() {
-                match self.values.get_mut(key) {
-                    Some(v) => {
-                        let old = std::mem::replace(v, value);
-                        self.remove(key, old);
-                    }
-                    None => {
-                        self.values.insert(key.into(), value);
-                    }
-                }
-                self.insert(key, value);
+                self.set(key, Some(value));
             }
         }
         match self.emit {
             Emit::All => {
-                for (group, set) in &self.ranking {
-                    for (rank, e) in set.iter().take(self.k).enumerate() {
+                for (group, ranking) in &mut self.ranking {
+                    for (rank, e) in ranking.top(self.k).enumerate() {
                         let at = (w.start, w.end);
                         rows.push(at, group, Some(rank as i64 + 1), &e.item, e.value);
                     }
@@ -564,10 +467,10 @@ impl TopK {
         for group in groups {
             let new: Listed = self
                 .ranking
-                .get(&group)
-                .map(|set| {
-                    set.iter()
-                        .take(self.k)
+                .get_mut(&group)
+                .map(|ranking| {
+                    ranking
+                        .top(self.k)
                         .map(|e| (e.item.clone(), e.value))
                         .collect()
                 })
@@ -577,10 +480,11 @@ impl TopK {
             // Those that left first (by their previous rank), then the new list by rank.
             for (p, (item, _)) in old.iter().enumerate() {
                 if rank_in(&new, item).is_none() {
-                    let key = [&group[..], &item[..]].concat();
                     let value = match self.inner.is_tumbling() {
-                        true => now.get(key.as_slice()).copied(),
-                        false => self.values.get(key.as_slice()).copied(),
+                        true => now
+                            .get([&group[..], &item[..]].concat().as_slice())
+                            .copied(),
+                        false => self.ranking.get(&group).and_then(|r| r.value(item)),
                     };
                     rows.push(
                         (w.start, w.end),
@@ -712,13 +616,11 @@ impl TopK {
     /// Rebuilds the ranking of a sliding window from the aggregate's state.
     fn rebuild(&mut self) {
         self.ranking.clear();
-        self.values.clear();
         if self.inner.is_tumbling() {
             return;
         }
         for (key, value) in self.inner.window_values() {
-            self.insert(&key, value);
-            self.values.insert(key.into(), value);
+            self.set(&key, Some(value));
         }
     }
 }

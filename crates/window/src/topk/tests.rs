@@ -80,6 +80,7 @@ fn config(window: WindowSpec, lateness: i64, grouped: bool, sum: bool, k: usize)
         },
         k,
         emit: Emit::All,
+        approximate: None,
     }
 }
 
@@ -115,11 +116,20 @@ fn collect(out: &mut Emitter, grouped: bool, rows: &mut Vec<Row>, late: &mut usi
     }
 }
 
+/// The operator with a small ordered head (see [`ranking`]), 1 to 3 times K by K, so that
+/// the streams' few keys make it cut and rebuild often.
+fn top_k(cfg: &TopKConfig) -> TopK {
+    let head = cfg.k * (1 + cfg.k % 3);
+    TopK::new(cfg, schema(), "stage.top")
+        .unwrap()
+        .with_head(head)
+}
+
 /// Runs the steps through one operator, optionally snapshotting after step `restart_at` and
 /// going on with a fresh operator restored from it.
 fn run(cfg: &TopKConfig, steps: &[Step], restart_at: Option<usize>) -> (Vec<Row>, usize) {
     let grouped = !cfg.group_by.is_empty();
-    let fresh = || TopK::new(cfg, schema(), "stage.top").unwrap();
+    let fresh = || top_k(cfg);
     let mut op = fresh();
     let mut out = Emitter::default();
     let (mut got, mut late) = (Vec::new(), 0);
@@ -165,7 +175,7 @@ fn feed_instances(
     (before, restart_at, after): (usize, usize, usize),
     mut take: impl FnMut(&mut Emitter),
 ) {
-    let fresh = || TopK::new(cfg, schema(), "stage.top").unwrap();
+    let fresh = || top_k(cfg);
     let mut ops: Vec<TopK> = (0..before).map(|_| fresh()).collect();
     let mut out = Emitter::default();
     for (i, step) in steps.iter().enumerate() {
@@ -455,6 +465,138 @@ fn config_errors_name_the_top_k_keys() {
     assert!(errs
         .iter()
         .all(|e| !e.contains("aggregates") && !e.contains("group_by[1]")));
+
+    // Approximate: counts only, and at least K counters.
+    cfg = config(WindowSpec::tumbling(1000), 0, false, true, 5);
+    cfg.approximate = Some(Approximate { counters: 4 });
+    let errs: Vec<String> = match TopK::new(&cfg, schema(), "stage.top") {
+        Err(errs) => errs.iter().map(ToString::to_string).collect(),
+        Ok(_) => panic!("a bad config was accepted"),
+    };
+    assert_eq!(errs.len(), 2, "{errs:#?}");
+    assert!(errs[0].starts_with("stage.top.approximate: an approximate top-K ranks by count"));
+    assert!(errs[1].starts_with("stage.top.approximate.counters: expected 5 (k) to"));
+}
+
+/// A counting top-K keeping `counters` keys per pane and group.
+fn approximate(
+    window: WindowSpec,
+    lateness: i64,
+    grouped: bool,
+    k: usize,
+    counters: usize,
+) -> TopKConfig {
+    let mut cfg = config(window, lateness, grouped, false, k);
+    cfg.approximate = Some(Approximate { counters });
+    cfg
+}
+
+/// Checks an approximate top-K's rows against every key's true count per window and group:
+/// the same windows; ranks 1..=min(K, keys) ordered by count, then key; every count within
+/// N / counters of the truth (N: the window's records in the group); no key left out with a
+/// true count more than 2N / counters above a listed key's.
+fn check_bounds(
+    got: &[Row],
+    truth: &[Row],
+    k: usize,
+    counters: usize,
+) -> Result<(), TestCaseError> {
+    type Window = (i64, Option<String>);
+    let mut counts: BTreeMap<Window, BTreeMap<String, i64>> = BTreeMap::new();
+    for (_, end, g, _, item, value) in truth {
+        let n = value.expect("a count");
+        counts
+            .entry((*end, g.clone()))
+            .or_default()
+            .insert(item.clone(), n);
+    }
+    let mut listed: BTreeMap<Window, Vec<&Row>> = BTreeMap::new();
+    for row in got {
+        listed.entry((row.1, row.2.clone())).or_default().push(row);
+    }
+    prop_assert_eq!(
+        listed.keys().collect::<Vec<_>>(),
+        counts.keys().collect::<Vec<_>>()
+    );
+    let m = counters as i64;
+    for (w, rows) in &listed {
+        let all = &counts[w];
+        let n: i64 = all.values().sum();
+        prop_assert_eq!(rows.len(), k.min(all.len()));
+        for (i, (_, _, _, rank, item, value)) in rows.iter().copied().enumerate() {
+            prop_assert_eq!(*rank, i as i64 + 1);
+            let est = value.expect("a count");
+            let t = all.get(item).copied().unwrap_or(0);
+            prop_assert!(
+                (est - t).abs() * m <= n,
+                "{w:?} {item}: {est} for {t} of {n}"
+            );
+            if i > 0 {
+                let (before, before_item) = (rows[i - 1].5.expect("a count"), &rows[i - 1].4);
+                prop_assert!(before > est || (before == est && before_item < item));
+            }
+        }
+        for (item, t) in all {
+            if rows.iter().any(|r| &r.4 == item) {
+                continue;
+            }
+            for r in rows {
+                let ty = all.get(&r.4).copied().unwrap_or(0);
+                prop_assert!(
+                    t * m <= ty * m + 2 * n,
+                    "{w:?}: {item} ({t}) left out for {}",
+                    r.4
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+    /// Space-Saving panes: counts within the documented bound of the brute-force truth, the
+    /// same late records, exactly the exact top-K when the counters hold every key, and a
+    /// snapshot and restore at any step changes nothing.
+    #[test]
+    fn approximate_counts_stay_within_the_bound(
+        (steps, window, lateness, restart) in stream(),
+        grouped in any::<bool>(),
+        k in 1usize..4,
+        extra in 0usize..5,
+    ) {
+        let counters = k + extra;
+        let cfg = approximate(window, lateness, grouped, k, counters);
+        let (got, late) = run(&cfg, &steps, None);
+        let mut every = config(window, lateness, grouped, false, 1_000);
+        let (truth, want_late) = oracle(&every, &steps);
+        prop_assert_eq!(late, want_late);
+        check_bounds(&got, &truth, k, counters)?;
+        // The streams have 6 items: with 6 counters no pane leaves one out.
+        if counters >= 6 {
+            every.k = k;
+            prop_assert_eq!(&got, &oracle(&every, &steps).0);
+        }
+        prop_assert_eq!(run(&cfg, &steps, Some(restart)), (got, late));
+    }
+
+    /// Approximate per group: instances owning a share of the groups give together one
+    /// instance's rows, rescaled at a restart or not.
+    #[test]
+    fn approximate_groups_spread_over_instances_and_rescale(
+        (steps, window, lateness, restart) in stream(),
+        k in 1usize..4,
+        extra in 0usize..3,
+        before in 1usize..4,
+        after in 1usize..4,
+    ) {
+        let cfg = approximate(window, lateness, true, k, k + extra);
+        let (want, want_late) = run(&cfg, &steps, None);
+        let (got, late) = run_instances(&cfg, &steps, before, restart, after);
+        prop_assert_eq!(late, want_late);
+        prop_assert_eq!(sorted(got), want);
+    }
 }
 
 /// A change row: (window end, group, rank, item, value, change, previous rank).
@@ -473,7 +615,7 @@ fn run_changes(cfg: &TopKConfig, steps: &[Step], restart_at: Option<usize>) -> V
     let mut cfg = cfg.clone();
     cfg.emit = Emit::Changes;
     let grouped = !cfg.group_by.is_empty();
-    let fresh = || TopK::new(&cfg, schema(), "stage.top").unwrap();
+    let fresh = || top_k(&cfg);
     let mut op = fresh();
     let mut out = Emitter::default();
     let mut got = Vec::new();
