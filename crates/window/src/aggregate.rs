@@ -939,8 +939,8 @@ impl Aggregate {
         }
     }
 
-    /// Closes the window ending at `end`, appending its rows (sorted by key) to `rows`; ids
-    /// whose state ended are added to `released`.
+    /// Closes the window ending at `end`, appending its rows (sorted by key, unless changes
+    /// only) to `rows`; ids whose state ended are added to `released`.
     ///
     /// With `gone` (what a top-K keeps its ranking from), a sliding window's rows are only
     /// those of the keys whose value changed since the previous window (a pane entered or
@@ -1090,8 +1090,9 @@ impl Aggregate {
         let added = rows.keys.len() - first_row;
         rows.start.extend(std::iter::repeat_n(start, added));
         rows.end.extend(std::iter::repeat_n(end, added));
-        // Encoded keys sort like their values: order this window's rows by key bytes.
-        if added > 1 {
+        // Encoded keys sort like their values: order this window's rows by key bytes (a
+        // top-K's changes need no order).
+        if added > 1 && !changes {
             let keys = &self.state.keys.bytes;
             let mut order: Vec<usize> = (0..added).collect();
             order.sort_unstable_by(|&a, &b| {
