@@ -7,11 +7,13 @@
 #  3. over MQTT (QoS 1): published by the `mqtt` sink while the `mqtt` source reads the
 #     topic into the W2 job (first MQTT_EVENTS events, default 200000), without checkpoints
 #     (acknowledged on read; with checkpoints the broker's in-flight limit, 20 messages per
-#     checkpoint by default, sets the pace).
+#     checkpoint by default, sets the pace), and
+#  4. published by the `rabbitmq` sink into a durable queue (persistent messages, waiting
+#     for every publisher confirm; the queue's count is checked against the input).
 # Prints wall time, rows/s, MiB/s and peak RSS per step.
 #
 #   bench/messaging.sh [EVENTS]        default 1000000 events
-# Needs nats-py (pip install nats-py) to create the stream.
+# Needs nats-py and pika (pip install nats-py pika) to create the stream and the queue.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-1000000}
@@ -24,8 +26,10 @@ BYTES=$(stat -c %s "$DATA")
 STREAM=WEIRBENCH_$$
 SUBJECT=weirbench.$$.ddos
 TOPIC=weirbench/$$/ddos
+QUEUE=weirbench_$$
 python3 bench/js_stream.py create "$STREAM" "$SUBJECT"
-trap 'python3 bench/js_stream.py delete "$STREAM" || true' EXIT
+python3 bench/amqp_queue.py create "$QUEUE"
+trap 'python3 bench/js_stream.py delete "$STREAM" || true; python3 bench/amqp_queue.py delete "$QUEUE" || true' EXIT
 echo "# $(date -u +%Y-%m-%dT%H:%MZ) $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
 echo "# input: $DATA, $N events, $((BYTES / 1048576)) MiB"
 printf "%-34s %8s %12s %9s %9s\n" step wall_s events_per_s MiB_per_s rss_MiB
@@ -96,3 +100,13 @@ $WEIR run bench/out/w2_file.toml --quiet --set source.events.path=bench/data/ddo
   --set sink.out.path=bench/out/w2_mqtt_file.jsonl
 cmp -s bench/out/w2_mqtt_file.jsonl bench/out/w2_mqtt.jsonl && echo "# W2 output over MQTT equals the file's" \
   || echo "# W2 over MQTT differs from the file's: the broker dropped messages (Mosquitto's max_queued_messages) or delivered some twice"
+
+# RabbitMQ: the whole input through the sink (persistent, publisher confirms) into a durable
+# queue; the run ends when the broker has confirmed every row.
+N=$(wc -l < "$DATA")
+sed -e 's|type = "nats"|type = "rabbitmq"|' -e "s|subject = .*|routing_key = \"$QUEUE\"|" \
+  bench/out/publish_nats.toml > bench/out/publish_amqp.toml
+timed "rabbitmq sink: publish (confirms)" $WEIR run bench/out/publish_amqp.toml --quiet
+GOT=$(python3 bench/amqp_queue.py count "$QUEUE")
+echo "# queue holds $GOT messages of $N"
+[ "$GOT" = "$N" ] || { echo "# RABBITMQ QUEUE COUNT DIFFERS"; exit 1; }

@@ -408,6 +408,12 @@ async fn publish_task(
                 }
             }
         };
+        // The channel first: closing the connection under an open channel makes lapin log
+        // an error at every normal end.
+        if broke.is_none() {
+            let _ = tokio::time::timeout(BROKER_WAIT, channel.close(200, "weir sink done".into()))
+                .await;
+        }
         let _ = tokio::time::timeout(BROKER_WAIT, conn.close(200, "weir sink done".into())).await;
         let Some(why) = broke else {
             if closed && again.is_empty() && in_flight.is_empty() {
