@@ -148,6 +148,13 @@ pub fn summary(nodes: &[NodeInfo], wall: Duration) -> String {
                     thousands(get(&m.late)),
                     thousands(get(&m.records_out)),
                 ));
+                if get(&m.alerts) > 0 {
+                    out.push_str(&format!(
+                        ", {} flagged (to {}.alerts)",
+                        thousands(get(&m.alerts)),
+                        n.name
+                    ));
+                }
                 // Rows whose expression failed (and sums too large for their type).
                 if get(&m.malformed) > 0 {
                     out.push_str(&format!(

@@ -50,6 +50,8 @@ pub enum Port {
     Late,
     /// Records that could not be parsed or used, with a reason (`NODE.errors`).
     Errors,
+    /// Records a stage flagged (an `anomaly` stage's, `NODE.alerts`), as on its main output.
+    Alerts,
 }
 
 impl Port {
@@ -59,6 +61,7 @@ impl Port {
             Port::Main => "",
             Port::Late => "late",
             Port::Errors => "errors",
+            Port::Alerts => "alerts",
         }
     }
 
@@ -68,6 +71,7 @@ impl Port {
             "" => Some(Port::Main),
             "late" => Some(Port::Late),
             "errors" => Some(Port::Errors),
+            "alerts" => Some(Port::Alerts),
             _ => None,
         }
     }

@@ -22,6 +22,8 @@ pub struct NodeMetrics {
     pub malformed: AtomicU64,
     /// Records that arrived after their window closed (sent to the late port).
     pub late: AtomicU64,
+    /// Records a stage flagged (sent to the alerts port).
+    pub alerts: AtomicU64,
     /// Blank lines a source's parser skipped.
     pub blank: AtomicU64,
     /// Rows a source's parser kept although a part could not be split as the format says

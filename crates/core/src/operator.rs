@@ -136,6 +136,12 @@ pub trait Operator: Send {
         Ok(())
     }
 
+    /// The schema of the records the operator sends to its alerts port, if it has one
+    /// (`NODE.alerts` is wired only then).
+    fn alerts_schema(&self) -> Option<SchemaRef> {
+        None
+    }
+
     /// Called about every 100 ms of wall-clock time with the current time (processing-time
     /// operators use it to close windows).
     fn on_tick(&mut self, _now: Millis, _out: &mut Emitter) -> Result<()> {

@@ -198,7 +198,7 @@ fn prometheus(shared: &Shared) -> String {
     let node =
         |n: &crate::board::Watched| format!("node=\"{}\",kind=\"{}\"", label(&n.name), n.kind);
     type Counter = fn(&NodeMetrics) -> u64;
-    let counters: [(&str, &str, Counter); 7] = [
+    let counters: [(&str, &str, Counter); 8] = [
         (
             "weir_node_records_in_total",
             "Records that entered the node (sources: lines or messages read).",
@@ -216,6 +216,11 @@ fn prometheus(shared: &Shared) -> String {
             "weir_node_malformed_total",
             "Records that could not be parsed or used (sent to dead letters).",
             |m| NodeMetrics::get(&m.malformed),
+        ),
+        (
+            "weir_node_alerts_total",
+            "Records a stage flagged (sent to its alerts output).",
+            |m| NodeMetrics::get(&m.alerts),
         ),
         (
             "weir_node_late_total",

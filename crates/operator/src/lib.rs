@@ -1,4 +1,5 @@
-//! weir-operator owns the per-record operators of a pipeline: [`filter`], [`alert`] and [`condition`].
+//! weir-operator owns the per-record operators of a pipeline: [`filter`], [`enrich`],
+//! [`anomaly`], [`alert`] and [`condition`].
 //!
 //! Each operator is one synchronous [`weir_core::Operator`]; the runtime drives it and passes
 //! watermarks through. Conditions are SQL expressions ([`weir_expr`]).
@@ -17,5 +18,7 @@
 //! ```
 
 pub mod alert;
+pub mod anomaly;
 pub mod condition;
+pub mod enrich;
 pub mod filter;

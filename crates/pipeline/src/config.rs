@@ -759,6 +759,9 @@ impl Plan {
                         port_schema.insert((decl.name.clone(), Port::Main), out);
                         port_schema.insert((decl.name.clone(), Port::Late), first.clone());
                         port_schema.insert((decl.name.clone(), Port::Errors), deadletter::schema());
+                        if let Some(alerts) = op.alerts_schema() {
+                            port_schema.insert((decl.name.clone(), Port::Alerts), alerts);
+                        }
                         built_stages.push((decl, op, first));
                     }
                     Err(errs) => errors.extend(errs),

@@ -11,7 +11,9 @@ use serde::de::DeserializeOwned;
 use weir_core::{Error, Operator, Sink, Source};
 use weir_http::ingest::{HttpSource, HttpSourceConfig};
 use weir_operator::alert::{Alert, AlertConfig};
+use weir_operator::anomaly::{Anomaly, AnomalyConfig};
 use weir_operator::condition::{Condition, ConditionConfig};
+use weir_operator::enrich::{Enrich, EnrichConfig};
 use weir_operator::filter::{Filter, FilterConfig};
 use weir_sink::archive::ArchiveConfig;
 use weir_sink::csv::{CsvConfig as CsvSinkConfig, CsvSink};
@@ -261,6 +263,8 @@ pub const STAGES: &[(&str, Ctor<StageKind>)] = &[
     ("aggregate", stage::<AggregateConfig>),
     ("top_k", stage::<TopKConfig>),
     ("filter", stage::<FilterConfig>),
+    ("enrich", stage::<EnrichConfig>),
+    ("anomaly", stage::<AnomalyConfig>),
     ("alert", stage::<AlertConfig>),
     ("condition", stage::<ConditionConfig>),
     ("union", stage::<UnionConfig>),
@@ -335,6 +339,35 @@ impl StageType for FilterConfig {
     }
     fn build_op(&self, input: SchemaRef, path: &str) -> Result<Box<dyn Operator>, Vec<Error>> {
         boxed(Filter::new(self, input, path))
+    }
+}
+
+impl StageType for EnrichConfig {
+    fn validate(&self, path: &str) -> Vec<Error> {
+        EnrichConfig::validate(self, path)
+    }
+    fn required_fields(&self) -> Option<Vec<String>> {
+        Some(EnrichConfig::required_fields(self))
+    }
+    /// Its records are its input's with fields added: what its consumers read of the input
+    /// (fields it defines are not the format's, and the projection leaves them out).
+    fn passes_records_through(&self) -> bool {
+        true
+    }
+    fn build_op(&self, input: SchemaRef, path: &str) -> Result<Box<dyn Operator>, Vec<Error>> {
+        boxed(Enrich::new(self, input, path))
+    }
+}
+
+impl StageType for AnomalyConfig {
+    fn validate(&self, path: &str) -> Vec<Error> {
+        AnomalyConfig::validate(self, path)
+    }
+    fn required_fields(&self) -> Option<Vec<String>> {
+        AnomalyConfig::required_fields(self)
+    }
+    fn build_op(&self, input: SchemaRef, path: &str) -> Result<Box<dyn Operator>, Vec<Error>> {
+        boxed(Anomaly::new(self, input, path))
     }
 }
 
