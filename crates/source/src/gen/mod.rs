@@ -13,10 +13,15 @@
 //!
 //! [`ClicksGen`] writes a shop's clickstream as JSON (see [`clicks`]): sessions viewing,
 //! searching, adding to the cart and buying, with Zipf popularity that drifts.
+//!
+//! [`KddGen`] replays the rows of a KDD Cup 1999 file as JSON (see [`kdd`]), drawn at random
+//! or each once in order, with `utc`, `uuid`, `sequence_id` and `index` added.
 
 pub mod clicks;
+pub mod kdd;
 
 pub use clicks::ClicksGen;
+pub use kdd::KddGen;
 use serde::Deserialize;
 use weir_core::{Error, ReadOutcome, Result, Source, SourcePosition};
 
@@ -360,6 +365,8 @@ pub enum GenKind {
     Ddos,
     /// A shop's clickstream as JSON ([`ClicksGen`]).
     Clicks,
+    /// KDD Cup 1999 records replayed as JSON ([`KddGen`]).
+    Kdd,
 }
 
 const fn default_targets() -> usize {
@@ -390,7 +397,7 @@ const fn default_users() -> usize {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GenConfig {
-    /// What to generate: `"clf"`, `"ddos"` or `"clicks"`.
+    /// What to generate: `"clf"`, `"ddos"`, `"clicks"` or `"kdd"`.
     pub kind: GenKind,
     /// Lines to produce; 0 (default) never ends.
     #[serde(default)]
@@ -407,7 +414,7 @@ pub struct GenConfig {
     /// `ddos`: share of events that are DDOS on attacked targets (default 0.01).
     #[serde(default = "default_attack_share")]
     pub attack_share: f64,
-    /// `ddos`, `clicks`: event time of the first message, RFC 3339 (default: now). Event time
+    /// `ddos`, `clicks`, `kdd`: event time of the first message, RFC 3339 (default: now). Event time
     /// advances by 1/`rate` s per message (1 ms when `rate` is 0).
     #[serde(default)]
     pub start: Option<String>,
@@ -420,6 +427,17 @@ pub struct GenConfig {
     /// `clicks`: number of users (default 100 000).
     #[serde(default = "default_users")]
     pub users: usize,
+    /// `kdd`: the KDD Cup 1999 file to replay (plain or gzip, no header row).
+    #[serde(default)]
+    pub file: Option<std::path::PathBuf>,
+    /// `kdd`: its column names, in `kddcup.names`' layout (default: `kddcup.names` beside
+    /// `file`); the label is the last column.
+    #[serde(default)]
+    pub names: Option<std::path::PathBuf>,
+    /// `kdd`: every row once, in file order (`count` then caps it), instead of rows drawn at
+    /// random with replacement.
+    #[serde(default)]
+    pub once: bool,
 }
 
 impl GenConfig {
@@ -436,6 +454,9 @@ impl GenConfig {
             products: default_products(),
             categories: default_categories(),
             users: default_users(),
+            file: None,
+            names: None,
+            once: false,
         }
     }
 }
@@ -454,9 +475,10 @@ pub struct GenSource {
 impl GenSource {
     /// A source producing what `cfg` says.
     pub fn new(cfg: &GenConfig) -> Result<Self> {
+        let mut cfg = cfg.clone();
         let gen: Box<dyn LineGen> = match cfg.kind {
             GenKind::Clf => Box::new(ClfGen::new(cfg.seed)),
-            GenKind::Ddos | GenKind::Clicks => {
+            GenKind::Ddos | GenKind::Clicks | GenKind::Kdd => {
                 let start = match &cfg.start {
                     None => weir_core::time::now_ms(),
                     Some(s) => weir_core::time::parse_rfc3339_ms(s).ok_or_else(|| {
@@ -476,6 +498,18 @@ impl GenSource {
                         start,
                         per_sec,
                     )),
+                    GenKind::Kdd => {
+                        let file = cfg.file.as_deref().ok_or_else(|| {
+                            Error::config("file", "a kdd generator replays a file: set `file` (e.g. kddcup.data_10_percent.gz)")
+                        })?;
+                        let names = cfg.names.clone().unwrap_or_else(|| kdd::default_names(file));
+                        let rows = kdd::KddRows::load(file, &names)?;
+                        if cfg.once {
+                            let all = rows.len() as u64;
+                            cfg.count = if cfg.count == 0 { all } else { cfg.count.min(all) };
+                        }
+                        Box::new(KddGen::new(std::sync::Arc::new(rows), cfg.seed, cfg.once, start, per_sec))
+                    }
                     _ => Box::new(ClicksGen::new(
                         cfg.seed,
                         cfg.products,
@@ -496,7 +530,7 @@ impl GenSource {
         }
         Ok(GenSource {
             gen,
-            cfg: cfg.clone(),
+            cfg,
             produced: 0,
             offset: 0,
             started,
