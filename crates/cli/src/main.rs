@@ -168,6 +168,34 @@ enum Command {
         )]
         tables: PathBuf,
     },
+    /// Train an anomaly model (isolation forest or unsupervised random forest) from records.
+    #[command(long_about = "Train an anomaly model from records: an archive a pipeline wrote, or \
+        any JSON lines, CSV or Parquet files (plain, gzip or zstd).\n\n\
+        Two kinds: `iforest`, an isolation forest (random splits isolate an anomaly in few \
+        steps), and `rf`, the reference job's random forest trained to tell the records from \
+        synthetic ones made by drawing each feature independently (it finds unusual \
+        combinations of ordinary values). Neither needs labels; both assume anomalies are rare \
+        in what they learn from. Features are every numeric column unless --features names \
+        them; text columns join with --categorical. Training is deterministic for a --seed on \
+        any number of --threads.\n\n\
+        With --label, a share of the records (--holdout, or the --test file) is kept out of \
+        training and the model is measured on it: ROC-AUC, PR-AUC, and precision and recall at \
+        the threshold. The model file is written atomically, so an `anomaly` stage watching it \
+        swaps to the new model between batches.\n\n\
+        Examples:\n  \
+        weir train -i archive/enriched/ --exclude index,sequence_id -o models/kdd.model\n  \
+        weir train -i kddcup.data_10_percent.gz --names kddcup.names --where \"service = 'http' AND logged_in = 1\" \\\n      \
+        --label label --normal-value normal. --model rf -o models/http.model")]
+    Train(Box<cmd::train::TrainArgs>),
+    /// Score the records of files with a model; its quality when they carry a label.
+    #[command(long_about = "Score the records of files with a model `weir train` wrote, through the \
+        same featurizer and trees as the `anomaly` stage. Prints how many were flagged and, \
+        with --label, the model's ROC-AUC, PR-AUC, precision and recall on them; --out writes \
+        every record with its score.\n\n\
+        Example:\n  \
+        weir score -m models/http.model -i corrected.gz --names kddcup.names \\\n      \
+        --where \"service = 'http' AND logged_in = 1\" --label label --normal-value normal.")]
+    Score(Box<cmd::score::ScoreArgs>),
     /// Generate synthetic input (deterministic for a seed) to stdout, a file or an HTTP URL.
     Gen {
         #[command(subcommand)]
@@ -213,6 +241,8 @@ fn main() -> ExitCode {
             tables,
         } => compact(&tables, &table, min_age),
         Command::Check { pipeline, sets } => cmd::check::check(&pipeline, &sets),
+        Command::Train(args) => cmd::train::train(*args),
+        Command::Score(args) => cmd::score::score(*args),
         Command::Gen {
             kind: GenKind::Clf { common },
         } => generate(
@@ -248,6 +278,23 @@ fn main() -> ExitCode {
             cfg.products = products;
             cfg.categories = categories;
             cfg.users = users;
+            cfg.start = start;
+            generate(cfg, common)
+        }
+        Command::Gen {
+            kind:
+                GenKind::Kdd {
+                    common,
+                    file,
+                    names,
+                    once,
+                    start,
+                },
+        } => {
+            let mut cfg = weir_source::gen::GenConfig::new(weir_source::gen::GenKind::Kdd);
+            cfg.file = Some(file);
+            cfg.names = names;
+            cfg.once = once;
             cfg.start = start;
             generate(cfg, common)
         }

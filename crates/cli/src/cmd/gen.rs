@@ -52,6 +52,30 @@ pub(crate) enum GenKind {
         #[arg(long)]
         start: Option<String>,
     },
+    /// KDD Cup 1999 network-connection records replayed as JSON: each row of --file (plain or
+    /// gzip, no header) with the column names of --names, plus `utc` (event time from --start,
+    /// 1/--rate s apart), `uuid` (random, from the seed), `sequence_id` (from 0) and `index`
+    /// (the file row, from 0). Rows are drawn at random with replacement, or with --once every
+    /// row in file order exactly once.
+    ///
+    /// weir gen kdd --file kddcup.data_10_percent.gz --rate 100000 | weir run examples/anomaly.toml
+    Kdd {
+        #[command(flatten)]
+        common: GenCommon,
+        /// The file to replay.
+        #[arg(long, value_name = "FILE")]
+        file: PathBuf,
+        /// Its column names, one `name: continuous.` or `name: symbolic.` per line (default:
+        /// kddcup.names beside --file); the label is the last column of every row.
+        #[arg(long, value_name = "FILE")]
+        names: Option<PathBuf>,
+        /// Every row once, in file order (-n then caps the count), instead of random draws.
+        #[arg(long)]
+        once: bool,
+        /// Event time of the first record (RFC 3339); default: now.
+        #[arg(long)]
+        start: Option<String>,
+    },
 }
 
 /// Options every generator takes.

@@ -5,3 +5,6 @@ pub(crate) mod checkpoints;
 pub(crate) mod gen;
 pub(crate) mod run;
 pub(crate) mod tables;
+pub(crate) mod dataset;
+pub(crate) mod score;
+pub(crate) mod train;
