@@ -169,7 +169,8 @@ enum Command {
         tables: PathBuf,
     },
     /// Train an anomaly model (isolation forest or unsupervised random forest) from records.
-    #[command(long_about = "Train an anomaly model from records: an archive a pipeline wrote, or \
+    #[command(
+        long_about = "Train an anomaly model from records: an archive a pipeline wrote, or \
         any JSON lines, CSV or Parquet files (plain, gzip or zstd).\n\n\
         Two kinds: `iforest`, an isolation forest (random splits isolate an anomaly in few \
         steps), and `rf`, the reference job's random forest trained to tell the records from \
@@ -185,16 +186,19 @@ enum Command {
         Examples:\n  \
         weir train -i archive/enriched/ --exclude index,sequence_id -o models/kdd.model\n  \
         weir train -i kddcup.data_10_percent.gz --names kddcup.names --where \"service = 'http' AND logged_in = 1\" \\\n      \
-        --label label --normal-value normal. --model rf -o models/http.model")]
+        --label label --normal-value normal. --model rf -o models/http.model"
+    )]
     Train(Box<cmd::train::TrainArgs>),
     /// Score the records of files with a model; its quality when they carry a label.
-    #[command(long_about = "Score the records of files with a model `weir train` wrote, through the \
+    #[command(
+        long_about = "Score the records of files with a model `weir train` wrote, through the \
         same featurizer and trees as the `anomaly` stage. Prints how many were flagged and, \
         with --label, the model's ROC-AUC, PR-AUC, precision and recall on them; --out writes \
         every record with its score.\n\n\
         Example:\n  \
         weir score -m models/http.model -i corrected.gz --names kddcup.names \\\n      \
-        --where \"service = 'http' AND logged_in = 1\" --label label --normal-value normal.")]
+        --where \"service = 'http' AND logged_in = 1\" --label label --normal-value normal."
+    )]
     Score(Box<cmd::score::ScoreArgs>),
     /// Generate synthetic input (deterministic for a seed) to stdout, a file or an HTTP URL.
     Gen {

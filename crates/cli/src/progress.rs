@@ -155,6 +155,13 @@ pub fn summary(nodes: &[NodeInfo], wall: Duration) -> String {
                         n.name
                     ));
                 }
+                if get(&m.duplicates) > 0 {
+                    out.push_str(&format!(
+                        ", {} duplicates (to {}.duplicates)",
+                        thousands(get(&m.duplicates)),
+                        n.name
+                    ));
+                }
                 // Rows whose expression failed (and sums too large for their type).
                 if get(&m.malformed) > 0 {
                     out.push_str(&format!(

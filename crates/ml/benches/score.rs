@@ -37,12 +37,20 @@ fn score(c: &mut Criterion) {
     for trees in [50, 100] {
         let iso = iforest::train(
             &train,
-            &IsolationParams { trees, threads: 2, ..Default::default() },
+            &IsolationParams {
+                trees,
+                threads: 2,
+                ..Default::default()
+            },
             &|| {},
         );
         let forest = rf::train(
             &train,
-            &ForestParams { trees, threads: 2, ..Default::default() },
+            &ForestParams {
+                trees,
+                threads: 2,
+                ..Default::default()
+            },
             &|| {},
         );
         eprintln!(
@@ -69,10 +77,28 @@ fn train(c: &mut Criterion) {
     g.sample_size(10);
     g.throughput(Throughput::Elements(data.rows() as u64));
     g.bench_function("iforest_100_trees", |b| {
-        b.iter(|| iforest::train(&data, &IsolationParams { threads: 2, ..Default::default() }, &|| {}))
+        b.iter(|| {
+            iforest::train(
+                &data,
+                &IsolationParams {
+                    threads: 2,
+                    ..Default::default()
+                },
+                &|| {},
+            )
+        })
     });
     g.bench_function("rf_100_trees", |b| {
-        b.iter(|| rf::train(&data, &ForestParams { threads: 2, ..Default::default() }, &|| {}))
+        b.iter(|| {
+            rf::train(
+                &data,
+                &ForestParams {
+                    threads: 2,
+                    ..Default::default()
+                },
+                &|| {},
+            )
+        })
     });
     g.finish();
 }

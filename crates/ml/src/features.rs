@@ -71,7 +71,10 @@ pub fn categories<'a>(values: impl IntoIterator<Item = &'a str>, max: usize) -> 
     }
     let mut v: Vec<(&str, u64)> = counts.into_iter().collect();
     v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
-    v.into_iter().take(max).map(|(s, _)| s.to_string()).collect()
+    v.into_iter()
+        .take(max)
+        .map(|(s, _)| s.to_string())
+        .collect()
 }
 
 /// A record a featurizer could not turn into numbers, and why.
@@ -134,13 +137,19 @@ impl Featurizer {
                 Encoding::Numeric if numeric(t) => Kind::Number,
                 Encoding::Numeric if text(t) => Kind::Text,
                 Encoding::Numeric => {
-                    wrong.push(format!("`{}` must be numeric, the records have {t}", f.name));
+                    wrong.push(format!(
+                        "`{}` must be numeric, the records have {t}",
+                        f.name
+                    ));
                     continue;
                 }
                 Encoding::OneHot(_) | Encoding::Ordinal(_)
                     if t.is_nested() || matches!(t, DataType::Binary) =>
                 {
-                    wrong.push(format!("`{}` must be text or a number, the records have {t}", f.name));
+                    wrong.push(format!(
+                        "`{}` must be text or a number, the records have {t}",
+                        f.name
+                    ));
                     continue;
                 }
                 Encoding::OneHot(v) => Kind::OneHot(index(v), v.len()),

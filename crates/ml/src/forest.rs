@@ -200,7 +200,11 @@ impl Forest {
 
     /// The deepest tree's depth.
     pub fn depth(&self) -> usize {
-        self.trees.iter().map(|t| t.depth as usize).max().unwrap_or(0)
+        self.trees
+            .iter()
+            .map(|t| t.depth as usize)
+            .max()
+            .unwrap_or(0)
     }
 
     /// How leaf values combine.
@@ -274,7 +278,11 @@ impl Forest {
     /// If `rows` does not hold `out.len()` records of [`Forest::width`] features.
     pub fn score(&self, rows: &[f32], out: &mut [f32]) {
         let w = self.width as usize;
-        assert_eq!(rows.len(), out.len() * w, "rows of {w} features for each score");
+        assert_eq!(
+            rows.len(),
+            out.len() * w,
+            "rows of {w} features for each score"
+        );
         for (block, scores) in rows.chunks(BLOCK * w).zip(out.chunks_mut(BLOCK)) {
             scores.fill(0.0);
             for tree in &self.trees {
@@ -289,11 +297,7 @@ impl Forest {
                         *a += values[i];
                     }
                 }
-                for (row, a) in lanes
-                    .remainder()
-                    .chunks_exact(w)
-                    .zip(acc.into_remainder())
-                {
+                for (row, a) in lanes.remainder().chunks_exact(w).zip(acc.into_remainder()) {
                     *a += values[walk::<1>(nodes, tree.depth, row, w)[0]];
                 }
             }

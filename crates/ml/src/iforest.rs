@@ -103,10 +103,12 @@ fn grow(data: &Matrix, rows: &mut [u32], depth: usize, limit: usize, rng: &mut R
         let f = features[pick];
         features.swap(pick, left - 1);
         left -= 1;
-        let (lo, hi) = rows.iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &r| {
-            let x = data.get(r as usize, f as usize);
-            (lo.min(x), hi.max(x))
-        });
+        let (lo, hi) = rows
+            .iter()
+            .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &r| {
+                let x = data.get(r as usize, f as usize);
+                (lo.min(x), hi.max(x))
+            });
         if lo >= hi {
             continue;
         }

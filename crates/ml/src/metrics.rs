@@ -31,7 +31,11 @@ impl Evaluation {
         assert_eq!(scores.len(), anomalous.len());
         let pos = anomalous.iter().filter(|a| **a).count();
         let flagged: Vec<bool> = scores.iter().map(|s| *s >= threshold).collect();
-        let tp = flagged.iter().zip(anomalous).filter(|(f, a)| **f && **a).count();
+        let tp = flagged
+            .iter()
+            .zip(anomalous)
+            .filter(|(f, a)| **f && **a)
+            .count();
         let fl = flagged.iter().filter(|f| **f).count();
         Evaluation {
             records: scores.len() as u64,

@@ -100,8 +100,9 @@ fn xxh64(bytes: &[u8]) -> u64 {
 impl Model {
     /// The version: what decides the scores, hashed.
     pub fn version(&self) -> String {
-        let scoring = postcard::to_allocvec(&(self.kind, &self.features, &self.forest, self.threshold))
-            .expect("a model serializes");
+        let scoring =
+            postcard::to_allocvec(&(self.kind, &self.features, &self.forest, self.threshold))
+                .expect("a model serializes");
         format!("{:016x}", xxh64(&scoring))[..12].to_string()
     }
 }
@@ -136,7 +137,9 @@ impl Model {
             std::process::id()
         ));
         let mut f = std::fs::File::create(&tmp).map_err(io)?;
-        f.write_all(&bytes).and_then(|()| f.sync_all()).map_err(io)?;
+        f.write_all(&bytes)
+            .and_then(|()| f.sync_all())
+            .map_err(io)?;
         drop(f);
         std::fs::rename(&tmp, path).map_err(|e| {
             let _ = std::fs::remove_file(&tmp);
@@ -167,7 +170,8 @@ impl Model {
         if xxh64(body) != sum {
             return Err(MlError::Corrupt("the checksum does not match".into()));
         }
-        let model: Model = postcard::from_bytes(body).map_err(|e| MlError::Corrupt(e.to_string()))?;
+        let model: Model =
+            postcard::from_bytes(body).map_err(|e| MlError::Corrupt(e.to_string()))?;
         model.forest.validate()?;
         let w = crate::features::width(&model.features);
         if w != model.forest.width() {
@@ -184,8 +188,7 @@ impl Model {
 
     /// Reads a model file.
     pub fn load(path: &Path) -> Result<Loaded, MlError> {
-        let bytes =
-            std::fs::read(path).map_err(|e| MlError::Io(path.display().to_string(), e))?;
+        let bytes = std::fs::read(path).map_err(|e| MlError::Io(path.display().to_string(), e))?;
         Self::from_bytes(&bytes).map_err(|e| match e {
             MlError::Io(..) => e,
             e => MlError::In(path.display().to_string(), Box::new(e)),

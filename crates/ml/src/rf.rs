@@ -81,7 +81,10 @@ impl Bins {
                 let mut distinct = v.clone();
                 distinct.dedup();
                 if distinct.len() <= bins {
-                    distinct.windows(2).map(|w| w[0] + (w[1] - w[0]) / 2.0).collect()
+                    distinct
+                        .windows(2)
+                        .map(|w| w[0] + (w[1] - w[0]) / 2.0)
+                        .collect()
                 } else {
                     let mut e: Vec<f32> = (1..bins).map(|i| v[i * v.len() / bins]).collect();
                     e.dedup();

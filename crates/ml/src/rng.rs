@@ -36,7 +36,7 @@ impl Rng {
 
     /// Uniform in `0..n` (Lemire's multiply-shift; the bias is below 2^-32 for our sizes).
     pub fn below(&mut self, n: usize) -> usize {
-        ((self.next_u64() >> 32) * n as u64 >> 32) as usize
+        (((self.next_u64() >> 32) * n as u64) >> 32) as usize
     }
 
     /// Uniform in [0, 1).

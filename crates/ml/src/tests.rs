@@ -7,8 +7,8 @@ use crate::forest::{Combine, Grown};
 use crate::iforest::IsolationParams;
 use crate::metrics::{average_precision, roc_auc};
 use crate::rf::ForestParams;
-use crate::*;
 use crate::Rng;
+use crate::*;
 
 /// A random tree over `width` features, at most `depth` deep, thresholds from a few values so
 /// that records hit them exactly.
@@ -162,7 +162,11 @@ fn random_forest_on_synthetic_records_ranks_the_odd_records_first_and_is_determi
     for i in 0..6_000 {
         let x = rng.unit() as f32 * 10.0;
         let anomaly = i % 60 == 0;
-        let y = if anomaly { 10.0 - x } else { x + rng.unit() as f32 * 0.5 };
+        let y = if anomaly {
+            10.0 - x
+        } else {
+            x + rng.unit() as f32 * 0.5
+        };
         m.push(&[x, y, rng.unit() as f32]);
         odd.push(anomaly);
     }
@@ -229,12 +233,23 @@ fn a_model_file_round_trips_and_damage_is_refused() {
         let e = Model::from_bytes(&b).unwrap_err();
         assert!(matches!(e, MlError::Corrupt(_)), "byte {at}: {e}");
     }
-    assert!(matches!(Model::from_bytes(b"not a model at all, no"), Err(MlError::NotAModel)));
+    assert!(matches!(
+        Model::from_bytes(b"not a model at all, no"),
+        Err(MlError::NotAModel)
+    ));
     let mut newer = bytes.clone();
     newer[8] = 9;
-    assert_eq!(Model::from_bytes(&newer).unwrap_err().to_string(), "model file format 9, this weir reads format 1");
-    assert!(matches!(Model::from_bytes(&bytes[..bytes.len() - 3]), Err(MlError::Corrupt(_))));
-    let missing = Model::load(&dir.join("nope.model")).unwrap_err().to_string();
+    assert_eq!(
+        Model::from_bytes(&newer).unwrap_err().to_string(),
+        "model file format 9, this weir reads format 1"
+    );
+    assert!(matches!(
+        Model::from_bytes(&bytes[..bytes.len() - 3]),
+        Err(MlError::Corrupt(_))
+    ));
+    let missing = Model::load(&dir.join("nope.model"))
+        .unwrap_err()
+        .to_string();
     assert!(missing.contains("nope.model"), "{missing}");
     std::fs::remove_dir_all(dir).unwrap();
 }
@@ -257,11 +272,18 @@ fn validation_refuses_a_forest_whose_walk_would_leave_it() {
     m.features.truncate(1);
     let (bytes, _) = m.to_bytes().unwrap();
     let e = Model::from_bytes(&bytes).unwrap_err().to_string();
-    assert_eq!(e, "damaged model file: the features make 1 inputs, the forest reads 2");
+    assert_eq!(
+        e,
+        "damaged model file: the features make 1 inputs, the forest reads 2"
+    );
 }
 
 fn tempfile_dir() -> std::path::PathBuf {
-    let d = std::env::temp_dir().join(format!("weir-ml-{}-{:?}", std::process::id(), std::thread::current().id()));
+    let d = std::env::temp_dir().join(format!(
+        "weir-ml-{}-{:?}",
+        std::process::id(),
+        std::thread::current().id()
+    ));
     std::fs::create_dir_all(&d).unwrap();
     d
 }
@@ -269,15 +291,41 @@ fn tempfile_dir() -> std::path::PathBuf {
 #[test]
 fn the_featurizer_encodes_and_names_every_problem() {
     let cols: Vec<(&str, ArrayRef)> = vec![
-        ("bytes", Arc::new(Int64Array::from(vec![Some(10), None, Some(30), Some(40)]))),
-        ("ratio", Arc::new(StringArray::from(vec!["0.5", "1", "abc", " 2 "]))),
-        ("proto", Arc::new(StringArray::from(vec![Some("tcp"), Some("udp"), Some("icmp"), None]))),
-        ("flag", Arc::new(StringArray::from(vec!["SF", "REJ", "S0", "SF"]))),
-        ("tcp", Arc::new(BooleanArray::from(vec![true, false, true, true]))),
-        ("x", Arc::new(Float64Array::from(vec![1.0, 2.0, f64::NAN, 4.0]))),
+        (
+            "bytes",
+            Arc::new(Int64Array::from(vec![Some(10), None, Some(30), Some(40)])),
+        ),
+        (
+            "ratio",
+            Arc::new(StringArray::from(vec!["0.5", "1", "abc", " 2 "])),
+        ),
+        (
+            "proto",
+            Arc::new(StringArray::from(vec![
+                Some("tcp"),
+                Some("udp"),
+                Some("icmp"),
+                None,
+            ])),
+        ),
+        (
+            "flag",
+            Arc::new(StringArray::from(vec!["SF", "REJ", "S0", "SF"])),
+        ),
+        (
+            "tcp",
+            Arc::new(BooleanArray::from(vec![true, false, true, true])),
+        ),
+        (
+            "x",
+            Arc::new(Float64Array::from(vec![1.0, 2.0, f64::NAN, 4.0])),
+        ),
     ];
     let batch = RecordBatch::try_from_iter(cols).unwrap();
-    let feat = |name: &str, encoding| Feature { name: name.into(), encoding };
+    let feat = |name: &str, encoding| Feature {
+        name: name.into(),
+        encoding,
+    };
     let features = vec![
         feat("bytes", Encoding::Numeric),
         feat("ratio", Encoding::Numeric),
@@ -290,25 +338,49 @@ fn the_featurizer_encodes_and_names_every_problem() {
     let mut out = Vec::new();
     let problems = f.featurize(&batch, &mut out);
     assert_eq!(&out[..6], &[10.0, 0.5, 1.0, 0.0, 0.0, 1.0]);
-    assert_eq!(&out[12..18], &[30.0, 0.0, 0.0, 0.0, 2.0, 1.0], "icmp: neither one-hot; S0: other");
+    assert_eq!(
+        &out[12..18],
+        &[30.0, 0.0, 0.0, 0.0, 2.0, 1.0],
+        "icmp: neither one-hot; S0: other"
+    );
     assert_eq!(&out[18..24], &[40.0, 2.0, 0.0, 0.0, 0.0, 1.0]);
-    let p: Vec<_> = problems.iter().map(|p| (p.row, p.field.as_str(), p.reason.as_str())).collect();
-    assert_eq!(p, [(1, "bytes", "missing"), (2, "ratio", "not a number: \"abc\""), (3, "proto", "missing")]);
+    let p: Vec<_> = problems
+        .iter()
+        .map(|p| (p.row, p.field.as_str(), p.reason.as_str()))
+        .collect();
+    assert_eq!(
+        p,
+        [
+            (1, "bytes", "missing"),
+            (2, "ratio", "not a number: \"abc\""),
+            (3, "proto", "missing")
+        ]
+    );
 
     let nan = Featurizer::bind(&[feat("x", Encoding::Numeric)], &batch.schema()).unwrap();
     let problems = nan.featurize(&batch, &mut Vec::new());
     assert_eq!(problems[0].reason, "not a number (NaN)");
 
     let e = Featurizer::bind(
-        &[feat("nope", Encoding::Numeric), feat("bytes", Encoding::Numeric), feat("tcp", Encoding::OneHot(vec![]))],
+        &[
+            feat("nope", Encoding::Numeric),
+            feat("bytes", Encoding::Numeric),
+            feat("tcp", Encoding::OneHot(vec![])),
+        ],
         &batch.schema(),
     )
     .unwrap_err()
     .to_string();
-    assert_eq!(e, "the model does not fit the records: `nope` is not a field of the records");
+    assert_eq!(
+        e,
+        "the model does not fit the records: `nope` is not a field of the records"
+    );
     // Text is parsed, so it binds; a word is a problem of its record.
     let text = Featurizer::bind(&[feat("flag", Encoding::Numeric)], &batch.schema()).unwrap();
-    assert_eq!(text.featurize(&batch, &mut Vec::new())[0].reason, "not a number: \"SF\"");
+    assert_eq!(
+        text.featurize(&batch, &mut Vec::new())[0].reason,
+        "not a number: \"SF\""
+    );
 }
 
 #[test]

@@ -25,7 +25,7 @@ impl Matrix {
     /// If `data` is not whole rows.
     pub fn from_rows(width: usize, data: Vec<f32>) -> Self {
         assert!(
-            width > 0 && data.len() % width == 0,
+            width > 0 && data.len().is_multiple_of(width),
             "{} values are not rows of {width}",
             data.len()
         );

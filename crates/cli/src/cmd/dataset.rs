@@ -92,7 +92,10 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
 
 /// The file's kind and compression from its name: `x.jsonl.gz` → JSON, gzip.
 fn kind_of(p: &Path) -> (Kind, Option<&'static str>) {
-    let name = p.file_name().map(|n| n.to_string_lossy().to_lowercase()).unwrap_or_default();
+    let name = p
+        .file_name()
+        .map(|n| n.to_string_lossy().to_lowercase())
+        .unwrap_or_default();
     let (base, codec) = if let Some(b) = name.strip_suffix(".gz") {
         (b.to_string(), Some("gz"))
     } else if let Some(b) = name.strip_suffix(".zst") {
@@ -135,7 +138,10 @@ fn names(p: &Path) -> Result<Vec<String>> {
         listed
     };
     if names.is_empty() || names.iter().any(String::is_empty) {
-        bail!("{}: expected column names, one per line as `name: type.` or comma-separated", p.display());
+        bail!(
+            "{}: expected column names, one per line as `name: type.` or comma-separated",
+            p.display()
+        );
     }
     Ok(names)
 }
@@ -208,7 +214,11 @@ pub(crate) fn read(args: &InputArgs, progress: &dyn Fn(u64)) -> Result<Records> 
         }
         if let (Some(s), Some(b)) = (&schema, batches.get(before)) {
             if b.schema().fields() != s.fields() {
-                bail!("{} has other columns than {}", f.display(), files[0].display());
+                bail!(
+                    "{} has other columns than {}",
+                    f.display(),
+                    files[0].display()
+                );
             }
         }
         if schema.is_none() {
@@ -227,7 +237,9 @@ pub(crate) fn read(args: &InputArgs, progress: &dyn Fn(u64)) -> Result<Records> 
             batches
                 .iter()
                 .map(|b| {
-                    let mask = cond.eval_mask(b).with_context(|| format!("--where {sql:?}"))?;
+                    let mask = cond
+                        .eval_mask(b)
+                        .with_context(|| format!("--where {sql:?}"))?;
                     Ok(arrow_select::filter::filter_record_batch(b, &mask)?)
                 })
                 .collect::<Result<Vec<_>>>()?

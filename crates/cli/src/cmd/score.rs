@@ -58,7 +58,14 @@ pub(crate) fn score(a: ScoreArgs) -> Result<ExitCode> {
         Evaluation::new(&scores, &l, threshold)
     });
     if let Some(path) = &a.out {
-        write_scored(path, &records.batches, &input.kept, &scores, threshold, &loaded.version)?;
+        write_scored(
+            path,
+            &records.batches,
+            &input.kept,
+            &scores,
+            threshold,
+            &loaded.version,
+        )?;
     }
     let rate = scores.len() as f64 / score_secs.max(1e-9);
     if a.json {
@@ -85,7 +92,10 @@ pub(crate) fn score(a: ScoreArgs) -> Result<ExitCode> {
             thousands(rate as u64)
         );
         if input.skipped > 0 {
-            println!("left out {} records a feature could not be read from:", thousands(input.skipped));
+            println!(
+                "left out {} records a feature could not be read from:",
+                thousands(input.skipped)
+            );
             for (why, n) in &input.reasons {
                 println!("  {why} ({})", thousands(*n));
             }
@@ -127,15 +137,22 @@ fn write_scored(
         if rows.is_empty() {
             continue;
         }
-        let picked = arrow_select::take::take_record_batch(b, &arrow_array::UInt32Array::from(rows))?;
+        let picked =
+            arrow_select::take::take_record_batch(b, &arrow_array::UInt32Array::from(rows))?;
         let n = picked.num_rows();
         let mut fields: Vec<Arc<Field>> = picked.schema().fields().iter().cloned().collect();
-        fields.push(Arc::new(Field::new("anomaly_score", DataType::Float32, false)));
+        fields.push(Arc::new(Field::new(
+            "anomaly_score",
+            DataType::Float32,
+            false,
+        )));
         fields.push(Arc::new(Field::new("anomaly", DataType::Boolean, false)));
         fields.push(Arc::new(Field::new("model_version", DataType::Utf8, false)));
         let mut cols = picked.columns().to_vec();
         cols.push(Arc::new(Float32Array::from(s.clone())));
-        cols.push(Arc::new(BooleanArray::from(s.iter().map(|x| *x >= threshold).collect::<Vec<_>>())));
+        cols.push(Arc::new(BooleanArray::from(
+            s.iter().map(|x| *x >= threshold).collect::<Vec<_>>(),
+        )));
         cols.push(Arc::new(StringArray::from(vec![version; n])));
         w.write(&RecordBatch::try_new(Arc::new(Schema::new(fields)), cols)?)?;
     }

@@ -46,7 +46,12 @@ pub(crate) struct LabelArgs {
     #[arg(long, value_name = "COLUMN")]
     pub label: Option<String>,
     /// The label value of ordinary records; every other value is an anomaly.
-    #[arg(long, value_name = "VALUE", requires = "label", default_value = "normal")]
+    #[arg(
+        long,
+        value_name = "VALUE",
+        requires = "label",
+        default_value = "normal"
+    )]
     pub normal_value: String,
 }
 
@@ -171,17 +176,25 @@ fn choose_features(a: &TrainArgs, records: &Records) -> Result<Vec<Feature>> {
     chosen.extend(a.categorical.iter().cloned());
     let mut features = Vec::new();
     for name in chosen {
-        let col = schema
-            .index_of(&name)
-            .with_context(|| format!("no column {name:?} in the records (they have: {})", names(schema)))?;
+        let col = schema.index_of(&name).with_context(|| {
+            format!(
+                "no column {name:?} in the records (they have: {})",
+                names(schema)
+            )
+        })?;
         let encoding = if a.categorical.contains(&name) {
             let mut text = Vec::new();
             for b in &records.batches {
                 let v = arrow_cast::cast(b.column(col), &DataType::Utf8)?;
                 let v = v.as_string::<i32>();
-                text.extend((0..v.len()).filter(|i| v.is_valid(*i)).map(|i| v.value(i).to_string()));
+                text.extend(
+                    (0..v.len())
+                        .filter(|i| v.is_valid(*i))
+                        .map(|i| v.value(i).to_string()),
+                );
             }
-            let values = weir_ml::features::categories(text.iter().map(String::as_str), a.max_categories);
+            let values =
+                weir_ml::features::categories(text.iter().map(String::as_str), a.max_categories);
             match a.encoding {
                 EncodingArg::Onehot => Encoding::OneHot(values),
                 EncodingArg::Ordinal => Encoding::Ordinal(values),
@@ -198,7 +211,12 @@ fn choose_features(a: &TrainArgs, records: &Records) -> Result<Vec<Feature>> {
 }
 
 fn names(schema: &Schema) -> String {
-    schema.fields().iter().map(|f| format!("{} ({})", f.name(), f.data_type())).collect::<Vec<_>>().join(", ")
+    schema
+        .fields()
+        .iter()
+        .map(|f| format!("{} ({})", f.name(), f.data_type()))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Records as model inputs; records a feature cannot be read from are left out and counted.
@@ -260,7 +278,12 @@ pub(crate) fn inputs(featurizer: &Featurizer, batches: &[RecordBatch]) -> Inputs
         }
         base += b.num_rows();
     }
-    Inputs { matrix, kept, skipped, reasons }
+    Inputs {
+        matrix,
+        kept,
+        skipped,
+        reasons,
+    }
 }
 
 pub(crate) fn train(a: TrainArgs) -> Result<ExitCode> {
@@ -290,7 +313,10 @@ pub(crate) fn train(a: TrainArgs) -> Result<ExitCode> {
     }
     let read_secs = started.elapsed().as_secs_f64();
     if records.rows() == 0 {
-        bail!("no records to train on ({} read, none left after --where)", records.read);
+        bail!(
+            "no records to train on ({} read, none left after --where)",
+            records.read
+        );
     }
     let features = choose_features(&a, &records)?;
     let featurizer = Featurizer::bind(&features, &records.schema)?;
@@ -304,10 +330,17 @@ pub(crate) fn train(a: TrainArgs) -> Result<ExitCode> {
     let (train_rows, test) = match (&labels, &a.test) {
         (None, _) => (all.matrix.clone(), None),
         (Some(_), Some(path)) => {
-            let args = InputArgs { input: vec![path.clone()], ..a.input.clone() };
+            let args = InputArgs {
+                input: vec![path.clone()],
+                ..a.input.clone()
+            };
             let t = dataset::read(&args, &|_| {})?;
-            let tl = a.label.anomalous(&t.schema, &t.batches)?.expect("label given");
-            let f = Featurizer::bind(&features, &t.schema).with_context(|| format!("--test {}", path.display()))?;
+            let tl = a
+                .label
+                .anomalous(&t.schema, &t.batches)?
+                .expect("label given");
+            let f = Featurizer::bind(&features, &t.schema)
+                .with_context(|| format!("--test {}", path.display()))?;
             let ti = inputs(&f, &t.batches);
             let l: Vec<bool> = ti.kept.iter().map(|&i| tl[i]).collect();
             (all.matrix.clone(), Some((ti.matrix, l)))
@@ -319,20 +352,29 @@ pub(crate) fn train(a: TrainArgs) -> Result<ExitCode> {
             let mut rng = weir_ml::Rng::new(a.seed, u64::MAX - 1);
             let (mut tr, mut te) = (Vec::new(), Vec::new());
             for i in 0..all.matrix.rows() {
-                if rng.unit() < a.holdout { te.push(i) } else { tr.push(i) }
+                if rng.unit() < a.holdout {
+                    te.push(i)
+                } else {
+                    tr.push(i)
+                }
             }
             let tl: Vec<bool> = te.iter().map(|&i| l[all.kept[i]]).collect();
             (all.matrix.select(&tr), Some((all.matrix.select(&te), tl)))
         }
     };
     if train_rows.rows() == 0 {
-        bail!("no records left to train on after holding out {}", a.holdout);
+        bail!(
+            "no records left to train on after holding out {}",
+            a.holdout
+        );
     }
 
     let bar = std::io::stderr().is_terminal().then(|| {
         ProgressBar::new(a.trees as u64).with_style(
-            ProgressStyle::with_template("{spinner} training {pos}/{len} trees [{elapsed_precise}] {wide_bar}")
-                .expect("valid template"),
+            ProgressStyle::with_template(
+                "{spinner} training {pos}/{len} trees [{elapsed_precise}] {wide_bar}",
+            )
+            .expect("valid template"),
         )
     });
     let progress = || {
@@ -343,7 +385,13 @@ pub(crate) fn train(a: TrainArgs) -> Result<ExitCode> {
     let t0 = Instant::now();
     let (kind, forest, params) = match a.model {
         KindArg::Iforest => {
-            let p = IsolationParams { trees: a.trees, sample: a.sample, max_depth: a.depth, seed: a.seed, threads };
+            let p = IsolationParams {
+                trees: a.trees,
+                sample: a.sample,
+                max_depth: a.depth,
+                seed: a.seed,
+                threads,
+            };
             let f = weir_ml::iforest::train(&train_rows, &p, &progress);
             let params = vec![
                 ("trees", p.trees.to_string()),
@@ -369,7 +417,10 @@ pub(crate) fn train(a: TrainArgs) -> Result<ExitCode> {
                 ("trees", p.trees.to_string()),
                 ("max_depth", p.max_depth.to_string()),
                 ("bins", p.bins.to_string()),
-                ("max_features", p.max_features.map_or("sqrt".into(), |m| m.to_string())),
+                (
+                    "max_features",
+                    p.max_features.map_or("sqrt".into(), |m| m.to_string()),
+                ),
                 ("fraction", p.fraction.to_string()),
                 ("min_leaf", p.min_leaf.to_string()),
                 ("seed", p.seed.to_string()),
@@ -391,7 +442,13 @@ pub(crate) fn train(a: TrainArgs) -> Result<ExitCode> {
             s.sort_by(f32::total_cmp);
             let at = ((1.0 - a.contamination) * s.len() as f64).floor() as usize;
             let t = s[at.min(s.len() - 1)];
-            (t, format!("contamination {}: flags that share of the training records", a.contamination))
+            (
+                t,
+                format!(
+                    "contamination {}: flags that share of the training records",
+                    a.contamination
+                ),
+            )
         }
     };
     let evaluation = test.map(|(m, l)| {
@@ -409,35 +466,63 @@ pub(crate) fn train(a: TrainArgs) -> Result<ExitCode> {
         threshold,
         threshold_from,
         training: Training {
-            input: a.input.input.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(" "),
+            input: a
+                .input
+                .input
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(" "),
             records: train_rows.rows() as u64,
             skipped: all.skipped,
             seconds,
             finished,
             weir: env!("CARGO_PKG_VERSION").into(),
-            params: params.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
+            params: params
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect(),
         },
         evaluation,
     };
-    let version = model.save(&a.out).with_context(|| format!("writing {}", a.out.display()))?;
+    let version = model
+        .save(&a.out)
+        .with_context(|| format!("writing {}", a.out.display()))?;
     let size = std::fs::metadata(&a.out).map_or(0, |m| m.len());
     if a.json {
-        println!("{}", summary_json(&model, &version, &a.out, read_secs, &all));
+        println!(
+            "{}",
+            summary_json(&model, &version, &a.out, read_secs, &all)
+        );
     } else {
-        print_summary(&model, &version, &a.out, size, read_secs, &records, &all, threads);
+        print_summary(
+            &model, &version, &a.out, size, read_secs, &records, &all, threads,
+        );
     }
     Ok(ExitCode::SUCCESS)
 }
 
 pub(crate) fn evaluation_json(e: &Evaluation) -> String {
-    let num = |x: f64| if x.is_finite() { format!("{x:.6}") } else { "null".into() };
+    let num = |x: f64| {
+        if x.is_finite() {
+            format!("{x:.6}")
+        } else {
+            "null".into()
+        }
+    };
     format!(
         "{{\"records\":{},\"anomalies\":{},\"roc_auc\":{},\"pr_auc\":{},\"threshold\":{},\"precision\":{},\"recall\":{}}}",
         e.records, e.anomalies, num(e.roc_auc), num(e.pr_auc), e.threshold, num(e.precision), num(e.recall)
     )
 }
 
-fn summary_json(m: &Model, version: &str, out: &std::path::Path, read_secs: f64, all: &Inputs) -> String {
+fn summary_json(
+    m: &Model,
+    version: &str,
+    out: &std::path::Path,
+    read_secs: f64,
+    all: &Inputs,
+) -> String {
     format!(
         "{{\"model\":{:?},\"kind\":\"{}\",\"version\":\"{version}\",\"records\":{},\"skipped\":{},\"features\":{},\"inputs\":{},\"trees\":{},\"nodes\":{},\"read_seconds\":{read_secs:.3},\"train_seconds\":{:.3},\"threshold\":{},\"evaluation\":{}}}",
         out.display().to_string(),
@@ -461,7 +546,12 @@ pub(crate) fn print_evaluation(what: &str, e: &Evaluation) {
         thousands(e.anomalies),
         100.0 * e.anomalies as f64 / e.records.max(1) as f64
     );
-    println!("  ROC-AUC {:.4}   PR-AUC {:.4}   (chance: 0.5 and {:.4})", e.roc_auc, e.pr_auc, e.anomalies as f64 / e.records.max(1) as f64);
+    println!(
+        "  ROC-AUC {:.4}   PR-AUC {:.4}   (chance: 0.5 and {:.4})",
+        e.roc_auc,
+        e.pr_auc,
+        e.anomalies as f64 / e.records.max(1) as f64
+    );
     println!(
         "  at threshold {:.4}: precision {:.4}, recall {:.4}",
         e.threshold, e.precision, e.recall
@@ -491,13 +581,21 @@ fn print_summary(
         }
     );
     if all.skipped > 0 {
-        println!("left out {} records a feature could not be read from:", thousands(all.skipped));
+        println!(
+            "left out {} records a feature could not be read from:",
+            thousands(all.skipped)
+        );
         for (why, n) in &all.reasons {
             println!("  {why} ({})", thousands(*n));
         }
     }
     let names: Vec<String> = m.features.iter().map(|f| f.describe()).collect();
-    println!("features ({}, {} inputs): {}", m.features.len(), m.forest.width(), names.join(", "));
+    println!(
+        "features ({}, {} inputs): {}",
+        m.features.len(),
+        m.forest.width(),
+        names.join(", ")
+    );
     println!(
         "trained {} on {} records in {:.2} s on {threads} thread{}: {} trees, {} nodes, depth ≤ {}",
         m.kind.name(),
@@ -512,5 +610,9 @@ fn print_summary(
     if let Some(e) = &m.evaluation {
         print_evaluation("measured on held-out records", e);
     }
-    println!("wrote {} (version {version}, {} KiB)", out.display(), size.div_ceil(1024));
+    println!(
+        "wrote {} (version {version}, {} KiB)",
+        out.display(),
+        size.div_ceil(1024)
+    );
 }

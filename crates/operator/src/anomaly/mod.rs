@@ -81,7 +81,10 @@ impl AnomalyConfig {
             }
         }
         if self.watch.ms < 0 {
-            errors.push(Error::config(format!("{path}.watch"), "expected a duration like \"1s\""));
+            errors.push(Error::config(
+                format!("{path}.watch"),
+                "expected a duration like \"1s\"",
+            ));
         }
         let names = [&self.score_field, &self.flag_field, &self.version_field];
         if names[0] == names[1] || names[0] == names[2] || names[1] == names[2] {
@@ -127,7 +130,11 @@ struct Scoring {
 }
 
 impl Scoring {
-    fn new(loaded: Loaded, input: &Schema, threshold: Option<f32>) -> Result<Self, weir_ml::MlError> {
+    fn new(
+        loaded: Loaded,
+        input: &Schema,
+        threshold: Option<f32>,
+    ) -> Result<Self, weir_ml::MlError> {
         let featurizer = Featurizer::bind(&loaded.model.features, input)?;
         Ok(Scoring {
             threshold: threshold.unwrap_or(loaded.model.threshold),
@@ -160,7 +167,19 @@ impl Anomaly {
         let seen = stamp(&cfg.model);
         let scoring = Model::load(&cfg.model)
             .and_then(|l| Scoring::new(l, &input, cfg.threshold))
-            .map_err(|e| Error::config(&at, e.to_string()));
+            .map_err(|e| match e {
+                weir_ml::MlError::Io(_, io) if io.kind() == std::io::ErrorKind::NotFound => {
+                    Error::config(
+                        &at,
+                        format!(
+                            "no model at {}: train one first with `weir train --input RECORDS -o {}` (see `weir train --help`)",
+                            cfg.model.display(),
+                            cfg.model.display()
+                        ),
+                    )
+                }
+                e => Error::config(&at, e.to_string()),
+            });
         for name in [&cfg.score_field, &cfg.flag_field, &cfg.version_field] {
             if input.index_of(name).is_ok() {
                 errors.push(Error::config(
@@ -178,9 +197,21 @@ impl Anomaly {
             }
         };
         let mut fields: Vec<_> = input.fields().iter().cloned().collect();
-        fields.push(Arc::new(Field::new(&cfg.score_field, DataType::Float32, false)));
-        fields.push(Arc::new(Field::new(&cfg.flag_field, DataType::Boolean, false)));
-        fields.push(Arc::new(Field::new(&cfg.version_field, DataType::Utf8, false)));
+        fields.push(Arc::new(Field::new(
+            &cfg.score_field,
+            DataType::Float32,
+            false,
+        )));
+        fields.push(Arc::new(Field::new(
+            &cfg.flag_field,
+            DataType::Boolean,
+            false,
+        )));
+        fields.push(Arc::new(Field::new(
+            &cfg.version_field,
+            DataType::Utf8,
+            false,
+        )));
         Ok(Anomaly {
             cfg: cfg.clone(),
             schema: Arc::new(Schema::new_with_metadata(fields, input.metadata().clone())),
@@ -233,8 +264,8 @@ impl Operator for Anomaly {
         self.schema.clone()
     }
 
-    fn alerts_schema(&self) -> Option<SchemaRef> {
-        Some(self.schema.clone())
+    fn extra_ports(&self) -> Vec<(Port, SchemaRef)> {
+        vec![(Port::Alerts, self.schema.clone())]
     }
 
     fn on_batch(&mut self, batch: &RecordBatch, out: &mut Emitter) -> Result<()> {
@@ -257,12 +288,18 @@ impl Operator for Anomaly {
         let mut columns: Vec<ArrayRef> = batch.columns().to_vec();
         columns.push(Arc::new(Float32Array::from(self.scores.clone())));
         columns.push(Arc::new(BooleanArray::from(flags.clone())));
-        columns.push(Arc::new(StringArray::from(vec![s.loaded.version.as_str(); n])));
+        columns.push(Arc::new(StringArray::from(vec![
+            s.loaded.version.as_str();
+            n
+        ])));
         let all = RecordBatch::try_new(self.schema.clone(), columns)?;
         let alerts: Vec<bool> = flags.iter().zip(&keep).map(|(f, k)| *f && *k).collect();
         if alerts.iter().any(|a| *a) {
             let flagged = BooleanArray::from(alerts);
-            out.side(Port::Alerts, arrow_select::filter::filter_record_batch(&all, &flagged)?);
+            out.side(
+                Port::Alerts,
+                arrow_select::filter::filter_record_batch(&all, &flagged)?,
+            );
         }
         let scored = if problems.is_empty() {
             all

@@ -34,14 +34,19 @@ pub struct EnrichConfig {
 }
 
 /// A TOML table as (key, value) pairs in the order written (the loader keeps it).
-fn in_order<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Vec<(String, String)>, D::Error> {
+fn in_order<'de, D: Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<Vec<(String, String)>, D::Error> {
     struct Pairs;
     impl<'de> Visitor<'de> for Pairs {
         type Value = Vec<(String, String)>;
         fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
             f.write_str("a table of field = \"SQL expression\"")
         }
-        fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> std::result::Result<Self::Value, A::Error> {
+        fn visit_map<A: MapAccess<'de>>(
+            self,
+            mut m: A,
+        ) -> std::result::Result<Self::Value, A::Error> {
             let mut out = Vec::new();
             while let Some(pair) = m.next_entry()? {
                 out.push(pair);
@@ -56,7 +61,10 @@ impl EnrichConfig {
     /// Checks that there are fields and that each expression parses.
     pub fn validate(&self, path: &str) -> Vec<Error> {
         if self.fields.is_empty() {
-            return vec![Error::config(format!("{path}.fields"), "expected at least one field = \"SQL expression\"")];
+            return vec![Error::config(
+                format!("{path}.fields"),
+                "expected at least one field = \"SQL expression\"",
+            )];
         }
         self.fields
             .iter()

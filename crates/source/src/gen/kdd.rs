@@ -46,7 +46,10 @@ pub fn read_names(path: &Path) -> Result<Vec<Column>> {
     if cols.is_empty() {
         return Err(Error::config(
             "names",
-            format!("{}: no `name: continuous.` or `name: symbolic.` lines", path.display()),
+            format!(
+                "{}: no `name: continuous.` or `name: symbolic.` lines",
+                path.display()
+            ),
         ));
     }
     cols.push(Column {
@@ -114,7 +117,10 @@ impl KddRows {
             starts.push(at);
         }
         if starts.len() < 2 {
-            return Err(Error::config("file", format!("{} has no rows", file.display())));
+            return Err(Error::config(
+                "file",
+                format!("{} has no rows", file.display()),
+            ));
         }
         Ok(KddRows {
             columns,
@@ -232,7 +238,12 @@ impl LineGen for KddGen {
         };
         out.push(b'{');
         let last = rows.columns.len() - 1;
-        for (i, (col, value)) in rows.columns.iter().zip(rows.row(index).split(|b| *b == b',')).enumerate() {
+        for (i, (col, value)) in rows
+            .columns
+            .iter()
+            .zip(rows.row(index).split(|b| *b == b','))
+            .enumerate()
+        {
             json_string(out, col.name.as_bytes());
             out.push(b':');
             if i < last && is_json_number(value) {

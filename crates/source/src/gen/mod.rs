@@ -502,13 +502,26 @@ impl GenSource {
                         let file = cfg.file.as_deref().ok_or_else(|| {
                             Error::config("file", "a kdd generator replays a file: set `file` (e.g. kddcup.data_10_percent.gz)")
                         })?;
-                        let names = cfg.names.clone().unwrap_or_else(|| kdd::default_names(file));
+                        let names = cfg
+                            .names
+                            .clone()
+                            .unwrap_or_else(|| kdd::default_names(file));
                         let rows = kdd::KddRows::load(file, &names)?;
                         if cfg.once {
                             let all = rows.len() as u64;
-                            cfg.count = if cfg.count == 0 { all } else { cfg.count.min(all) };
+                            cfg.count = if cfg.count == 0 {
+                                all
+                            } else {
+                                cfg.count.min(all)
+                            };
                         }
-                        Box::new(KddGen::new(std::sync::Arc::new(rows), cfg.seed, cfg.once, start, per_sec))
+                        Box::new(KddGen::new(
+                            std::sync::Arc::new(rows),
+                            cfg.seed,
+                            cfg.once,
+                            start,
+                            per_sec,
+                        ))
                     }
                     _ => Box::new(ClicksGen::new(
                         cfg.seed,

@@ -751,7 +751,7 @@ fn sums_are_exact_unsigned_stays_unsigned_and_failing_rows_are_errors() {
             match port {
                 Port::Main => data.push(b),
                 Port::Errors => errors.push(b),
-                Port::Late => panic!("nothing is late"),
+                p => panic!("nothing goes to {p:?}"),
             }
         }
     }
@@ -874,6 +874,7 @@ impl Seen {
                 Port::Main => &mut self.main,
                 Port::Late => &mut self.late,
                 Port::Errors => &mut self.errors,
+                p => panic!("an aggregate has no {p:?} output"),
             };
             for r in 0..b.num_rows() {
                 let row: Vec<String> = b
