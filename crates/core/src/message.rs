@@ -52,6 +52,8 @@ pub enum Port {
     Errors,
     /// Records a stage flagged (an `anomaly` stage's, `NODE.alerts`), as on its main output.
     Alerts,
+    /// Records a `dedup` stage recognised as copies of records it passed (`NODE.duplicates`).
+    Duplicates,
 }
 
 impl Port {
@@ -62,6 +64,7 @@ impl Port {
             Port::Late => "late",
             Port::Errors => "errors",
             Port::Alerts => "alerts",
+            Port::Duplicates => "duplicates",
         }
     }
 
@@ -72,6 +75,7 @@ impl Port {
             "late" => Some(Port::Late),
             "errors" => Some(Port::Errors),
             "alerts" => Some(Port::Alerts),
+            "duplicates" => Some(Port::Duplicates),
             _ => None,
         }
     }

@@ -24,6 +24,8 @@ pub struct NodeMetrics {
     pub late: AtomicU64,
     /// Records a stage flagged (sent to the alerts port).
     pub alerts: AtomicU64,
+    /// Records a stage recognised as copies (sent to the duplicates port).
+    pub duplicates: AtomicU64,
     /// Blank lines a source's parser skipped.
     pub blank: AtomicU64,
     /// Rows a source's parser kept although a part could not be split as the format says

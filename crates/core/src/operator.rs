@@ -136,10 +136,10 @@ pub trait Operator: Send {
         Ok(())
     }
 
-    /// The schema of the records the operator sends to its alerts port, if it has one
-    /// (`NODE.alerts` is wired only then).
-    fn alerts_schema(&self) -> Option<SchemaRef> {
-        None
+    /// The ports beyond main, late and errors that the operator sends records to, with the
+    /// schema of their records (`NODE.alerts`, `NODE.duplicates` are wired only then).
+    fn extra_ports(&self) -> Vec<(Port, SchemaRef)> {
+        Vec::new()
     }
 
     /// Called about every 100 ms of wall-clock time with the current time (processing-time

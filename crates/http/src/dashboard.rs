@@ -198,7 +198,7 @@ fn prometheus(shared: &Shared) -> String {
     let node =
         |n: &crate::board::Watched| format!("node=\"{}\",kind=\"{}\"", label(&n.name), n.kind);
     type Counter = fn(&NodeMetrics) -> u64;
-    let counters: [(&str, &str, Counter); 8] = [
+    let counters: [(&str, &str, Counter); 9] = [
         (
             "weir_node_records_in_total",
             "Records that entered the node (sources: lines or messages read).",
@@ -221,6 +221,11 @@ fn prometheus(shared: &Shared) -> String {
             "weir_node_alerts_total",
             "Records a stage flagged (sent to its alerts output).",
             |m| NodeMetrics::get(&m.alerts),
+        ),
+        (
+            "weir_node_duplicates_total",
+            "Records a stage recognised as copies of records it passed (dedup).",
+            |m| NodeMetrics::get(&m.duplicates),
         ),
         (
             "weir_node_late_total",

@@ -1,5 +1,5 @@
 //! weir-operator owns the per-record operators of a pipeline: [`filter`], [`enrich`],
-//! [`anomaly`], [`alert`] and [`condition`].
+//! [`dedup`], [`anomaly`], [`alert`] and [`condition`].
 //!
 //! Each operator is one synchronous [`weir_core::Operator`]; the runtime drives it and passes
 //! watermarks through. Conditions are SQL expressions ([`weir_expr`]).
@@ -20,5 +20,6 @@
 pub mod alert;
 pub mod anomaly;
 pub mod condition;
+pub mod dedup;
 pub mod enrich;
 pub mod filter;

@@ -759,8 +759,8 @@ impl Plan {
                         port_schema.insert((decl.name.clone(), Port::Main), out);
                         port_schema.insert((decl.name.clone(), Port::Late), first.clone());
                         port_schema.insert((decl.name.clone(), Port::Errors), deadletter::schema());
-                        if let Some(alerts) = op.alerts_schema() {
-                            port_schema.insert((decl.name.clone(), Port::Alerts), alerts);
+                        for (port, schema) in op.extra_ports() {
+                            port_schema.insert((decl.name.clone(), port), schema);
                         }
                         built_stages.push((decl, op, first));
                     }

@@ -13,6 +13,7 @@ use weir_http::ingest::{HttpSource, HttpSourceConfig};
 use weir_operator::alert::{Alert, AlertConfig};
 use weir_operator::anomaly::{Anomaly, AnomalyConfig};
 use weir_operator::condition::{Condition, ConditionConfig};
+use weir_operator::dedup::{Dedup, DedupConfig};
 use weir_operator::enrich::{Enrich, EnrichConfig};
 use weir_operator::filter::{Filter, FilterConfig};
 use weir_sink::archive::ArchiveConfig;
@@ -264,6 +265,7 @@ pub const STAGES: &[(&str, Ctor<StageKind>)] = &[
     ("top_k", stage::<TopKConfig>),
     ("filter", stage::<FilterConfig>),
     ("enrich", stage::<EnrichConfig>),
+    ("dedup", stage::<DedupConfig>),
     ("anomaly", stage::<AnomalyConfig>),
     ("alert", stage::<AlertConfig>),
     ("condition", stage::<ConditionConfig>),
@@ -356,6 +358,21 @@ impl StageType for EnrichConfig {
     }
     fn build_op(&self, input: SchemaRef, path: &str) -> Result<Box<dyn Operator>, Vec<Error>> {
         boxed(Enrich::new(self, input, path))
+    }
+}
+
+impl StageType for DedupConfig {
+    fn validate(&self, path: &str) -> Vec<Error> {
+        DedupConfig::validate(self, path)
+    }
+    fn required_fields(&self) -> Option<Vec<String>> {
+        Some(DedupConfig::required_fields(self))
+    }
+    fn passes_records_through(&self) -> bool {
+        true
+    }
+    fn build_op(&self, input: SchemaRef, path: &str) -> Result<Box<dyn Operator>, Vec<Error>> {
+        boxed(Dedup::new(self, input, path))
     }
 }
 

@@ -128,6 +128,7 @@ pub(crate) fn dispatch_split(
         Port::Late => NodeMetrics::add(&m.late, n),
         Port::Errors => NodeMetrics::add(&m.malformed, n),
         Port::Alerts => NodeMetrics::add(&m.alerts, n),
+        Port::Duplicates => NodeMetrics::add(&m.duplicates, n),
     }
     if let Message::Watermark(w) = msg {
         m.watermark.store(w, Ordering::Relaxed);
