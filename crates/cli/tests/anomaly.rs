@@ -344,3 +344,92 @@ fn train_and_score_measure_a_model_on_labelled_records() {
         "{err}"
     );
 }
+
+/// The literature's KDD subsets where attacks are rare (issue 14, bench/kdd_sklearn.py):
+/// (name, header + rows) of the 10 % file and of `corrected`.
+fn subsets(file: &str) -> Vec<(&'static str, String)> {
+    let names = std::fs::read_to_string(kdd().join("kddcup.names")).unwrap();
+    let mut header: Vec<&str> = names
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split(':').next())
+        .filter(|n| !n.trim().is_empty())
+        .collect();
+    header.push("label");
+    let mut out: Vec<(&str, String)> = ["http", "smtp", "sa"]
+        .iter()
+        .map(|n| (*n, header.join(",") + "\n"))
+        .collect();
+    let mut text = String::new();
+    flate2::read::MultiGzDecoder::new(std::fs::File::open(kdd().join(file)).unwrap())
+        .read_to_string(&mut text)
+        .unwrap();
+    let mut attacks = 0;
+    for line in text.lines() {
+        let f: Vec<&str> = line.split(',').collect();
+        assert_eq!(f.len(), header.len(), "{file}: {line}");
+        if (f[2] == "http" || f[2] == "smtp") && f[11] == "1" {
+            let s = if f[2] == "http" { 0 } else { 1 };
+            out[s].1.push_str(line);
+            out[s].1.push('\n');
+        }
+        let normal = f[41] == "normal.";
+        if normal || attacks % 100 == 0 {
+            out[2].1.push_str(line);
+            out[2].1.push('\n');
+        }
+        attacks += usize::from(!normal);
+    }
+    out
+}
+
+/// Quality on the real data, with the floors stated in docs/PERFORMANCE.md (measured there
+/// over seeds; here seed 0, which training makes deterministic). Below a floor, CI fails.
+#[test]
+fn models_find_the_attacks_of_the_labelled_test_set() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    for (part, file) in [
+        ("train", "kddcup.data_10_percent.gz"),
+        ("test", "corrected.gz"),
+    ] {
+        for (name, csv) in subsets(file) {
+            std::fs::write(dir.join(format!("{name}_{part}.csv")), csv).unwrap();
+        }
+    }
+    // (subset, model, floor): weir's best model on each subset, and the isolation forest on
+    // smtp, where the random forest is the better one.
+    for (subset, model, floor) in [
+        ("http", "iforest", 0.99),
+        ("smtp", "rf", 0.98),
+        ("smtp", "iforest", 0.92),
+        ("sa", "iforest", 0.94),
+    ] {
+        let json = ok(weir(dir)
+            .args([
+                "train",
+                "--label",
+                "label",
+                "--normal-value",
+                "normal.",
+                "--json",
+                "--seed",
+                "0",
+                "--model",
+                model,
+                "-o",
+                "m.model",
+                "-i",
+            ])
+            .arg(format!("{subset}_train.csv"))
+            .arg("--test")
+            .arg(format!("{subset}_test.csv")));
+        let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(v["features"], 38, "the 38 numeric columns: {json}");
+        let roc = v["evaluation"]["roc_auc"].as_f64().unwrap();
+        assert!(
+            roc >= floor,
+            "{subset} {model}: ROC-AUC {roc} below the floor {floor}: {json}"
+        );
+    }
+}
