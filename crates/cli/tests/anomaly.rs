@@ -433,3 +433,81 @@ fn models_find_the_attacks_of_the_labelled_test_set() {
         );
     }
 }
+
+/// A replay that sends records twice (a restarted producer): the pipeline passes each uuid
+/// once, sends the copies to `unique.duplicates` and counts them in the summary.
+#[test]
+fn a_pipeline_passes_each_uuid_once_and_counts_the_copies() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    std::fs::write(
+        dir.join("p.toml"),
+        r#"
+[source.events]
+type = "stdin"
+format = { type = "json", fields = [
+  { name = "uuid", type = "string" },
+  { name = "utc", type = "timestamp", required = true },
+  { name = "n", type = "uint" },
+] }
+event_time = { field = "utc", max_out_of_orderness = "5s" }
+
+[stage.unique]
+type = "dedup"
+input = "events"
+key = ["uuid"]
+time_field = "utc"
+within = "1m"
+
+[sink.kept]
+type = "jsonl"
+input = "unique"
+path = "kept.jsonl"
+
+[sink.copies]
+type = "jsonl"
+input = "unique.duplicates"
+path = "copies.jsonl"
+"#,
+    )
+    .unwrap();
+    // 300 records, one per second; then records 240..300 again (within the minute), then
+    // record 0 again 10 minutes on (beyond the horizon: a new record, not a copy).
+    let line = |i: u64, secs: u64| {
+        format!(
+            "{{\"uuid\":\"id-{i}\",\"utc\":\"2026-12-01T00:{:02}:{:02}Z\",\"n\":{i}}}\n",
+            secs / 60,
+            secs % 60
+        )
+    };
+    let mut input: String = (0..300).map(|i| line(i, i)).collect();
+    input.extend((240..300).map(|i| line(i, i + 5)));
+    input.push_str(&line(0, 600));
+    let mut child = weir(dir)
+        .args(["run", "p.toml"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), input.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{log}");
+    let kept = lines(&dir.join("kept.jsonl"));
+    let copies = lines(&dir.join("copies.jsonl"));
+    assert_eq!(
+        kept.len(),
+        301,
+        "every uuid once, and id-0 again after the horizon"
+    );
+    assert_eq!(copies.len(), 60);
+    assert!(copies
+        .iter()
+        .all(|c| (240..300).contains(&c["n"].as_u64().unwrap())));
+    let summary = String::from_utf8_lossy(&out.stdout).to_string() + &log;
+    assert!(
+        summary.contains("60 duplicates (to unique.duplicates)"),
+        "{summary}"
+    );
+}
