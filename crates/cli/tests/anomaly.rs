@@ -16,8 +16,15 @@ fn root() -> PathBuf {
         .unwrap()
 }
 
+/// The real KDD Cup 1999 files; these tests need them (a missing folder fails, never passes).
 fn kdd() -> PathBuf {
-    root().join("../shared/data/kddcup99")
+    let dir = root().join("../shared/data/kddcup99");
+    assert!(
+        dir.join("kddcup.names").is_file(),
+        "{} is missing: these tests read the real KDD Cup 1999 files of ../shared/data",
+        dir.display()
+    );
+    dir
 }
 
 fn weir(dir: &Path) -> Command {

@@ -341,6 +341,27 @@ pub fn find_field(
     }
 }
 
+/// [`find_field`] for an event-time field: also a config error at `at` unless the field is a
+/// millisecond timestamp.
+pub fn find_time_field(
+    schema: &arrow_schema::Schema,
+    name: &str,
+    at: String,
+    errors: &mut Vec<crate::Error>,
+) -> Option<usize> {
+    let i = find_field(schema, name, at.clone(), errors)?;
+    let t = schema.field(i).data_type();
+    if matches!(t, DataType::Timestamp(TimeUnit::Millisecond, _)) {
+        Some(i)
+    } else {
+        errors.push(crate::Error::config(
+            at,
+            format!("field {name:?} is {t}, expected a timestamp"),
+        ));
+        None
+    }
+}
+
 /// Appends `s` as a JSON string literal to `out`.
 pub fn write_json_str(s: &str, out: &mut String) {
     out.push('"');

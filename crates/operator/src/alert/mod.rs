@@ -33,7 +33,7 @@ use weir_core::fields::{META_JSON, WINDOW_END, WINDOW_START};
 use weir_core::keys::{array_from_scalars, decode, key_hash, Encode};
 use weir_core::operator::ColumnKeys;
 use weir_core::time::{now_ms, Millis, MIN_TIME};
-use weir_core::value::{find_field, write_json_str, Col, Scalar};
+use weir_core::value::{find_field, find_time_field, write_json_str, Col, Scalar};
 use weir_core::{Emitter, Error, Operator, Partitioner, Port, Result};
 
 /// Output field: stable id of the alert (key and trigger time), for deduplication downstream.
@@ -175,8 +175,13 @@ impl Alert {
     /// Builds the operator for `schema`; errors carry key paths below `path`.
     pub fn new(cfg: &AlertConfig, schema: SchemaRef, path: &str) -> Result<Self, Vec<Error>> {
         let mut errors = cfg.validate(path);
+        let time_col = find_time_field(
+            &schema,
+            &cfg.time_field,
+            format!("{path}.time_field"),
+            &mut errors,
+        );
         let mut find = |name: &str, at: String| find_field(&schema, name, at, &mut errors);
-        let time_col = find(&cfg.time_field, format!("{path}.time_field"));
         let key_cols: Vec<usize> = cfg
             .key
             .iter()
@@ -189,21 +194,6 @@ impl Alert {
             .enumerate()
             .filter_map(|(i, f)| find(f, format!("{path}.fields[{i}]")).map(|c| (f.clone(), c)))
             .collect();
-        if let Some(t) = time_col {
-            if !matches!(
-                schema.field(t).data_type(),
-                DataType::Timestamp(TimeUnit::Millisecond, _)
-            ) {
-                errors.push(Error::config(
-                    format!("{path}.time_field"),
-                    format!(
-                        "field {:?} is {}, expected a timestamp",
-                        cfg.time_field,
-                        schema.field(t).data_type()
-                    ),
-                ));
-            }
-        }
         if !errors.is_empty() {
             return Err(errors);
         }

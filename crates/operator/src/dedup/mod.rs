@@ -36,7 +36,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use arrow_array::{BooleanArray, RecordBatch, UInt32Array};
-use arrow_schema::{DataType, SchemaRef, TimeUnit};
+use arrow_schema::SchemaRef;
 use hashbrown::HashMap;
 use serde::{Deserialize, Serialize};
 use weir_core::config::Duration;
@@ -44,7 +44,7 @@ use weir_core::deadletter::DeadLetters;
 use weir_core::keys::{key_hash, Encode};
 use weir_core::operator::ColumnKeys;
 use weir_core::time::{Millis, MIN_TIME};
-use weir_core::value::{find_field, Col};
+use weir_core::value::{find_field, find_time_field, Col};
 use weir_core::{Emitter, Error, Operator, Partitioner, Port, Result};
 
 const fn default_max_keys() -> usize {
@@ -181,29 +181,19 @@ impl Dedup {
     /// Builds the operator for `schema`; errors carry key paths below `path`.
     pub fn new(cfg: &DedupConfig, schema: SchemaRef, path: &str) -> Result<Self, Vec<Error>> {
         let mut errors = cfg.validate(path);
+        let time_col = find_time_field(
+            &schema,
+            &cfg.time_field,
+            format!("{path}.time_field"),
+            &mut errors,
+        );
         let mut find = |name: &str, at: String| find_field(&schema, name, at, &mut errors);
-        let time_col = find(&cfg.time_field, format!("{path}.time_field"));
         let key_cols: Vec<usize> = cfg
             .key
             .iter()
             .enumerate()
             .filter_map(|(i, k)| find(k, format!("{path}.key[{i}]")))
             .collect();
-        if let Some(t) = time_col {
-            if !matches!(
-                schema.field(t).data_type(),
-                DataType::Timestamp(TimeUnit::Millisecond, _)
-            ) {
-                errors.push(Error::config(
-                    format!("{path}.time_field"),
-                    format!(
-                        "field {:?} is {}, expected a timestamp",
-                        cfg.time_field,
-                        schema.field(t).data_type()
-                    ),
-                ));
-            }
-        }
         if !errors.is_empty() {
             return Err(errors);
         }
