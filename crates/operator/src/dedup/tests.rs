@@ -378,11 +378,18 @@ proptest! {
                 }
             }
             let close = d.state.close;
-            prop_assert!(d.state.order.keys().all(|&(t, _)| t + within >= close));
-            let times: usize = d.state.keys.values().map(Vec::len).sum();
+            prop_assert!(d.state.order.iter().all(|&Reverse((t, _))| t + within >= close));
+            let times: usize = d.state.keys.iter().map(|e| e.times.len()).sum();
             prop_assert_eq!(times, d.remembered());
         }
         let ids: BTreeSet<i64> = out.passed.iter().chain(&out.copies).chain(&out.late).copied().collect();
         prop_assert_eq!(ids.len() as i64, id, "every record leaves once");
     }
+}
+
+#[test]
+fn a_remembered_key_costs_its_bytes_and_40_more() {
+    // The per-key memory the max_keys default is documented with depends on these sizes.
+    assert_eq!(std::mem::size_of::<Entry>(), 40);
+    assert_eq!(std::mem::size_of::<Reverse<(Millis, u64)>>(), 16);
 }
