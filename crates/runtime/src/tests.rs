@@ -657,10 +657,14 @@ fn parallel_parsers_equal_one_and_resume_across_worker_counts() {
         let running = pipeline(&out, workers, Some(checkpointing()))
             .start()
             .unwrap();
-        // Each run reads one to three 1 MiB chunks before it sees the stop, more on a loaded
-        // machine: four runs of 40 ms once read all 13 MiB (the assertion below failed under
-        // a full test run), four of 10 ms stay well inside.
-        std::thread::sleep(std::time::Duration::from_millis(10));
+        // Stopped once it has read its first 1 MiB chunk, not after a fixed time: runs of
+        // 40 ms, and later of 10 ms, read all 13 MiB under a full test run on a fast machine,
+        // and the assertion below failed.
+        let read = || NodeMetrics::get(&running.nodes()[0].metrics.bytes_in);
+        let waited = std::time::Instant::now();
+        while read() < 1 << 20 && waited.elapsed() < std::time::Duration::from_secs(30) {
+            std::thread::sleep(std::time::Duration::from_micros(200));
+        }
         running.stop_flag().store(true, Ordering::SeqCst);
         running.join().unwrap();
         let m = store.latest().unwrap().unwrap().manifest;
