@@ -37,7 +37,7 @@ unsafe impl GlobalAlloc for Counting {
 static ALLOC: Counting = Counting;
 
 #[test]
-fn a_remembered_uuid_costs_about_110_bytes() {
+fn a_remembered_uuid_costs_about_125_bytes() {
     let schema = Arc::new(Schema::new(vec![
         Field::new("uuid", DataType::Utf8, false),
         Field::new(
@@ -72,11 +72,11 @@ fn a_remembered_uuid_costs_about_110_bytes() {
     }
     assert_eq!(d.remembered(), KEYS, "every uuid passed and is remembered");
     let per_key = (LIVE.load(Ordering::Relaxed) - before) as f64 / KEYS as f64;
-    // 36 for the key, 40 for its table entry (at a load of 0.76 here), 16 for its place in
-    // the time order (a vector of 262,144); a key stored twice, in a map
-    // of keys and a BTreeMap of times, took 227.
+    // 36 for the key, 48 for its table entry (at a load of 0.76 here), 16 for its place in
+    // the time order (a vector of 262,144); a key stored twice, in a map of keys and a
+    // BTreeMap of times, took 227.
     assert!(
-        (90.0..=120.0).contains(&per_key),
+        (100.0..=130.0).contains(&per_key),
         "{per_key:.1} bytes live per remembered 36-byte uuid"
     );
 }
