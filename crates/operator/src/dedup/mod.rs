@@ -38,9 +38,8 @@ use std::sync::Arc;
 
 use arrow_array::{BooleanArray, RecordBatch, UInt32Array};
 use arrow_schema::SchemaRef;
-use hashbrown::HashTable;
 use serde::{Deserialize, Serialize};
-use smallvec::{smallvec, SmallVec};
+use smallvec::smallvec;
 use weir_core::config::Duration;
 use weir_core::deadletter::DeadLetters;
 use weir_core::keys::{key_hash, Encode};
@@ -48,6 +47,8 @@ use weir_core::operator::ColumnKeys;
 use weir_core::time::{Millis, MIN_TIME};
 use weir_core::value::{find_field, find_time_field, Col};
 use weir_core::{Emitter, Error, Operator, Partitioner, Port, Result};
+
+use keys::{Entry, Keys, Times};
 
 const fn default_max_keys() -> usize {
     10_000_000
@@ -114,20 +115,6 @@ impl DedupConfig {
     }
 }
 
-/// One key's remembered record times: almost always one, so it is kept inline.
-type Times = SmallVec<[Millis; 1]>;
-
-/// A key, its hash and the times its passed records are remembered at (48 bytes beside the
-/// key). The hash is kept so that growing the table moves entries without reading their keys:
-/// hashing every key again, each a cache miss away, stalled the stage for ~250 ms at each
-/// doubling of a 2 M-key table (the p99 latency of the anomaly example at 100,000 records/s).
-#[derive(Debug)]
-struct Entry {
-    key: Box<[u8]>,
-    hash: u64,
-    times: Times,
-}
-
 /// The remembered records: each key's passed times in a table found by the key's hash, and
 /// every passed record's (time, key hash) in a min-heap, the order they are forgotten in.
 /// The heap holds the hash, not the key, so a key is stored once: 124 bytes live per
@@ -135,7 +122,7 @@ struct Entry {
 /// (`tests/dedup_memory.rs`).
 #[derive(Debug, Default)]
 struct State {
-    keys: HashTable<Entry>,
+    keys: Keys,
     order: BinaryHeap<Reverse<(Millis, u64)>>,
     /// Records older than this are late.
     close: Millis,
@@ -150,10 +137,6 @@ struct Saved {
 }
 
 const STATE_VERSION: u32 = 1;
-
-fn rehash(e: &Entry) -> u64 {
-    e.hash
-}
 
 impl State {
     fn new() -> Self {
@@ -170,25 +153,18 @@ impl State {
 
     /// The remembered times of `key`, whose hash is `hash`.
     fn times(&self, hash: u64, key: &[u8]) -> Option<&Times> {
-        self.keys
-            .find(hash, |e| e.hash == hash && *e.key == *key)
-            .map(|e| &e.times)
+        self.keys.find(hash, |e| *e.key == *key).map(|e| &e.times)
     }
 
     fn remember(&mut self, hash: u64, key: &[u8], t: Millis) {
         self.order.push(Reverse((t, hash)));
-        match self
-            .keys
-            .entry(hash, |e| e.hash == hash && *e.key == *key, rehash)
-        {
-            hashbrown::hash_table::Entry::Occupied(mut e) => e.get_mut().times.push(t),
-            hashbrown::hash_table::Entry::Vacant(e) => {
-                e.insert(Entry {
-                    key: key.into(),
-                    hash,
-                    times: smallvec![t],
-                });
-            }
+        match self.keys.find_entry(hash, |e| *e.key == *key) {
+            Some(mut e) => e.get_mut().times.push(t),
+            None => self.keys.insert(Entry {
+                key: key.into(),
+                hash,
+                times: smallvec![t],
+            }),
         }
     }
 
@@ -202,10 +178,7 @@ impl State {
     /// either one's time goes, which only lets one copy pass early).
     fn forget_first(&mut self) -> Option<Millis> {
         let Reverse((t, hash)) = self.order.pop()?;
-        if let Ok(mut e) = self
-            .keys
-            .find_entry(hash, |e| e.hash == hash && e.times.contains(&t))
-        {
+        if let Some(mut e) = self.keys.find_entry(hash, |e| e.times.contains(&t)) {
             let times = &mut e.get_mut().times;
             if let Some(i) = times.iter().position(|x| *x == t) {
                 times.swap_remove(i);
@@ -431,5 +404,6 @@ impl Operator for Dedup {
     }
 }
 
+mod keys;
 #[cfg(test)]
 mod tests;
