@@ -34,10 +34,12 @@
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
+use std::hash::BuildHasher;
 use std::sync::Arc;
 
 use arrow_array::{BooleanArray, RecordBatch, UInt32Array};
 use arrow_schema::SchemaRef;
+use hashbrown::DefaultHashBuilder;
 use serde::{Deserialize, Serialize};
 use smallvec::smallvec;
 use weir_core::config::Duration;
@@ -122,6 +124,10 @@ impl DedupConfig {
 /// (`tests/dedup_memory.rs`).
 #[derive(Debug, Default)]
 struct State {
+    /// Hashes keys for the table, seeded at random for each instance: the keys come from the
+    /// stream, and a fixed hash (such as the partitioner's) would let whoever writes the
+    /// stream choose keys that collide and make every lookup slow.
+    hasher: DefaultHashBuilder,
     keys: Keys,
     order: BinaryHeap<Reverse<(Millis, u64)>>,
     /// Records older than this are late.
@@ -144,6 +150,11 @@ impl State {
             close: MIN_TIME,
             ..State::default()
         }
+    }
+
+    /// The table's hash of `key`.
+    fn hash(&self, key: &[u8]) -> u64 {
+        self.hasher.hash_one(key)
     }
 
     /// Number of remembered records (not keys: a key may have several far-apart times).
@@ -321,7 +332,7 @@ impl Operator for Dedup {
                 k.encode(row, &mut self.key_buf);
             }
             let within = self.within;
-            let hash = key_hash(&self.key_buf);
+            let hash = self.state.hash(&self.key_buf);
             let copy = self
                 .state
                 .times(hash, &self.key_buf)
@@ -390,8 +401,8 @@ impl Operator for Dedup {
             state.close = state.close.max(saved.close);
             evicted += saved.evicted;
             for (key, times) in saved.keys {
-                let hash = key_hash(&key);
-                if owns(hash) {
+                if owns(key_hash(&key)) {
+                    let hash = state.hash(&key);
                     for t in times {
                         state.remember(hash, &key, t);
                     }

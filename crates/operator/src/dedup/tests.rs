@@ -395,3 +395,13 @@ fn a_remembered_key_costs_its_bytes_and_48_more() {
     assert_eq!(std::mem::size_of::<keys::Entry>(), 48);
     assert_eq!(std::mem::size_of::<Reverse<(Millis, u64)>>(), 16);
 }
+
+#[test]
+fn the_table_hash_is_seeded_for_each_instance() {
+    // Keys come from the stream: with a hash anyone can compute, a writer could send keys
+    // that all land in one place of the table.
+    let (a, b) = (State::new(), State::new());
+    let keys: Vec<[u8; 8]> = (0u64..8).map(u64::to_le_bytes).collect();
+    assert!(keys.iter().any(|k| a.hash(k) != b.hash(k)));
+    assert!(keys.iter().all(|k| a.hash(k) != key_hash(k)));
+}
