@@ -95,7 +95,8 @@ for line in iter(sys.stdin.buffer.readline, b''):
     t = datetime.datetime.fromisoformat(json.loads(line)['utc'].replace('Z', '+00:00')).timestamp()
     t0 = t0 or t
     lat.append(now - t)
-    per[int((t - t0) * 4) / 4] = max(per[int((t - t0) * 4) / 4], now - t)
+    quarter = int((t - t0) * 4) / 4
+    per[quarter] = max(per[quarter], now - t)
 lat.sort()
 q = lambda p: lat[min(len(lat) - 1, int(p * len(lat)))] * 1000
 print(f'{len(lat)} alerts; latency p50 {q(0.5):.1f} ms, p99 {q(0.99):.1f} ms, max {lat[-1] * 1000:.1f} ms')

@@ -97,8 +97,10 @@ pub struct Forest {
     combine: Combine,
 }
 
-/// Records that walk one tree together: enough independent walks to keep the CPU's load
-/// units busy, few enough that their indices stay in registers.
+/// Records that walk one tree together: each step of a walk waits for the load of its node
+/// and then of the record's feature, so independent walks hide each other's waits. 16 scored
+/// 1.25× as many records/s as 8 on the criterion bench, 32 half as many (their indices no
+/// longer fit the registers); docs/PERFORMANCE.md, 2026-12-04.
 const LANES: usize = 16;
 /// Records scored per pass over the trees: a block's rows stay in L1 while every tree is
 /// walked (64 rows of 40 features are 10 KiB).
