@@ -227,7 +227,7 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
         let p = e.unwrap().path();
         if p.is_dir() {
             out.extend(walk(&p));
-        } else {
+        } else if !p.file_name().unwrap().to_string_lossy().starts_with('_') {
             out.push(p);
         }
     }

@@ -529,7 +529,9 @@ fn interrupt_keeps_archive_files_open_and_finished_files_final() {
                 let p = e.unwrap().path();
                 if p.is_dir() {
                     stack.push(p);
-                } else if !p.to_string_lossy().ends_with(".inprogress") {
+                } else if !p.to_string_lossy().ends_with(".inprogress")
+                    && !p.file_name().unwrap().to_string_lossy().starts_with('_')
+                {
                     out.insert(p.clone(), std::fs::read(&p).unwrap());
                 }
             }

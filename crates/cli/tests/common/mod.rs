@@ -239,6 +239,11 @@ pub fn archive_content(dir: &Path) -> (std::collections::BTreeMap<String, String
     let mut unfinished = Vec::new();
     for f in files {
         let name = f.file_name().unwrap().to_string_lossy().into_owned();
+        // `_weir_runs` and other `_`/`.` files are the archive's bookkeeping, not records
+        // (readers skip them, as Spark and Hive skip `_SUCCESS`).
+        if name.starts_with('_') || name.starts_with('.') {
+            continue;
+        }
         if name.ends_with(".inprogress") {
             unfinished.push(f.display().to_string());
             continue;

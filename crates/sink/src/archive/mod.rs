@@ -25,7 +25,12 @@
 //! are in the order their records arrived.
 //!
 //! A checkpointed run that starts without a checkpoint (the first one, or `--reset-state`)
-//! replays its input from the beginning, so it removes the archive's part files first.
+//! replays its input from the beginning, so it removes the archive's part files first: only
+//! those weir can prove it wrote. Every run records its id in the archive's `_weir_runs` file
+//! (one per line, synced) before it creates a file, and a file is removed only when its whole
+//! name is a part-file name (`part-<run>-<epoch>-<seq>.<ext>`, optionally `.inprogress`) of a
+//! run listed there. A user's `part-2024-report.txt` beside them is never touched, nor are
+//! the files of an archive written before the list existed.
 //!
 //! Without checkpoints files are finished as they roll. An archive accumulates: a run adds
 //! files and never removes finished ones (a `.inprogress` file left by an interrupted run
@@ -500,13 +505,14 @@ impl ArchiveSink {
         }
         fs::create_dir_all(self.root())
             .map_err(io(format!("creating {}", self.root().display())))?;
+        let runs = own_runs(self.root())?;
         for (folder, name) in files_under(self.root())? {
-            if name.starts_with("part-") && name.ends_with(INPROGRESS) {
+            if name.ends_with(INPROGRESS) && is_own_part(&name, &runs) {
                 tracing::warn!(file = %self.root().join(&folder).join(&name).display(),
                     "left by an interrupted run without checkpoints: its records were visible but the file was never finished; left in place");
             }
         }
-        self.run = Some(run_id());
+        self.run = Some(claim_run(self.root())?);
         Ok(())
     }
 
@@ -563,7 +569,7 @@ impl ArchiveSink {
                 opened_ms: now_ms(),
             };
             let dir = self.root().join(&meta.folder);
-            fs::create_dir_all(&dir).map_err(io(format!("creating {}", dir.display())))?;
+            crate::owned::create_dir_inside(self.root(), &dir)?;
             let path = self.path_of(&meta, true);
             let file = OpenOptions::new()
                 .create_new(true)
@@ -710,6 +716,90 @@ impl ArchiveSink {
     }
 }
 
+/// The file in an archive's folder that lists the runs which wrote it, one id per line.
+pub const RUNS_FILE: &str = "_weir_runs";
+
+/// The runs listed in the archive at `root` (none when it has no list).
+fn own_runs(root: &Path) -> Result<std::collections::HashSet<String>> {
+    let path = root.join(RUNS_FILE);
+    if let Some(p) = crate::owned::symlink_problem(&path) {
+        return Err(Error::config("path", p));
+    }
+    match fs::read_to_string(&path) {
+        Ok(text) => Ok(text
+            .lines()
+            .filter(|l| is_run_id(l))
+            .map(str::to_owned)
+            .collect()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Default::default()),
+        Err(e) => Err(io(format!("reading {}", path.display()))(e)),
+    }
+}
+
+/// A new run id, listed in the archive at `root` (and synced) before the run writes a file.
+fn claim_run(root: &Path) -> Result<String> {
+    let listed = own_runs(root)?;
+    let mut run = run_id();
+    // Ids are start times in milliseconds: two runs within one must not share file names.
+    while listed.contains(&run) {
+        std::thread::sleep(std::time::Duration::from_millis(1));
+        run = run_id();
+    }
+    list_run(root, &run)?;
+    Ok(run)
+}
+
+/// Adds `run` to the archive's list of its runs, synced.
+fn list_run(root: &Path, run: &str) -> Result<()> {
+    use std::io::Write;
+    let path = root.join(RUNS_FILE);
+    if let Some(p) = crate::owned::symlink_problem(&path) {
+        return Err(Error::config("path", p));
+    }
+    let mut f = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .map_err(io(format!("opening {}", path.display())))?;
+    f.write_all(format!("{run}\n").as_bytes())
+        .and_then(|_| f.sync_data())
+        .map_err(io(format!("writing {}", path.display())))?;
+    fsync_dir(root)
+}
+
+/// `20261122T061500123Z`: what [`run_id`] makes.
+fn is_run_id(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() == 19
+        && b[8] == b'T'
+        && b[18] == b'Z'
+        && b[..8].iter().chain(&b[9..18]).all(u8::is_ascii_digit)
+}
+
+/// Whether `name` is a part file (`part-<run>-<epoch:10>-<seq:6>.<ext>`, maybe
+/// `.inprogress`) of one of `runs`: the whole name, not a prefix.
+fn is_own_part(name: &str, runs: &std::collections::HashSet<String>) -> bool {
+    let digits = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_digit());
+    let Some(rest) = name.strip_prefix("part-") else {
+        return false;
+    };
+    let mut it = rest.splitn(3, '-');
+    let (Some(run), Some(epoch), Some(tail)) = (it.next(), it.next(), it.next()) else {
+        return false;
+    };
+    let tail = tail.strip_suffix(INPROGRESS).unwrap_or(tail);
+    let Some((seq, ext)) = tail.split_once('.') else {
+        return false;
+    };
+    runs.contains(run)
+        && digits(epoch, 10)
+        && digits(seq, 6)
+        && matches!(
+            ext,
+            "jsonl" | "jsonl.gz" | "jsonl.zst" | "log" | "log.gz" | "log.zst"
+        )
+}
+
 /// A run id: the start time, `20261122T061500123Z`.
 fn run_id() -> String {
     let t = format_rfc3339_ms(now_ms());
@@ -823,24 +913,38 @@ impl Sink for ArchiveSink {
         let Some(bytes) = state else {
             // A fresh start (the first checkpointed run, or --reset-state) replays the input
             // from its beginning: every record already archived would be there twice, so the
-            // archive starts over, as a table does. Only weir's own part files go.
-            let mut removed = 0usize;
+            // archive starts over, as a table does. Only part files of runs this archive
+            // lists as its own go; anything else stays, whatever its name.
+            let runs = own_runs(&root)?;
+            let (mut removed, mut kept) = (0usize, 0usize);
             for (folder, name) in files_under(&root)? {
-                if name.starts_with("part-") {
+                if is_own_part(&name, &runs) {
                     let p = root.join(&folder).join(&name);
                     fs::remove_file(&p).map_err(io(format!("removing {}", p.display())))?;
                     removed += 1;
+                } else if folder.is_empty() && name == RUNS_FILE {
+                    continue;
+                } else {
+                    kept += 1;
                 }
             }
             if removed > 0 {
                 tracing::info!(archive = %root.display(), files = removed,
                     "starting over without a checkpoint: removed the archive's part files, which the replayed input writes again");
             }
-            self.run = Some(run_id());
+            if kept > 0 {
+                tracing::info!(archive = %root.display(), files = kept,
+                    "files weir did not write (or wrote before it listed its runs) are left in place");
+            }
+            self.run = Some(claim_run(&root)?);
             self.epoch = 1;
             return Ok(());
         };
         let st: State = weir_core::state::decode("archive sink", STATE_VERSION, bytes)?;
+        // The checkpoint proves the run is weir's (an archive begun before runs were listed).
+        if !own_runs(&root)?.contains(&st.run) {
+            list_run(&root, &st.run)?;
+        }
         for c in &st.closed {
             let p = self.path_of(&c.file, true);
             if p.exists() {

@@ -64,11 +64,22 @@ fn decode(path: &Path) -> String {
     out
 }
 
+/// The archive's files, without its list of runs.
+fn parts(root: &Path) -> Result<Vec<(String, String)>> {
+    Ok(files_under(root)?
+        .into_iter()
+        .filter(|(folder, name)| !(folder.is_empty() && name == RUNS_FILE))
+        .collect())
+}
+
 /// Finished files per folder, concatenated in name order; and the unfinished files.
 fn read_archive(root: &Path) -> (BTreeMap<String, String>, Vec<String>) {
     let mut done: BTreeMap<String, String> = BTreeMap::new();
     let mut unfinished = Vec::new();
     for (folder, name) in files_under(root).unwrap() {
+        if folder.is_empty() && name == RUNS_FILE {
+            continue;
+        }
         if name.ends_with(INPROGRESS) {
             unfinished.push(format!("{folder}/{name}"));
         } else {
@@ -157,6 +168,74 @@ fn a_start_without_checkpoint_replaces_the_archive() {
     assert!(mine.exists());
 }
 
+/// Issue 36: an archive pointed at a folder that holds a user's `part-*` files deleted them at
+/// its first checkpointed start. Only part files of runs the archive lists as its own go: a
+/// user's files stay whatever their names, and so do files of an archive from before the list.
+#[test]
+fn a_fresh_start_removes_only_what_weir_wrote() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = cfg(dir.path());
+    let hour0 = c.path.join("dt=1995-07-01/hour=00");
+    fs::create_dir_all(&hour0).unwrap();
+    let users = [
+        c.path.join("part-2024-report.txt"),
+        c.path.join("part-0001.log.gz"),
+        hour0.join("part-19950701T000000123Z-0000000001-000001.log.gz"),
+        hour0.join("part-19950701T000000123Z-0000000001-000001.log.gz.bak"),
+    ];
+    for u in &users {
+        fs::write(u, "the user's own file").unwrap();
+    }
+    let recs = records(&[T0, T0 + 5 * MIN, T0 + 61 * MIN]);
+    let checkpointed_run = || {
+        let mut s = ArchiveSink::new(&c);
+        s.recover(None).unwrap();
+        s.write(&batch(&recs)).unwrap();
+        s.on_watermark(i64::MAX).unwrap();
+        s.pre_commit(1).unwrap();
+        s.commit(1).unwrap();
+        s.finish().unwrap();
+    };
+    checkpointed_run();
+    checkpointed_run();
+    for u in &users {
+        assert_eq!(fs::read_to_string(u).unwrap(), "the user's own file", "{u:?}");
+    }
+    let runs = fs::read_to_string(c.path.join(RUNS_FILE)).unwrap();
+    assert_eq!(runs.lines().count(), 2, "{runs}");
+    // Each record once: the first run's parts went, the users' files did not.
+    let ours: Vec<_> = parts(&c.path)
+        .unwrap()
+        .into_iter()
+        .filter(|(_, n)| runs.lines().any(|r| n.contains(r)))
+        .collect();
+    assert_eq!(ours.len(), 2, "{ours:?}");
+    assert!(ours.iter().all(|(_, n)| n.contains(runs.lines().last().unwrap())));
+
+    // An archive without the list (written before it existed) keeps all its files.
+    fs::remove_file(c.path.join(RUNS_FILE)).unwrap();
+    checkpointed_run();
+    assert_eq!(parts(&c.path).unwrap().len(), users.len() + 4);
+}
+
+#[test]
+fn part_names_are_matched_whole() {
+    let runs: std::collections::HashSet<String> =
+        ["19950701T000000123Z".to_string()].into_iter().collect();
+    let own = |n: &str| is_own_part(n, &runs);
+    assert!(own("part-19950701T000000123Z-0000000003-000001.jsonl.gz"));
+    assert!(own("part-19950701T000000123Z-0000000003-000001.log.zst.inprogress"));
+    assert!(own("part-19950701T000000123Z-0000000003-000001.log"));
+    assert!(!own("part-19950701T000000124Z-0000000003-000001.jsonl.gz"), "another run");
+    assert!(!own("part-19950701T000000123Z-0000000003-000001.jsonl.gz.bak"));
+    assert!(!own("part-19950701T000000123Z-3-1.jsonl.gz"));
+    assert!(!own("part-19950701T000000123Z-0000000003-000001"));
+    assert!(!own("part-2024-report.txt"));
+    assert!(!own("xpart-19950701T000000123Z-0000000003-000001.jsonl.gz"));
+    assert!(is_run_id(&run_id()));
+    assert!(!is_run_id("19950701T000000123"));
+}
+
 #[test]
 fn jsonl_zstd_and_window_folders() {
     let dir = tempfile::tempdir().unwrap();
@@ -180,7 +259,7 @@ fn jsonl_zstd_and_window_folders() {
         "{\"timestamp\":\"1995-07-01T00:00:01Z\",\"line\":\"record 0 at 1995-07-01T00:00:01Z\"}\n"
     );
     assert_eq!(done["window_end=19950701T001000Z"].lines().count(), 2);
-    let names = files_under(&dir.path().join("archive")).unwrap();
+    let names = parts(&dir.path().join("archive")).unwrap();
     assert!(
         names.iter().all(|(_, n)| n.ends_with(".jsonl.zst")),
         "{names:?}"
@@ -203,7 +282,7 @@ fn inprogress_file_is_readable_between_flushes() {
     s.write(&batch(&recs[..1])).unwrap();
     std::thread::sleep(std::time::Duration::from_millis(5));
     s.write(&batch(&recs[1..])).unwrap();
-    let files = files_under(&dir.path().join("archive")).unwrap();
+    let files = parts(&dir.path().join("archive")).unwrap();
     assert_eq!(files.len(), 1, "{files:?}");
     assert!(files[0].1.ends_with(".log.gz.inprogress"), "{files:?}");
     // Complete members only: the whole file decodes, with every record written so far.
@@ -232,7 +311,7 @@ fn rolls_by_size_and_on_the_watermark() {
         s.write(&batch(r)).unwrap();
     }
     let finished = |d: &Path| {
-        files_under(&d.join("archive"))
+        parts(&d.join("archive"))
             .unwrap()
             .iter()
             .filter(|(_, n)| !n.ends_with(INPROGRESS))
@@ -391,7 +470,7 @@ fn big_input_is_compressed_in_parallel_members_in_order() {
     let (done, unfinished) = read_archive(&c.path);
     assert!(unfinished.is_empty());
     assert_eq!(done, expected(&recs));
-    let (folder, name) = &files_under(&c.path).unwrap()[0];
+    let (folder, name) = &parts(&c.path).unwrap()[0];
     let n = members(&fs::read(c.path.join(folder).join(name)).unwrap());
     assert!(n >= 7, "8 MiB of input in 1 MiB chunks: {n} members");
 }
