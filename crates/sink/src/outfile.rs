@@ -132,8 +132,10 @@ impl OutFile {
     pub(crate) fn write(&mut self, bytes: &[u8]) -> Result<()> {
         if let Mode::Unopened = self.mode {
             self.claim(false)?;
-            let f = File::create(&self.path)
-                .map_err(io(format!("creating {}", self.path.display())))?;
+            let f = crate::owned::open_nofollow(
+                &self.path,
+                OpenOptions::new().write(true).create(true).truncate(true),
+            )?;
             self.mode = Mode::Direct(BufWriter::with_capacity(1 << 16, f));
         }
         let what = || format!("writing {}", self.path.display());
@@ -193,12 +195,10 @@ impl OutFile {
                 st.base + st.len
             }
         };
-        let f = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&self.path)
-            .map_err(io(format!("opening {}", self.path.display())))?;
+        let f = crate::owned::open_nofollow(
+            &self.path,
+            OpenOptions::new().write(true).create(true).truncate(false),
+        )?;
         let have = f
             .metadata()
             .map_err(io(format!("reading metadata of {}", self.path.display())))?
@@ -274,10 +274,7 @@ impl OutFile {
 
 /// Cuts `path` to `base` bytes and appends `staged` to it, durably. Repeating it is harmless.
 fn append_at(path: &Path, base: u64, staged: &Path) -> Result<()> {
-    let mut out = OpenOptions::new()
-        .write(true)
-        .open(path)
-        .map_err(io(format!("opening {}", path.display())))?;
+    let mut out = crate::owned::open_nofollow(path, OpenOptions::new().write(true))?;
     let mut src = File::open(staged).map_err(io(format!("opening {}", staged.display())))?;
     out.set_len(base)
         .and_then(|_| out.seek(SeekFrom::Start(base)))
@@ -330,6 +327,37 @@ mod tests {
                 .count(),
             0
         );
+    }
+
+    /// Issue 36: after a first run, the output was replaced by a symbolic link to a user's
+    /// file, and the next run overwrote that file with its rows. A link at the output is
+    /// refused, with or without checkpoints, and what it points at is left as it was; a link
+    /// made after the checks is refused when the file is opened (`O_NOFOLLOW`).
+    #[test]
+    fn a_link_put_in_place_of_the_output_is_refused() {
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("out/counts.jsonl");
+        let users = d.path().join("users.txt");
+        fs::write(&users, "the user's own file\n").unwrap();
+        let mut f = OutFile::new(path.clone());
+        f.write(b"a\n").unwrap();
+        f.finish().unwrap();
+        fs::remove_file(&path).unwrap();
+        std::os::unix::fs::symlink(&users, &path).unwrap();
+
+        let e = OutFile::new(path.clone()).write(b"b\n").unwrap_err();
+        assert!(e.to_string().contains("symbolic link"), "{e}");
+        let e = OutFile::new(path.clone()).recover(None).unwrap_err();
+        assert!(e.to_string().contains("symbolic link"), "{e}");
+        let e = crate::owned::open_nofollow(&path, OpenOptions::new().write(true)).unwrap_err();
+        assert!(e.to_string().contains("symbolic link"), "{e}");
+        assert_eq!(read(&users), "the user's own file\n");
+        // A device named through a link is written to as named.
+        let null = d.path().join("null");
+        std::os::unix::fs::symlink("/dev/null", &null).unwrap();
+        assert_eq!(crate::owned::link_problem(&null), None);
+        assert_eq!(crate::owned::file_problem(&null), None);
+        assert_eq!(crate::owned::link_problem(Path::new("/dev/stdout")), None);
     }
 
     #[test]

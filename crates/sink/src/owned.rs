@@ -48,6 +48,9 @@ pub fn file_problem(path: &Path) -> Option<String> {
     if let Some(p) = symlink_problem(&marker) {
         return Some(p);
     }
+    if let Some(p) = link_problem(path) {
+        return Some(p);
+    }
     let meta = fs::metadata(path).ok()?;
     if meta.is_dir() {
         return Some(format!(
@@ -89,6 +92,61 @@ pub fn table_problem(path: &Path, meta_file: &str) -> Option<String> {
             first.unwrap_or_else(|_| "files".into())
         )
     })
+}
+
+/// Refuses an output file or folder that is a symbolic link (weir never makes one): writing
+/// through it would change whatever it points at. A device or a pipe named through a link
+/// (`/dev/stdout`, whatever its standard output is) is written to as named.
+pub fn link_problem(path: &Path) -> Option<String> {
+    let meta = fs::symlink_metadata(path).ok()?;
+    if !meta.file_type().is_symlink() || is_special(path) || path.starts_with("/dev") {
+        return None;
+    }
+    let to = fs::read_link(path)
+        .map(|t| t.display().to_string())
+        .unwrap_or_else(|_| "?".into());
+    Some(format!(
+        "{} is a symbolic link (to {to}); weir does not write through links it did not make: \
+         remove the link, or name the file itself",
+        path.display()
+    ))
+}
+
+/// Opens a file weir writes without following a symbolic link put in its place (`O_NOFOLLOW`,
+/// so a link made after the checks is refused too, with `ELOOP`). A device or a pipe
+/// (`/dev/stdout`, itself a link) is opened as named.
+pub(crate) fn open_nofollow(path: &Path, opts: &mut fs::OpenOptions) -> Result<fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    if !is_special(path) && !path.starts_with("/dev") {
+        opts.custom_flags(libc::O_NOFOLLOW);
+    }
+    opts.open(path).map_err(|e| {
+        if e.raw_os_error() == Some(libc::ELOOP) {
+            Error::config(
+                "path",
+                link_problem(path).unwrap_or_else(|| {
+                    format!("{} is a symbolic link; weir does not write through it", path.display())
+                }),
+            )
+        } else {
+            io(format!("opening {}", path.display()))(e)
+        }
+    })
+}
+
+/// Creates the folder `dir` inside an output folder `root` weir owns (a table's partition, an
+/// archive's hour), refusing a symbolic link at `dir` or at any folder between it and `root`:
+/// files weir writes there would land in someone else's folder.
+pub(crate) fn create_dir_inside(root: &Path, dir: &Path) -> Result<()> {
+    let rel = dir.strip_prefix(root).unwrap_or(Path::new(""));
+    let mut at = root.to_path_buf();
+    for c in rel.components() {
+        at.push(c);
+        if let Some(p) = symlink_problem(&at) {
+            return Err(Error::config("path", p));
+        }
+    }
+    fs::create_dir_all(dir).map_err(io(format!("creating {}", dir.display())))
 }
 
 /// Refuses a folder weir would delete from when it is a symbolic link.

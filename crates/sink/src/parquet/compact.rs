@@ -107,10 +107,14 @@ fn partitions(table: &Path) -> Result<Vec<(PathBuf, Vec<PathBuf>)>> {
     while let Some(d) = stack.pop() {
         let mut files = Vec::new();
         for e in fs::read_dir(&d).map_err(io(format!("listing {}", d.display())))? {
-            let p = e.map_err(io(format!("listing {}", d.display())))?.path();
-            if p.is_dir() {
+            let e = e.map_err(io(format!("listing {}", d.display())))?;
+            let p = e.path();
+            // The entry's own type: a symbolic link (weir never makes one) is neither walked
+            // into nor merged, so compaction never moves files out of someone's folder.
+            let ty = e.file_type().map_err(io(format!("reading {}", p.display())))?;
+            if ty.is_dir() {
                 stack.push(p);
-            } else if p.extension().is_some_and(|x| x == "parquet") {
+            } else if ty.is_file() && p.extension().is_some_and(|x| x == "parquet") {
                 files.push(p);
             }
         }

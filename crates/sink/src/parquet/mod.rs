@@ -374,7 +374,7 @@ impl ParquetSink {
             self.seq += 1;
             let name = format!("part-{:010}-{:04}.parquet", self.epoch, self.seq);
             let dir = self.staging.join(partition);
-            fs::create_dir_all(&dir).map_err(io(format!("creating {}", dir.display())))?;
+            crate::owned::create_dir_inside(&self.staging, &dir)?;
             let path = dir.join(format!("{name}.inprogress"));
             let f = File::create(&path).map_err(io(format!("creating {}", path.display())))?;
             let schema = self.schema.clone().expect("bound before writing");
@@ -489,7 +489,8 @@ impl ParquetSink {
         if !from.exists() && to.exists() {
             return Ok(());
         }
-        fs::create_dir_all(&dir).map_err(io(format!("creating {}", dir.display())))?;
+        // A partition folder replaced by a link would take the file into someone's folder.
+        crate::owned::create_dir_inside(&self.table, &dir)?;
         fs::rename(&from, &to).map_err(io(format!("committing {}", from.display())))
     }
 

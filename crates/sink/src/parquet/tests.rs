@@ -168,3 +168,43 @@ fn compact_after_merges_old_partitions_in_the_background() {
     assert_eq!(rows, want, "every row once");
     assert!(files.len() < 12, "small files merged: {files:?}");
 }
+
+/// Issue 36: a partition folder replaced by a symbolic link to a user's folder got the next
+/// run's files written into it. weir never makes a link, so it never writes through one: the
+/// run fails with the link named and the user's folder is left as it was.
+#[test]
+fn a_partition_folder_replaced_by_a_link_is_refused() {
+    let d = tempfile::tempdir().unwrap();
+    let c = cfg(d.path());
+    let mut s = ParquetSink::create(&c).unwrap();
+    s.write(&batch(&[(0, 1)])).unwrap();
+    s.finish().unwrap();
+    let users = d.path().join("users");
+    fs::create_dir(&users).unwrap();
+    fs::write(users.join("notes.txt"), "mine").unwrap();
+    let part = c.path.join("dt=1970-01-01/hour=00");
+    fs::remove_dir_all(&part).unwrap();
+    std::os::unix::fs::symlink(&users, &part).unwrap();
+
+    for checkpointed in [false, true] {
+        let mut s = ParquetSink::create(&c).unwrap();
+        if checkpointed {
+            s.recover(None).unwrap();
+        }
+        s.write(&batch(&[(0, 2)])).unwrap();
+        let e = if checkpointed {
+            s.pre_commit(1).and_then(|_| s.commit(1)).unwrap_err()
+        } else {
+            s.finish().unwrap_err()
+        };
+        assert!(e.to_string().contains("symbolic link"), "{e}");
+        let mut names: Vec<_> = fs::read_dir(&users)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["notes.txt"], "checkpointed: {checkpointed}");
+    }
+    // Compaction does not walk into it either.
+    assert!(fs::symlink_metadata(&part).unwrap().file_type().is_symlink());
+}
