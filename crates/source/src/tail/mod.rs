@@ -6,7 +6,12 @@
 //! - **Rotation** (the file renamed away, a new one created at the path): the old file is read
 //!   to its end through the descriptor held open, then rotated files written since the last
 //!   look (found in the directory by name prefix, identity and modification time: two
-//!   rotations between two looks) are read whole, then the new file from its start.
+//!   rotations between two looks) are read, then the new file from its start. Every byte is
+//!   read once however fast files rotate: each file left behind is remembered by identity,
+//!   first bytes and how far it was read, so a rotated file seen again is read on from there
+//!   (its writer may still append to it) or skipped, never read twice; and when the path has
+//!   rotated again while the backlog was read, the directory is looked at again before the
+//!   file now at the path is opened.
 //! - **Restart** after a rotation while weir was stopped: the checkpoint's file is found in the
 //!   directory by its identity (device, inode) and read from the checkpointed offset to its
 //!   end before the current file.
@@ -15,7 +20,7 @@
 //!   (the last bytes read no longer match); reading restarts at 0 with a warning that says
 //!   how much may have been missed.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::fs::File;
 use std::io::{Seek, SeekFrom};
 use std::os::unix::fs::{FileExt, MetadataExt};
@@ -60,17 +65,37 @@ pub struct TailConfig {
 /// Bytes before the read position kept to recognise the file later.
 const MARK: usize = 64;
 
+/// A file identity: (device, inode).
+type FileId = (u64, u64);
+
+/// A rotated file to read: the open file, its identity, its path and where to start.
+struct Rotated {
+    file: File,
+    id: FileId,
+    path: PathBuf,
+    from: u64,
+}
+
+/// A file weir has stopped reading: how far it was read and its first bytes (an inode can be
+/// reused by a new file once the old one is removed; the first bytes tell them apart).
+struct Left {
+    offset: u64,
+    head: Vec<u8>,
+}
+
 /// The followed file.
 pub struct TailSource {
     cfg: TailConfig,
     file: Option<File>,
-    id: Option<(u64, u64)>,
+    id: Option<FileId>,
     offset: u64,
     opened_once: bool,
     /// The file being read is a rotated one: at its end, go on with the backlog or the path.
     draining: bool,
     /// Rotated files to read to their end before the file at the path.
-    backlog: VecDeque<(File, (u64, u64), PathBuf)>,
+    backlog: VecDeque<Rotated>,
+    /// Files left behind (rotated away), by identity: never read twice.
+    left: HashMap<FileId, Left>,
     /// The last bytes read, ending at `offset`.
     mark: Vec<u8>,
     /// The last read ended at the end of the file.
@@ -98,6 +123,7 @@ impl TailSource {
             opened_once: false,
             draining: false,
             backlog: VecDeque::new(),
+            left: HashMap::new(),
             mark: Vec::new(),
             at_end: false,
             seen_len: 0,
@@ -193,21 +219,51 @@ impl TailSource {
         Ok(())
     }
 
+    /// Remembers how far the file being read was read, before weir turns to another.
+    fn leave(&mut self) {
+        if let (Some(f), Some(id)) = (&self.file, self.id) {
+            let mut head = vec![0; self.offset.min(MARK as u64) as usize];
+            if f.read_exact_at(&mut head, 0).is_err() {
+                head.clear();
+            }
+            self.left.insert(
+                id,
+                Left {
+                    offset: self.offset,
+                    head,
+                },
+            );
+        }
+    }
+
     /// At the end of the file being read: go on with the next rotated file, notice a rotation
     /// or a truncation. Returns whether there may be more to read now.
     fn next_file(&mut self) -> Result<bool> {
         if self.draining {
-            return match self.backlog.pop_front() {
-                Some((f, id, path)) => {
-                    tracing::info!(file = %path.display(), "reading a rotated file to its end");
-                    self.file = Some(f);
-                    self.id = Some(id);
-                    self.offset = 0;
-                    self.mark.clear();
-                    Ok(true)
-                }
-                None => self.open(),
-            };
+            self.leave();
+            if let Some(r) = self.backlog.pop_front() {
+                tracing::info!(file = %r.path.display(), from = r.from, "reading a rotated file to its end");
+                self.file = Some(r.file);
+                self.id = Some(r.id);
+                self.seek_to(r.from)?;
+                return Ok(true);
+            }
+            // The path may have rotated again while the backlog was read: what went away
+            // meanwhile comes before the file now at the path.
+            let at_path = std::fs::metadata(&self.cfg.path)
+                .ok()
+                .and_then(|m| crate::file_id(&m));
+            self.backlog = rotated_since(
+                &self.dir(),
+                &self.cfg.path,
+                self.confirmed,
+                &[at_path],
+                &mut self.left,
+            );
+            if !self.backlog.is_empty() {
+                return self.next_file();
+            }
+            return self.open();
         }
         let meta = match std::fs::metadata(&self.cfg.path) {
             Ok(m) => m,
@@ -219,10 +275,20 @@ impl TailSource {
         }
         // Rotated: the held file has been read to its end. Files rotated since the last look
         // come first, oldest first, then the file now at the path.
-        let skip = [self.id, crate::file_id(&meta)];
-        self.backlog = rotated_since(&self.dir(), &self.cfg.path, self.confirmed, &skip);
+        self.leave();
+        let skip = [crate::file_id(&meta)];
+        self.backlog = rotated_since(
+            &self.dir(),
+            &self.cfg.path,
+            self.confirmed,
+            &skip,
+            &mut self.left,
+        );
         tracing::info!(path = %self.cfg.path.display(), rotated_files_to_read = self.backlog.len(), "file rotated; reading the new file from its start");
         self.draining = true;
+        // The held file was left where it ended; the backlog has it again if it grew since.
+        self.file = None;
+        self.id = None;
         self.next_file()
     }
 }
@@ -251,48 +317,72 @@ fn dir_of(path: &Path) -> PathBuf {
 
 /// Uncompressed files next to `path` named like its rotations (`access.log.1`,
 /// `access.log-20261201`) written to since `since`, except the identities in `skip`, oldest
-/// first, opened.
+/// first, opened, each to be read from where weir left it (`left`) or from its start. A file
+/// left and not grown since is not listed; `left` forgets files no longer in `dir`.
 fn rotated_since(
     dir: &Path,
     path: &Path,
     since: SystemTime,
-    skip: &[Option<(u64, u64)>],
-) -> VecDeque<(File, (u64, u64), PathBuf)> {
+    skip: &[Option<FileId>],
+    left: &mut HashMap<FileId, Left>,
+) -> VecDeque<Rotated> {
     let Some(name) = path.file_name().map(|n| n.to_string_lossy().into_owned()) else {
         return VecDeque::new();
     };
     let Ok(entries) = std::fs::read_dir(dir) else {
         return VecDeque::new();
     };
-    let mut found: Vec<(SystemTime, File, (u64, u64), PathBuf)> = Vec::new();
+    let mut found: Vec<(SystemTime, Rotated)> = Vec::new();
+    let mut present = std::collections::HashSet::new();
     for e in entries.flatten() {
         let n = e.file_name().to_string_lossy().into_owned();
+        let Ok(meta) = e.metadata() else { continue };
+        let id = (meta.dev(), meta.ino());
+        present.insert(id);
         let rotation = n.len() > name.len()
             && n.starts_with(&name)
             && matches!(n.as_bytes()[name.len()], b'.' | b'-' | b'_');
         let compressed = [".gz", ".bz2", ".xz", ".zst", ".lz4", ".z"]
             .iter()
             .any(|x| n.ends_with(x));
-        if !rotation || compressed {
+        if !rotation || compressed || !meta.is_file() || skip.contains(&Some(id)) {
             continue;
         }
-        let Ok(meta) = e.metadata() else { continue };
-        let id = (meta.dev(), meta.ino());
         let Ok(mtime) = meta.modified() else { continue };
         // A second of slack for coarse file-system clocks.
-        let recent = mtime + std::time::Duration::from_secs(1) >= since;
-        if meta.is_file() && recent && !skip.contains(&Some(id)) {
-            if let Ok(f) = File::open(e.path()) {
-                found.push((mtime, f, id, e.path()));
-            }
+        if mtime + std::time::Duration::from_secs(1) < since {
+            continue;
         }
+        let Ok(f) = File::open(e.path()) else { continue };
+        let from = match left.get(&id) {
+            Some(l) => {
+                let mut head = vec![0; l.head.len()];
+                let same = f.read_exact_at(&mut head, 0).is_ok() && head == l.head;
+                match (same, meta.len() > l.offset) {
+                    (true, true) => l.offset, // its writer went on after the rename
+                    (true, false) => continue, // read to its end already
+                    (false, _) => 0,          // a new file in a reused inode
+                }
+            }
+            None => 0,
+        };
+        found.push((
+            mtime,
+            Rotated {
+                file: f,
+                id,
+                path: e.path(),
+                from,
+            },
+        ));
     }
+    left.retain(|id, _| present.contains(id));
     found.sort_by_key(|f| f.0);
-    found.into_iter().map(|(_, f, id, p)| (f, id, p)).collect()
+    found.into_iter().map(|(_, r)| r).collect()
 }
 
 /// The file in `dir` with identity `id`, if one is there.
-fn find_by_id(dir: &Path, id: (u64, u64)) -> Option<(File, PathBuf)> {
+fn find_by_id(dir: &Path, id: FileId) -> Option<(File, PathBuf)> {
     for e in std::fs::read_dir(dir).ok()?.flatten() {
         let Ok(meta) = e.metadata() else { continue };
         if meta.is_file() && (meta.dev(), meta.ino()) == id {
@@ -378,7 +468,8 @@ impl Source for TailSource {
                 // Then whatever else was rotated since, then the file at the path.
                 let skip = [Some(id), current_id];
                 let since = f_mtime(&path).unwrap_or(SystemTime::UNIX_EPOCH);
-                self.backlog = rotated_since(&self.dir(), &self.cfg.path, since, &skip);
+                self.backlog =
+                    rotated_since(&self.dir(), &self.cfg.path, since, &skip, &mut self.left);
                 self.draining = true;
                 Ok(())
             }
