@@ -962,3 +962,36 @@ fn trends_example_ranks_and_its_changes_replay_to_the_lists() {
     let replayed: Vec<(i64, String, i64)> = list.into_iter().map(|(r, (i, n))| (r, i, n)).collect();
     assert_eq!(replayed, last);
 }
+
+/// Issue 36: a CSV whose header lacks a declared field sent every line to the dead letters
+/// and the run exited 0. No row of such an input can parse: the run fails with the reason and
+/// the key path, and the header line is in the dead letters.
+#[test]
+fn a_csv_header_without_a_declared_field_fails_the_run() {
+    let d = tempfile::tempdir().unwrap();
+    std::fs::write(
+        d.path().join("in.csv"),
+        "time,status\n804571201,200\n804571202,404\n",
+    )
+    .unwrap();
+    let p = d.path().join("p.toml");
+    std::fs::write(
+        &p,
+        format!(
+            "[source.rows]\ntype = \"file\"\npath = \"{0}/in.csv\"\n\
+             format = {{ type = \"csv\", fields = [{{ name = \"ts\", type = \"timestamp_s\" }}, \
+             {{ name = \"status\", type = \"uint\" }}] }}\n\
+             [sink.out]\ntype = \"jsonl\"\ninput = \"rows\"\npath = \"{0}/out.jsonl\"\n\
+             [sink.bad]\ntype = \"jsonl\"\ninput = \"rows.errors\"\npath = \"{0}/bad.jsonl\"\n",
+            d.path().display()
+        ),
+    )
+    .unwrap();
+    let out = weir().arg("run").arg(&p).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("source.rows.format"), "{err}");
+    assert!(err.contains("has no column \"ts\""), "{err}");
+    let bad = std::fs::read_to_string(d.path().join("bad.jsonl")).unwrap_or_default();
+    assert!(bad.contains("header has no column"), "{bad}");
+}

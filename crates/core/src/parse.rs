@@ -23,6 +23,13 @@ pub trait Parser: Send {
     /// Takes the parsed rows as a batch.
     fn finish(&mut self) -> RecordBatch;
 
+    /// Why no later line of this input can become a row, if that is so (a CSV header without
+    /// a declared column): the run stops with this error instead of sending every line to
+    /// the dead letters and ending as if all were well.
+    fn fatal(&self) -> Option<String> {
+        None
+    }
+
     /// Takes what the parser counted besides rows and dead letters since the last call.
     fn take_counts(&mut self) -> ParseCounts {
         ParseCounts::default()

@@ -214,6 +214,16 @@ impl Parser for CsvParser {
         !self.cfg.header
     }
 
+    fn fatal(&self) -> Option<String> {
+        self.broken_header.as_ref().map(|why| {
+            format!(
+                "{why}, so no record of this input can be read (the header line went to the \
+                 dead letters): name the columns in `fields` as the header does, or set \
+                 header = false"
+            )
+        })
+    }
+
     fn take_counts(&mut self) -> ParseCounts {
         ParseCounts {
             blank: std::mem::take(&mut self.blank),

@@ -152,6 +152,16 @@ fn csv_malformed_corpus() {
             "2: the header on line 1 has no column \"ts\""
         ]
     );
+    // Issue 36: no later line can parse, so the runtime stops the run with this.
+    let cfg: FormatConfig = serde_json::from_str(CSV).unwrap();
+    let mut p = build_parser(&cfg, None).unwrap();
+    assert_eq!(p.fatal(), None, "nothing read yet");
+    p.parse_chunk(b"time,status\n", 1, &mut DeadLetters::new("t"));
+    let why = p.fatal().expect("a header without a declared column is fatal");
+    assert!(why.contains("has no column \"ts\""), "{why}");
+    let mut good = build_parser(&cfg, None).unwrap();
+    good.parse_chunk(b"ts,status,path\nx,1,/\n", 1, &mut DeadLetters::new("t"));
+    assert_eq!(good.fatal(), None, "a bad row is not fatal");
 }
 
 #[test]

@@ -594,6 +594,11 @@ impl SourceNode<'_> {
                 .parser
                 .parse_chunk(chunk, self.line_no, &mut self.dead);
             self.line_no += lines;
+            if let Some(why) = self.spec.parser.fatal() {
+                // The line that shows why goes out first (the errors output keeps it).
+                self.flush_dead()?;
+                return Err(Error::config(format!("source.{}.format", self.spec.name), why));
+            }
             let counts = self.spec.parser.take_counts();
             let batch = self.spec.parser.finish();
             return self.deliver(lines, counts, batch, None, Splits::new(), None);
