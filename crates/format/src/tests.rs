@@ -157,7 +157,9 @@ fn csv_malformed_corpus() {
     let mut p = build_parser(&cfg, None).unwrap();
     assert_eq!(p.fatal(), None, "nothing read yet");
     p.parse_chunk(b"time,status\n", 1, &mut DeadLetters::new("t"));
-    let why = p.fatal().expect("a header without a declared column is fatal");
+    let why = p
+        .fatal()
+        .expect("a header without a declared column is fatal");
     assert!(why.contains("has no column \"ts\""), "{why}");
     let mut good = build_parser(&cfg, None).unwrap();
     good.parse_chunk(b"ts,status,path\nx,1,/\n", 1, &mut DeadLetters::new("t"));

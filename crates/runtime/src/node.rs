@@ -597,7 +597,10 @@ impl SourceNode<'_> {
             if let Some(why) = self.spec.parser.fatal() {
                 // The line that shows why goes out first (the errors output keeps it).
                 self.flush_dead()?;
-                return Err(Error::config(format!("source.{}.format", self.spec.name), why));
+                return Err(Error::config(
+                    format!("source.{}.format", self.spec.name),
+                    why,
+                ));
             }
             let counts = self.spec.parser.take_counts();
             let batch = self.spec.parser.finish();

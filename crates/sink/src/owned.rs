@@ -125,7 +125,10 @@ pub(crate) fn open_nofollow(path: &Path, opts: &mut fs::OpenOptions) -> Result<f
             Error::config(
                 "path",
                 link_problem(path).unwrap_or_else(|| {
-                    format!("{} is a symbolic link; weir does not write through it", path.display())
+                    format!(
+                        "{} is a symbolic link; weir does not write through it",
+                        path.display()
+                    )
                 }),
             )
         } else {

@@ -199,7 +199,11 @@ fn a_fresh_start_removes_only_what_weir_wrote() {
     checkpointed_run();
     checkpointed_run();
     for u in &users {
-        assert_eq!(fs::read_to_string(u).unwrap(), "the user's own file", "{u:?}");
+        assert_eq!(
+            fs::read_to_string(u).unwrap(),
+            "the user's own file",
+            "{u:?}"
+        );
     }
     let runs = fs::read_to_string(c.path.join(RUNS_FILE)).unwrap();
     assert_eq!(runs.lines().count(), 2, "{runs}");
@@ -210,7 +214,9 @@ fn a_fresh_start_removes_only_what_weir_wrote() {
         .filter(|(_, n)| runs.lines().any(|r| n.contains(r)))
         .collect();
     assert_eq!(ours.len(), 2, "{ours:?}");
-    assert!(ours.iter().all(|(_, n)| n.contains(runs.lines().last().unwrap())));
+    assert!(ours
+        .iter()
+        .all(|(_, n)| n.contains(runs.lines().last().unwrap())));
 
     // An archive without the list (written before it existed) keeps all its files.
     fs::remove_file(c.path.join(RUNS_FILE)).unwrap();
@@ -224,10 +230,17 @@ fn part_names_are_matched_whole() {
         ["19950701T000000123Z".to_string()].into_iter().collect();
     let own = |n: &str| is_own_part(n, &runs);
     assert!(own("part-19950701T000000123Z-0000000003-000001.jsonl.gz"));
-    assert!(own("part-19950701T000000123Z-0000000003-000001.log.zst.inprogress"));
+    assert!(own(
+        "part-19950701T000000123Z-0000000003-000001.log.zst.inprogress"
+    ));
     assert!(own("part-19950701T000000123Z-0000000003-000001.log"));
-    assert!(!own("part-19950701T000000124Z-0000000003-000001.jsonl.gz"), "another run");
-    assert!(!own("part-19950701T000000123Z-0000000003-000001.jsonl.gz.bak"));
+    assert!(
+        !own("part-19950701T000000124Z-0000000003-000001.jsonl.gz"),
+        "another run"
+    );
+    assert!(!own(
+        "part-19950701T000000123Z-0000000003-000001.jsonl.gz.bak"
+    ));
     assert!(!own("part-19950701T000000123Z-3-1.jsonl.gz"));
     assert!(!own("part-19950701T000000123Z-0000000003-000001"));
     assert!(!own("part-2024-report.txt"));

@@ -111,7 +111,9 @@ fn partitions(table: &Path) -> Result<Vec<(PathBuf, Vec<PathBuf>)>> {
             let p = e.path();
             // The entry's own type: a symbolic link (weir never makes one) is neither walked
             // into nor merged, so compaction never moves files out of someone's folder.
-            let ty = e.file_type().map_err(io(format!("reading {}", p.display())))?;
+            let ty = e
+                .file_type()
+                .map_err(io(format!("reading {}", p.display())))?;
             if ty.is_dir() {
                 stack.push(p);
             } else if ty.is_file() && p.extension().is_some_and(|x| x == "parquet") {

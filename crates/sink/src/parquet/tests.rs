@@ -206,5 +206,8 @@ fn a_partition_folder_replaced_by_a_link_is_refused() {
         assert_eq!(names, ["notes.txt"], "checkpointed: {checkpointed}");
     }
     // Compaction does not walk into it either.
-    assert!(fs::symlink_metadata(&part).unwrap().file_type().is_symlink());
+    assert!(fs::symlink_metadata(&part)
+        .unwrap()
+        .file_type()
+        .is_symlink());
 }

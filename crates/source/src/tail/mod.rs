@@ -353,15 +353,17 @@ fn rotated_since(
         if mtime + std::time::Duration::from_secs(1) < since {
             continue;
         }
-        let Ok(f) = File::open(e.path()) else { continue };
+        let Ok(f) = File::open(e.path()) else {
+            continue;
+        };
         let from = match left.get(&id) {
             Some(l) => {
                 let mut head = vec![0; l.head.len()];
                 let same = f.read_exact_at(&mut head, 0).is_ok() && head == l.head;
                 match (same, meta.len() > l.offset) {
-                    (true, true) => l.offset, // its writer went on after the rename
+                    (true, true) => l.offset,  // its writer went on after the rename
                     (true, false) => continue, // read to its end already
-                    (false, _) => 0,          // a new file in a reused inode
+                    (false, _) => 0,           // a new file in a reused inode
                 }
             }
             None => 0,

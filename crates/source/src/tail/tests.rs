@@ -208,7 +208,10 @@ fn fast_rotation_reads_every_line_once() {
     let deadline = std::time::Instant::now() + StdDuration::from_secs(60);
     let want = files * per_file;
     while got.iter().filter(|&&b| b == b'\n').count() < want {
-        assert!(std::time::Instant::now() < deadline, "lines missing after 60 s");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "lines missing after 60 s"
+        );
         src.read(&mut got, StdDuration::from_millis(20)).unwrap();
     }
     writer.join().unwrap();
@@ -222,12 +225,11 @@ fn fast_rotation_reads_every_line_once() {
     assert_eq!(seen.len(), want, "every line once, no copies");
     // Within a file lines keep their order.
     for f in 0..files {
-        let of_file: Vec<usize> = seen
-            .iter()
-            .copied()
-            .filter(|n| n / per_file == f)
-            .collect();
-        assert!(of_file.windows(2).all(|w| w[0] < w[1]), "file {f}: {of_file:?}");
+        let of_file: Vec<usize> = seen.iter().copied().filter(|n| n / per_file == f).collect();
+        assert!(
+            of_file.windows(2).all(|w| w[0] < w[1]),
+            "file {f}: {of_file:?}"
+        );
     }
     seen.sort_unstable();
     assert_eq!(seen, (0..want).collect::<Vec<_>>());
