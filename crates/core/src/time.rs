@@ -14,6 +14,7 @@ pub const MIN_TIME: Millis = i64::MIN;
 pub const MAX_TIME: Millis = i64::MAX;
 
 /// Days since 1970-01-01 of a proleptic Gregorian date (`month` 1..=12, `day` 1..=31).
+#[inline]
 pub const fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
     let y = if month <= 2 { year - 1 } else { year };
     let era = if y >= 0 { y } else { y - 399 } / 400;
@@ -25,6 +26,7 @@ pub const fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
 }
 
 /// The (year, month, day) of a day number since 1970-01-01.
+#[inline]
 pub const fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let z = z + 719_468;
     let era = if z >= 0 { z } else { z - 146_096 } / 146_097;
@@ -39,6 +41,7 @@ pub const fn civil_from_days(z: i64) -> (i64, u32, u32) {
 }
 
 /// Number of days in `month` of `year`.
+#[inline]
 pub const fn days_in_month(year: i64, month: u32) -> u32 {
     match month {
         1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
