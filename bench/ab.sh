@@ -42,7 +42,7 @@ echo "# $(date -u +%Y-%m-%dT%H:%MZ) $(nproc) cores, $(grep -m1 'model name' /pro
 echo "# A = $A"
 echo "# B = $B"
 printf "%-4s %12s %12s %12s %12s %10s %10s %8s\n" wl "A median s" "B median s" "A events/s" "B events/s" "A RSS MiB" "B RSS MiB" "B/A"
-for wl in w1 w2 w3; do
+for wl in ${WORKLOADS:-w1 w2 w3}; do
   IN=$(input_of "$wl")
   for _ in $(seq "$REPEAT"); do
     run "$A" a "$wl" "$IN"
