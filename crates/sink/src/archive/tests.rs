@@ -137,6 +137,17 @@ fn round_trip_into_hour_folders() {
     );
 }
 
+/// A checkpointed run that starts without a checkpoint, writes `recs` and commits them.
+fn checkpointed_run(c: &ArchiveConfig, recs: &[(i64, String)]) {
+    let mut s = ArchiveSink::new(c);
+    s.recover(None).unwrap();
+    s.write(&batch(recs)).unwrap();
+    s.on_watermark(i64::MAX).unwrap();
+    s.pre_commit(1).unwrap();
+    s.commit(1).unwrap();
+    s.finish().unwrap();
+}
+
 /// Issue 10: `--reset-state` replays the input, and the archive kept the finished files of
 /// the run before it, so every record was there twice. A checkpointed start without a
 /// checkpoint removes the part files (only those) before it writes again.
@@ -145,15 +156,7 @@ fn a_start_without_checkpoint_replaces_the_archive() {
     let dir = tempfile::tempdir().unwrap();
     let c = cfg(dir.path());
     let recs = records(&[T0, T0 + 5 * MIN, T0 + 61 * MIN, T0 + 130 * MIN]);
-    let checkpointed_run = || {
-        let mut s = ArchiveSink::new(&c);
-        s.recover(None).unwrap();
-        s.write(&batch(&recs)).unwrap();
-        s.on_watermark(i64::MAX).unwrap();
-        s.pre_commit(1).unwrap();
-        s.commit(1).unwrap();
-        s.finish().unwrap();
-    };
+    let checkpointed_run = || checkpointed_run(&c, &recs);
     checkpointed_run();
     let mine = c.path.join("dt=1995-07-01/hour=00/notes.txt");
     fs::write(&mine, "the user's own file").unwrap();
@@ -187,15 +190,7 @@ fn a_fresh_start_removes_only_what_weir_wrote() {
         fs::write(u, "the user's own file").unwrap();
     }
     let recs = records(&[T0, T0 + 5 * MIN, T0 + 61 * MIN]);
-    let checkpointed_run = || {
-        let mut s = ArchiveSink::new(&c);
-        s.recover(None).unwrap();
-        s.write(&batch(&recs)).unwrap();
-        s.on_watermark(i64::MAX).unwrap();
-        s.pre_commit(1).unwrap();
-        s.commit(1).unwrap();
-        s.finish().unwrap();
-    };
+    let checkpointed_run = || checkpointed_run(&c, &recs);
     checkpointed_run();
     checkpointed_run();
     for u in &users {

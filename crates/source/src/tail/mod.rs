@@ -318,7 +318,8 @@ fn dir_of(path: &Path) -> PathBuf {
 /// Uncompressed files next to `path` named like its rotations (`access.log.1`,
 /// `access.log-20261201`) written to since `since`, except the identities in `skip`, oldest
 /// first, opened, each to be read from where weir left it (`left`) or from its start. A file
-/// left and not grown since is not listed; `left` forgets files no longer in `dir`.
+/// left and not grown since is not listed; `left` forgets files no longer there under such a
+/// name.
 fn rotated_since(
     dir: &Path,
     path: &Path,
@@ -336,16 +337,20 @@ fn rotated_since(
     let mut present = std::collections::HashSet::new();
     for e in entries.flatten() {
         let n = e.file_name().to_string_lossy().into_owned();
-        let Ok(meta) = e.metadata() else { continue };
-        let id = (meta.dev(), meta.ino());
-        present.insert(id);
         let rotation = n.len() > name.len()
             && n.starts_with(&name)
             && matches!(n.as_bytes()[name.len()], b'.' | b'-' | b'_');
         let compressed = [".gz", ".bz2", ".xz", ".zst", ".lz4", ".z"]
             .iter()
             .any(|x| n.ends_with(x));
-        if !rotation || compressed || !meta.is_file() || skip.contains(&Some(id)) {
+        if !rotation || compressed {
+            continue;
+        }
+        // Only files named like rotations are looked at (a log folder holds many others).
+        let Ok(meta) = e.metadata() else { continue };
+        let id = (meta.dev(), meta.ino());
+        present.insert(id);
+        if !meta.is_file() || skip.contains(&Some(id)) {
             continue;
         }
         let Ok(mtime) = meta.modified() else { continue };
